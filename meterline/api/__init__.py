@@ -1,0 +1,1 @@
+"""HTTP adapter: the ASGI app (usage ingestion, quotes, health, admin API)."""

@@ -1,0 +1,178 @@
+"""Admin API (admin token): tenants, keys, prices, FX rates, usage records, rerating."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from meterline.api.auth import admin
+from meterline.api.http import JsonResponse, json_body
+from meterline.api.state import state
+from meterline.domain.events import parse_timestamp
+from meterline.domain.money import format_decimal
+from meterline.errors import InvalidInput
+from meterline.services import prices as price_service
+from meterline.services.records import record_json
+from meterline.store import accounts, ledger, pricing
+
+router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])
+
+
+class TenantIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    currency: str = "USD"
+    timezone: str = "UTC"
+
+
+class KeyIn(BaseModel):
+    tenant: str
+    user: str | None = None
+    models: list[str] | None = None
+    name: str | None = None
+    expires_at: datetime | None = None
+
+
+class FxIn(BaseModel):
+    base: str
+    quote: str
+    rate: str = Field(description="decimal string, e.g. \"7.1\"")
+    effective_from: datetime | None = None
+
+
+def _run(request: Request) -> Any:
+    return state(request).engine
+
+
+@router.post("/tenants", status_code=201, summary="Create a tenant")
+async def create_tenant(body: TenantIn, request: Request) -> JsonResponse:
+    def work() -> dict[str, Any]:
+        with _run(request).begin() as conn:
+            return accounts.create_tenant(conn, body.name, body.currency, body.timezone).to_json()
+    return JsonResponse(await run_in_threadpool(work), status_code=201)
+
+
+@router.get("/tenants", summary="List tenants")
+async def list_tenants(request: Request) -> JsonResponse:
+    def work() -> list[dict[str, Any]]:
+        with _run(request).connect() as conn:
+            return [t.to_json() for t in accounts.list_tenants(conn)]
+    return JsonResponse({"tenants": await run_in_threadpool(work)})
+
+
+@router.get("/tenants/{tenant}/users", summary="List a tenant's users")
+async def list_users(tenant: str, request: Request) -> JsonResponse:
+    def work() -> list[str]:
+        with _run(request).connect() as conn:
+            return accounts.list_users(conn, tenant)
+    return JsonResponse({"users": await run_in_threadpool(work)})
+
+
+@router.post("/keys", status_code=201, summary="Create an API key (the key is shown once)")
+async def create_key(body: KeyIn, request: Request) -> JsonResponse:
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise InvalidInput("expires_at: needs a timezone (e.g. Z)", field="expires_at")
+
+    def work() -> dict[str, Any]:
+        with _run(request).begin() as conn:
+            secret, key = accounts.create_key(conn, body.tenant, user_id=body.user,
+                                              models=body.models, name=body.name,
+                                              expires_at=body.expires_at)
+        return {"key": secret, **key.to_json()}
+    return JsonResponse(await run_in_threadpool(work), status_code=201)
+
+
+@router.get("/keys", summary="List API keys (never the keys themselves)")
+async def list_keys(request: Request, tenant: str | None = None) -> JsonResponse:
+    def work() -> list[dict[str, Any]]:
+        with _run(request).connect() as conn:
+            return [k.to_json() for k in accounts.list_keys(conn, tenant)]
+    return JsonResponse({"keys": await run_in_threadpool(work)})
+
+
+@router.post("/keys/{key_id}/revoke", summary="Revoke an API key")
+async def revoke_key(key_id: str, request: Request) -> JsonResponse:
+    def work() -> dict[str, Any]:
+        with _run(request).begin() as conn:
+            return accounts.revoke_key(conn, key_id).to_json()
+    return JsonResponse(await run_in_threadpool(work))
+
+
+@router.get("/prices", summary="List price versions")
+async def list_prices(request: Request, model: str | None = None) -> JsonResponse:
+    book = state(request).metering.book
+    if model is not None:
+        model = book.resolve(model)
+    return JsonResponse({"versions": [v.to_json() | {"id": v.id} for v in book.versions(model)]})
+
+
+@router.post("/prices", status_code=201, summary="Add a price version (catalog entry shape)")
+async def add_price(request: Request) -> JsonResponse:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
+    version = await run_in_threadpool(price_service.add_version, _run(request), body)
+    state(request).metering.refresh(force=True)
+    return JsonResponse(version.to_json() | {"id": version.id}, status_code=201)
+
+
+@router.post("/prices/import", summary="Import a price file (?format=litellm|meterline)")
+async def import_prices(request: Request, format: str = "litellm") -> JsonResponse:
+    raw = await request.body()
+    summary = await run_in_threadpool(price_service.import_file, _run(request), raw, format)
+    state(request).metering.refresh(force=True)
+    return JsonResponse(summary.to_json())
+
+
+@router.get("/fx", summary="List FX rates")
+async def list_fx(request: Request) -> JsonResponse:
+    def work() -> list[dict[str, str]]:
+        with _run(request).connect() as conn:
+            return [{"base": r.base, "quote": r.quote, "rate": format_decimal(r.rate),
+                     "effective_from": r.effective_from.isoformat()}
+                    for r in pricing.load_fx(conn).all()]
+    return JsonResponse({"rates": await run_in_threadpool(work)})
+
+
+@router.post("/fx", status_code=201, summary="Add an FX rate: 1 base = rate quote")
+async def set_fx(body: FxIn, request: Request) -> JsonResponse:
+    if body.effective_from is not None and body.effective_from.tzinfo is None:
+        raise InvalidInput("effective_from: needs a timezone (e.g. Z)", field="effective_from")
+    fx = await run_in_threadpool(price_service.set_fx, _run(request), body.base, body.quote,
+                                 body.rate, body.effective_from)
+    state(request).metering.refresh(force=True)
+    return JsonResponse({"base": fx.base, "quote": fx.quote, "rate": format_decimal(fx.rate),
+                         "effective_from": fx.effective_from.isoformat()}, status_code=201)
+
+
+@router.get("/usage", summary="Usage records, filtered")
+async def list_usage(
+    request: Request, tenant: str | None = None, user: str | None = None,
+    key: str | None = None, model: str | None = None, provider: str | None = None,
+    status: str | None = None, request_id: str | None = None,
+    start: str | None = None, end: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> JsonResponse:
+    since = parse_timestamp(start, "start") if start else None
+    until = parse_timestamp(end, "end") if end else None
+    if since and until and until < since:
+        raise InvalidInput("end: must not be before start", field="end")
+
+    def work() -> list[dict[str, Any]]:
+        with _run(request).connect() as conn:
+            rows = ledger.list_records(conn, tenant_id=tenant, user_id=user, key_id=key,
+                                       model=model, provider=provider, status=status,
+                                       request_id=request_id, since=since, until=until,
+                                       limit=limit)
+            lines = ledger.lines_of(conn, [r.request_id for r in rows])
+        return [record_json(r, lines[r.request_id]) for r in rows]
+    return JsonResponse({"records": await run_in_threadpool(work)})
+
+
+@router.post("/rerate", summary="Price unpriced records that now have a price")
+async def rerate(request: Request) -> JsonResponse:
+    priced, left = await run_in_threadpool(state(request).metering.rerate)
+    return JsonResponse({"priced": priced, "still_unpriced": left})

@@ -1,0 +1,86 @@
+"""The one table that maps meterline errors to HTTP answers.
+
+Every answer has OpenAI's error shape ``{"error": {"message", "type", "code"}}`` plus ``field``
+where the error names one. Anything unexpected becomes a 500 without internals in the body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from meterline.api.http import JsonResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from meterline.errors import (
+    AuthError,
+    Conflict,
+    FxRateMissing,
+    InvalidInput,
+    MeterlineError,
+    NotFound,
+    StoreError,
+)
+
+log = logging.getLogger("meterline.api")
+
+#: error class -> (HTTP status, error type); the first matching class in order wins.
+STATUS: Final[list[tuple[type[MeterlineError], int, str]]] = [
+    (InvalidInput, 400, "invalid_request_error"),
+    (AuthError, 401, "authentication_error"),
+    (NotFound, 404, "not_found_error"),
+    (Conflict, 409, "conflict_error"),
+    (FxRateMissing, 422, "invalid_request_error"),
+    (StoreError, 503, "service_unavailable"),
+]
+
+
+def error_body(message: str, type_: str, code: str, field: str | None = None) -> dict[str, object]:
+    error: dict[str, object] = {"message": message, "type": type_, "code": code}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+def answer(exc: MeterlineError) -> JsonResponse:
+    for cls, status, type_ in STATUS:
+        if isinstance(exc, cls):
+            field = exc.context.get("field")
+            body = error_body(exc.message, type_, exc.code, field)
+            if "candidates" in exc.context:
+                body["error"]["candidates"] = exc.context["candidates"]  # type: ignore[index]
+            return JsonResponse(body, status_code=status)
+    log.error("unmapped meterline error: %r", exc)
+    return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
+
+
+def install(app: FastAPI) -> None:
+    async def on_meterline(_: Request, exc: Exception) -> JsonResponse:
+        assert isinstance(exc, MeterlineError)
+        return answer(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> JsonResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return JsonResponse(error_body(message, "invalid_request_error", "invalid_request",
+                                         where or None), status_code=400)
+
+    async def on_http(_: Request, exc: Exception) -> JsonResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error")
+        return JsonResponse(error_body(str(exc.detail), "invalid_request_error", code),
+                              status_code=exc.status_code, headers=exc.headers)
+
+    async def on_unexpected(_: Request, exc: Exception) -> JsonResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
+
+    app.add_exception_handler(MeterlineError, on_meterline)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,158 @@
+"""``meterline tenants …``, ``keys …`` and ``fx …``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.domain.events import parse_timestamp
+from meterline.domain.money import format_decimal
+from meterline.services.prices import set_fx
+from meterline.store import accounts, pricing
+
+
+@click.group()
+def tenants() -> None:
+    """Create and list tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--currency", default="USD", show_default=True, help="Billing currency.")
+@click.option("--timezone", default="UTC", show_default=True, help="Billing-cycle timezone.")
+@json_option
+@pass_context
+@handle_errors
+def tenants_create(ctx: Context, name: str, currency: str, timezone: str, as_json: bool) -> None:
+    """Create tenant NAME."""
+    with ctx.ready_engine().begin() as conn:
+        tenant = accounts.create_tenant(conn, name, currency, timezone)
+    if as_json:
+        emit_json(tenant.to_json())
+    else:
+        click.echo(f"tenant {tenant.id} created ({tenant.currency}, {tenant.timezone})")
+
+
+@tenants.command("list")
+@json_option
+@pass_context
+@handle_errors
+def tenants_list(ctx: Context, as_json: bool) -> None:
+    """List tenants."""
+    with ctx.ready_engine().connect() as conn:
+        found = accounts.list_tenants(conn)
+    if as_json:
+        emit_json([t.to_json() for t in found])
+    else:
+        for t in found:
+            click.echo(f"{t.id}\t{t.currency}\t{t.timezone}")
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--tenant", required=True)
+@click.option("--user", default=None, help="Bind the key to this end user.")
+@click.option("--models", default=None, help="Comma list of models the key may use.")
+@click.option("--name", default=None)
+@click.option("--expires", default=None, help="Expiry, ISO 8601.")
+@json_option
+@pass_context
+@handle_errors
+def keys_create(ctx: Context, tenant: str, user: str | None, models: str | None,
+                name: str | None, expires: str | None, as_json: bool) -> None:
+    """Create an API key; the key is printed once and stored hashed."""
+    expires_at = parse_timestamp(expires, "--expires") if expires else None
+    allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    with ctx.ready_engine().begin() as conn:
+        secret, key = accounts.create_key(conn, tenant, user_id=user, models=allowed, name=name,
+                                          expires_at=expires_at)
+    if as_json:
+        emit_json({"key": secret, "id": key.id, **key.to_json()})
+    else:
+        click.echo(f"key id: {key.id}\nkey:    {secret}\n(shown once: store it now)")
+
+
+@keys.command("list")
+@click.option("--tenant", default=None)
+@json_option
+@pass_context
+@handle_errors
+def keys_list(ctx: Context, tenant: str | None, as_json: bool) -> None:
+    """List keys (never the secrets)."""
+    with ctx.ready_engine().connect() as conn:
+        found = accounts.list_keys(conn, tenant)
+    if as_json:
+        emit_json([k.to_json() for k in found])
+    else:
+        for k in found:
+            state = "revoked" if k.revoked_at else "active"
+            click.echo(f"{k.id}\t{k.tenant_id}\t{k.user_id or '-'}\t{k.prefix}…\t{state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@json_option
+@pass_context
+@handle_errors
+def keys_revoke(ctx: Context, key_id: str, as_json: bool) -> None:
+    """Revoke the key KEY_ID."""
+    with ctx.ready_engine().begin() as conn:
+        key = accounts.revoke_key(conn, key_id)
+    if as_json:
+        emit_json(key.to_json())
+    else:
+        click.echo(f"key {key.id} revoked")
+
+
+@click.group()
+def fx() -> None:
+    """Set and list FX rates."""
+
+
+@fx.command("set")
+@click.argument("base")
+@click.argument("quote")
+@click.argument("rate")
+@click.option("--from", "effective", default=None, help="Effective from (ISO); default now.")
+@json_option
+@pass_context
+@handle_errors
+def fx_set(ctx: Context, base: str, quote: str, rate: str, effective: str | None,
+           as_json: bool) -> None:
+    """Add a rate: 1 BASE = RATE QUOTE (e.g. `fx set USD CNY 7.1`)."""
+    when: datetime | None = parse_timestamp(effective, "--from") if effective else None
+    added = set_fx(ctx.ready_engine(), base, quote, rate, when)
+    out = {"base": added.base, "quote": added.quote, "rate": format_decimal(added.rate),
+           "effective_from": added.effective_from.isoformat()}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"1 {added.base} = {out['rate']} {added.quote} from {out['effective_from']}")
+
+
+@fx.command("list")
+@json_option
+@pass_context
+@handle_errors
+def fx_list(ctx: Context, as_json: bool) -> None:
+    """List FX rates."""
+    with ctx.ready_engine().connect() as conn:
+        rates = pricing.load_fx(conn).all()
+    rows = [{"base": r.base, "quote": r.quote, "rate": format_decimal(r.rate),
+             "effective_from": r.effective_from.isoformat()} for r in rates]
+    if as_json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['base']}->{r['quote']}\t{r['rate']}\t{r['effective_from']}")
+
+
+def register(cli: click.Group) -> None:
+    for group in (tenants, keys, fx):
+        cli.add_command(group)

@@ -1,0 +1,98 @@
+"""The ``meterline`` command: one group, subcommands in sibling modules.
+
+Every command reads the same config and database as the server (``--config`` or
+``METERLINE_CONFIG``, ``METERLINE_DATABASE_URL``). Errors print one line to stderr and exit 2 for
+bad input, 1 for anything else meterline knows about; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import cached_property, wraps
+from typing import Any, TypeVar
+
+import click
+import orjson
+from sqlalchemy import Engine
+
+from meterline import __version__
+from meterline.config import Config, load_config
+from meterline.errors import InvalidInput, MeterlineError
+from meterline.services.bootstrap import prepare_database
+from meterline.services.metering import Metering
+from meterline.store.engine import make_engine
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """Lazily built config, engine and metering service for one CLI run."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.config.database_url)
+
+    def ready_engine(self) -> Engine:
+        """The engine, with the schema migrated and the shipped catalog synced."""
+        prepare_database(self.engine)
+        return self.engine
+
+    @cached_property
+    def metering(self) -> Metering:
+        return Metering(self.ready_engine())
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def handle_errors(func: F) -> F:
+    """Turn meterline errors into one clear line and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InvalidInput as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
+        except MeterlineError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="METERLINE_CONFIG", default=None,
+              help="Config file (TOML). Default: $METERLINE_CONFIG.")
+@click.version_option(__version__, prog_name="meterline")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """meterline: LLM API gateway and billing service."""
+    ctx.obj = Context(config_path)
+
+
+def _register() -> None:
+    from meterline.cli import accounts, db, prices, serve, usage
+
+    for module in (serve, db, accounts, prices, usage):
+        module.register(cli)
+
+
+_register()

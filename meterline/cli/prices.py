@@ -1,0 +1,221 @@
+"""``meterline prices …``, ``quote`` and ``rerate``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+from sqlalchemy import func, select
+
+from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.domain.events import parse_timestamp
+from meterline.domain.usage import Usage
+from meterline.errors import InvalidInput
+from meterline.services import prices as price_service
+from meterline.store.ledger import UNPRICED
+from meterline.store.schema import usage_records
+
+
+@click.group()
+def prices() -> None:
+    """List, add, import and update price versions."""
+
+
+@prices.command("list")
+@click.option("--model", default=None, help="One model (provider/model, alias or bare name).")
+@click.option("--provider", default=None)
+@json_option
+@pass_context
+@handle_errors
+def prices_list(ctx: Context, model: str | None, provider: str | None, as_json: bool) -> None:
+    """List price versions (all of them, or one model's history)."""
+    book = ctx.metering.book
+    versions = book.versions(book.resolve(model) if model else None)
+    if provider:
+        versions = [v for v in versions if v.model.startswith(f"{provider}/")]
+    if as_json:
+        emit_json([v.to_json() | {"id": v.id} for v in versions])
+        return
+    for v in versions:
+        shown = ", ".join(f"{m.value} {p.price}/{p.unit_label(m)}" for m, p in v.prices.items())
+        click.echo(f"{v.model}\t{v.effective_from.date()}\t{v.currency}\t{shown}")
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})", field="file") from None
+
+
+@prices.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(price_service.IMPORT_FORMATS),
+              default="litellm", show_default=True)
+@json_option
+@pass_context
+@handle_errors
+def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
+    """Import price versions from FILE (LiteLLM's model_prices JSON or meterline's catalog)."""
+    summary = price_service.import_file(ctx.ready_engine(), _read(file), fmt)
+    if as_json:
+        emit_json(summary.to_json())
+    else:
+        click.echo(f"{summary.added} price versions added, {summary.already_present} already "
+                   f"present, {len(summary.skipped)} entries without prices skipped")
+
+
+@prices.command("add")
+@click.option("--model", required=True, help="provider/model")
+@click.option("--currency", required=True)
+@click.option("--unit", default="1M", show_default=True, type=click.Choice(["1", "1K", "10K",
+                                                                            "1M"]))
+@click.option("--input", "input_price", default=None, help="Price of plain input tokens.")
+@click.option("--cached-input", default=None, help="Price of cache-read input tokens.")
+@click.option("--cache-write", default=None, help="Price of cache-write input tokens.")
+@click.option("--output", "output_price", default=None, help="Price of output tokens.")
+@click.option("--reasoning", default=None, help="Price of reasoning tokens, if separate.")
+@click.option("--characters", default=None)
+@click.option("--images", default=None)
+@click.option("--seconds", default=None)
+@click.option("--requests", default=None)
+@click.option("--minimum-charge", default=None)
+@click.option("--effective-from", default=None, help="ISO date or datetime; default now.")
+@click.option("--file", "file", default=None, help="A JSON price version instead of options.")
+@json_option
+@pass_context
+@handle_errors
+def prices_add(ctx: Context, model: str, currency: str, unit: str, effective_from: str | None,
+               file: str | None, as_json: bool, **meter_prices: str | None) -> None:
+    """Add a price version (a new version never rewrites an older one)."""
+    names = {"input_price": "input_tokens", "cached_input": "cached_input_tokens",
+             "cache_write": "cache_write_tokens", "output_price": "output_tokens",
+             "reasoning": "reasoning_tokens"}
+    minimum = meter_prices.pop("minimum_charge")
+    data: dict[str, Any]
+    if file:
+        loaded = orjson.loads(_read(file))
+        if not isinstance(loaded, dict):
+            raise InvalidInput(f"{file}: must hold one JSON object", field="file")
+        data = loaded
+        data.setdefault("model", model)
+    else:
+        given = {names.get(k, k): v for k, v in meter_prices.items() if v is not None}
+        if not given:
+            raise InvalidInput("give at least one price (--input, --output, --images, …)",
+                               field="prices")
+        when = (parse_timestamp(effective_from, "--effective-from").isoformat()
+                if effective_from else None)
+        data = {"model": model, "currency": currency, "unit": unit, "prices": given,
+                "effective_from": when or datetime.now(UTC).isoformat(),
+                "billing_type": _billing_type(given)}
+        if minimum is not None:
+            data["minimum_charge"] = minimum
+    version = price_service.add_version(ctx.ready_engine(), data)
+    if as_json:
+        emit_json(version.to_json() | {"id": version.id})
+    else:
+        click.echo(f"added {version.id}")
+
+
+def _billing_type(given: dict[str, str]) -> str:
+    for meter, kind in (("characters", "character"), ("images", "count"),
+                        ("seconds", "second")):
+        if meter in given:
+            return kind
+    return "token"
+
+
+@prices.command("update")
+@click.option("--from", "source", required=True, help="A price file or an http(s) URL.")
+@json_option
+@pass_context
+@handle_errors
+def prices_update(ctx: Context, source: str, as_json: bool) -> None:
+    """Add versions effective now for every price that changed (history is kept)."""
+    if source.startswith(("http://", "https://")):
+        try:
+            response = httpx.get(source, timeout=60, follow_redirects=True)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise InvalidInput(f"--from: cannot fetch {source}: {exc}", field="from") from exc
+        raw = response.content
+    else:
+        raw = _read(source)
+    result = price_service.update_from(ctx.ready_engine(), raw)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['added_versions']} versions added: {len(result['new_models'])} new "
+                   f"models, {len(result['changed_models'])} changed, {result['unchanged']} "
+                   "unchanged")
+
+
+@click.command()
+@click.option("--model", required=True)
+@click.option("--input-tokens", type=click.IntRange(min=0), default=0)
+@click.option("--cached-input-tokens", type=click.IntRange(min=0), default=0)
+@click.option("--cache-write-tokens", type=click.IntRange(min=0), default=0)
+@click.option("--output-tokens", type=click.IntRange(min=0), default=0)
+@click.option("--reasoning-tokens", type=click.IntRange(min=0), default=0)
+@click.option("--characters", type=click.IntRange(min=0), default=0)
+@click.option("--images", type=click.IntRange(min=0), default=0)
+@click.option("--seconds", default="0", help="Seconds (may be fractional).")
+@click.option("--attribute", "attributes", multiple=True, help="key=value, e.g. size=1024x1024.")
+@click.option("--at", default=None, help="Price in force at this time (ISO); default now.")
+@json_option
+@pass_context
+@handle_errors
+def quote(ctx: Context, model: str, seconds: str, attributes: tuple[str, ...], at: str | None,
+          as_json: bool, **counts: int) -> None:
+    """Price a call without recording it."""
+    try:
+        seconds_value = Decimal(seconds)
+    except ArithmeticError:
+        raise InvalidInput(f"--seconds: {seconds!r} is not a number", field="seconds") from None
+    usage = Usage.parse({**{k: v for k, v in counts.items() if v}, "seconds": str(seconds_value)})
+    attrs = {}
+    for item in attributes:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--attribute: {item!r} is not key=value", field="attribute")
+        attrs[key] = value
+    when = parse_timestamp(at, "--at") if at else None
+    rating = ctx.metering.quote(model, usage, when, attrs)
+    if as_json:
+        emit_json(rating.to_json())
+        return
+    for line in rating.lines:
+        click.echo(f"{line.meter:<20} {line.quantity} × {line.unit_price}/{line.unit} = "
+                   f"{line.amount}")
+    click.echo(f"total {rating.total}  ({rating.price_version.id})")
+
+
+@click.command()
+@json_option
+@pass_context
+@handle_errors
+def rerate(ctx: Context, as_json: bool) -> None:
+    """Price usage records stored as unpriced, now that prices exist."""
+    metering = ctx.metering
+    with metering.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(usage_records)
+                             .where(usage_records.c.pricing == UNPRICED)).scalar_one()
+    with click.progressbar(length=total, label="rerating", file=click.get_text_stream("stderr")
+                           ) as bar:
+        priced, left = metering.rerate(progress=bar.update)
+    if as_json:
+        emit_json({"priced": priced, "still_unpriced": left})
+    else:
+        click.echo(f"{priced} records priced, {left} still without a price")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(prices)
+    cli.add_command(quote)
+    cli.add_command(rerate)

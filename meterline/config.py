@@ -1,0 +1,145 @@
+"""Typed configuration, built explicitly (never at import time).
+
+Sources, later ones winning: defaults, the TOML file (``--config`` or ``METERLINE_CONFIG``), then
+environment variables (``METERLINE_DATABASE_URL``, ``METERLINE_ADMIN_TOKEN``). Secrets are
+wrapped in :class:`Secret` so that ``repr`` and logs never show them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meterline.domain.money import currency_code
+from meterline.errors import InvalidInput
+
+DEFAULT_DATABASE_URL = "sqlite:///./meterline.db"
+PROVIDER_KINDS = ("openai", "anthropic", "gemini")
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str
+    api_key: Secret | None = None
+    timeout_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    model: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEFAULT_DATABASE_URL
+    admin_token: Secret | None = None
+    reporting_currency: str = "USD"
+    providers: tuple[ProviderConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    demo: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"config: [{key}] must be a table", field=key)
+    return value
+
+
+def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("config: providers must be an array of tables", field="providers")
+    out = []
+    for index, item in enumerate(raw):
+        where = f"providers[{index}]"
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"config: {where} must be a table", field=where)
+        name, kind, base = item.get("name"), item.get("kind", "openai"), item.get("base_url")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"config: {where}.name is missing", field=f"{where}.name")
+        if kind not in PROVIDER_KINDS:
+            raise InvalidInput(f"config: {where}.kind must be one of {', '.join(PROVIDER_KINDS)}",
+                               field=f"{where}.kind")
+        if not isinstance(base, str) or not base:
+            raise InvalidInput(f"config: {where}.base_url is missing", field=f"{where}.base_url")
+        key_env = item.get("api_key_env")
+        key = env.get(key_env) if isinstance(key_env, str) else None
+        timeout = item.get("timeout_seconds", 600)
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise InvalidInput(f"config: {where}.timeout_seconds must be positive",
+                               field=f"{where}.timeout_seconds")
+        out.append(ProviderConfig(name, kind, base.rstrip("/"), Secret(key) if key else None,
+                                  float(timeout)))
+    return tuple(out)
+
+
+def _routes(raw: object) -> tuple[RouteConfig, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("config: routes must be an array of tables", field="routes")
+    out = []
+    for index, item in enumerate(raw):
+        if (not isinstance(item, Mapping) or not isinstance(item.get("model"), str)
+                or not isinstance(item.get("target"), str)):
+            raise InvalidInput(f"config: routes[{index}] needs model and target",
+                               field=f"routes[{index}]")
+        out.append(RouteConfig(item["model"], item["target"]))
+    return tuple(out)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                **overrides: Any) -> Config:
+    """Read the config file (if any) and the environment into a Config."""
+    env = os.environ if env is None else env
+    path = path or env.get("METERLINE_CONFIG")
+    data: Mapping[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(f"config file {path} does not exist", field="config") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"config file {path}: {exc}", field="config") from None
+    database = _table(data, "database")
+    url = env.get("METERLINE_DATABASE_URL") or database.get("url") or DEFAULT_DATABASE_URL
+    token = env.get("METERLINE_ADMIN_TOKEN") or data.get("admin_token")
+    values: dict[str, Any] = {
+        "database_url": str(url),
+        "admin_token": Secret(str(token)) if token else None,
+        "reporting_currency": currency_code(data.get("reporting_currency", "USD"),
+                                            field="reporting_currency"),
+        "providers": _providers(data.get("providers", []), env),
+        "routes": _routes(data.get("routes", [])),
+    }
+    values.update(overrides)
+    return Config(**values)

@@ -1,0 +1,120 @@
+"""Usage events reported by clients (SPEC §4) and the statuses a call can end in.
+
+``parse_event`` validates one JSON event; ``parse_batch`` the envelope. Errors name the field
+(``events[3].usage.input_tokens: must not be negative``) so a client can fix its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from meterline.domain.usage import Usage
+from meterline.errors import InvalidInput, InvalidUsage
+
+MAX_BATCH: Final = 1000
+MAX_ID_LENGTH: Final = 200
+
+
+class CallStatus(StrEnum):
+    SUCCESS = "success"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    id: str
+    timestamp: datetime
+    model: str
+    usage: Usage
+    status: CallStatus = CallStatus.SUCCESS
+    user: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
+    """ISO 8601; ``Z`` or an offset, a value without one is taken as UTC."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field_name}: must be an ISO 8601 string, got {value!r}",
+                           field=field_name)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{field_name}: {value!r} is not an ISO 8601 timestamp",
+                           field=field_name) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool,
+          limit: int = MAX_ID_LENGTH) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise InvalidInput(f"{where}{key}: missing", field=key)
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidInput(f"{where}{key}: must be a non-empty string of at most {limit} "
+                           "characters", field=key)
+    return value
+
+
+def parse_event(data: object, *, where: str = "", now: datetime | None = None) -> UsageEvent:
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{where or 'event'}: must be an object", field="event")
+    event_id = _text(data, "id", where, required=True)
+    model = _text(data, "model", where, required=True)
+    assert event_id is not None and model is not None
+    user = _text(data, "user", where, required=False)
+    stamp = data.get("timestamp")
+    timestamp = (parse_timestamp(stamp, f"{where}timestamp") if stamp is not None
+                 else (now or datetime.now(UTC)))
+    try:
+        usage = Usage.parse(data.get("usage", {}))
+    except InvalidUsage as exc:
+        raise InvalidUsage(f"{where}{exc.message}", field=exc.field) from None
+    raw_status = data.get("status", "success")
+    try:
+        status = CallStatus(raw_status)
+    except ValueError:
+        raise InvalidInput(f"{where}status: {raw_status!r} is not one of "
+                           f"{', '.join(s.value for s in CallStatus)}", field="status") from None
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidInput(f"{where}metadata: must be an object", field="metadata")
+    tags = data.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InvalidInput(f"{where}tags: must be a list of strings", field="tags")
+    attributes = data.get("attributes") or {}
+    if not isinstance(attributes, Mapping) or not all(
+            isinstance(v, str | int) for v in attributes.values()):
+        raise InvalidInput(f"{where}attributes: must be an object of strings", field="attributes")
+    return UsageEvent(event_id, timestamp, model, usage, status, user, dict(metadata),
+                      tuple(tags), {str(k): str(v) for k, v in attributes.items()})
+
+
+def parse_batch(body: object) -> list[object]:
+    """The ``events`` list of a batch, checked as a whole: size and unique ids."""
+    if not isinstance(body, Mapping) or not isinstance(body.get("events"), list):
+        raise InvalidInput('body: must be {"events": [...]}', field="events")
+    events: list[object] = body["events"]
+    if not events:
+        raise InvalidInput("events: must not be empty", field="events")
+    if len(events) > MAX_BATCH:
+        raise InvalidInput(f"events: at most {MAX_BATCH} per request, got {len(events)}",
+                           field="events")
+    seen: set[object] = set()
+    for index, event in enumerate(events):
+        event_id = event.get("id") if isinstance(event, Mapping) else None
+        if isinstance(event_id, str):
+            if event_id in seen:
+                raise InvalidInput(f"events[{index}].id: {event_id!r} appears twice in this batch",
+                                   field="id")
+            seen.add(event_id)
+    return events

@@ -1,0 +1,88 @@
+"""Foreign-exchange rates with effective dates.
+
+A rate says: from ``effective_from`` on, 1 ``base`` = ``rate`` ``quote``. The rate in force at a
+call's timestamp converts it; the rate used is stored with the record, so a bill can always be
+explained. Where only the opposite direction is stored, its reciprocal is used (to 28 significant
+digits) and that derived rate is what gets stored. Where no rate covers the time, the conversion
+fails with :class:`FxRateMissing` and the caller records the amount unconverted and marked.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Context, Decimal
+
+from meterline.domain.money import MONEY_CONTEXT, Amount, currency_code, decimal
+from meterline.errors import FxRateMissing, InvalidInput
+
+_RECIPROCAL = Context(prec=28)
+
+
+@dataclass(frozen=True, slots=True)
+class FxRate:
+    base: str
+    quote: str
+    rate: Decimal
+    effective_from: datetime
+
+    @classmethod
+    def parse(cls, base: str, quote: str, rate: object, effective_from: datetime) -> FxRate:
+        base_code = currency_code(base, field="base")
+        quote_code = currency_code(quote, field="quote")
+        if base_code == quote_code:
+            raise InvalidInput("base and quote currencies must differ", field="quote")
+        value = decimal(rate, field="rate")
+        if value <= 0:
+            raise InvalidInput("rate must be greater than zero", field="rate")
+        if effective_from.tzinfo is None:
+            raise InvalidInput("effective_from needs a timezone", field="effective_from")
+        return cls(base_code, quote_code, value, effective_from)
+
+
+class FxTable:
+    """The stored rates, looked up by currency pair and time."""
+
+    def __init__(self, rates: Iterable[FxRate] = ()) -> None:
+        self._by_pair: dict[tuple[str, str], list[FxRate]] = {}
+        for rate in rates:
+            self.add(rate)
+
+    def add(self, rate: FxRate) -> None:
+        series = self._by_pair.setdefault((rate.base, rate.quote), [])
+        series.append(rate)
+        series.sort(key=lambda r: r.effective_from)
+
+    def _in_force(self, base: str, quote: str, at: datetime) -> FxRate | None:
+        series = self._by_pair.get((base, quote))
+        if not series:
+            return None
+        index = bisect.bisect_right([r.effective_from for r in series], at) - 1
+        return series[index] if index >= 0 else None
+
+    def rate(self, base: str, quote: str, at: datetime) -> Decimal:
+        """Units of ``quote`` per unit of ``base`` at time ``at``."""
+        if base == quote:
+            return Decimal(1)
+        direct = self._in_force(base, quote, at)
+        if direct is not None:
+            return direct.rate
+        inverse = self._in_force(quote, base, at)
+        if inverse is not None:
+            return _RECIPROCAL.divide(Decimal(1), inverse.rate)
+        raise FxRateMissing(
+            f"no FX rate from {base} to {quote} in force at {at.isoformat()}",
+            base=base,
+            quote=quote,
+            at=at.isoformat(),
+        )
+
+    def convert(self, amount: Amount, to: str, at: datetime) -> tuple[Amount, Decimal]:
+        """The converted amount (unrounded) and the rate used."""
+        rate = self.rate(amount.currency, to, at)
+        return Amount(MONEY_CONTEXT.multiply(amount.number, rate), to), rate
+
+    def all(self) -> list[FxRate]:
+        return [rate for series in self._by_pair.values() for rate in series]

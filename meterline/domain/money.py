@@ -1,0 +1,145 @@
+"""Money: Decimal numbers, currencies and amounts.
+
+Every money value enters the system through :func:`decimal` (floats are refused: 0.1 is not a
+price) and travels as an :class:`Amount`, which will not mix currencies. Ledger amounts stay
+unrounded; :meth:`Amount.rounded` is called once, when a bill is issued.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
+from typing import Final
+
+from meterline.errors import CurrencyMismatch, InvalidInput
+
+#: Minor units (digits after the point) of the currencies meterline knows, by ISO 4217 code.
+MINOR_UNITS: Final[dict[str, int]] = {
+    "USD": 2, "CNY": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KRW": 0, "HKD": 2, "SGD": 2,
+    "TWD": 2, "AUD": 2, "CAD": 2, "CHF": 2, "INR": 2, "BRL": 2, "MXN": 2, "RUB": 2,
+    "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "IDR": 2, "THB": 2, "VND": 0, "MYR": 2,
+    "PHP": 2, "AED": 2, "SAR": 2, "TRY": 2, "ZAR": 2, "NZD": 2, "ILS": 2, "CZK": 2,
+}
+
+#: Arithmetic context for money: enough digits that no ledger sum is ever rounded.
+MONEY_CONTEXT: Final = Context(prec=60, rounding=ROUND_HALF_UP)
+
+ZERO: Final = Decimal(0)
+
+
+def decimal(value: object, *, field: str = "amount") -> Decimal:
+    """The one way to make a money Decimal: from str, int or Decimal; never from float."""
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, bool) or isinstance(value, float):
+        raise InvalidInput(f"{field}: give money as a string or integer, not {value!r}", field=field)
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidInput(f"{field}: {value!r} is not a decimal number", field=field) from None
+    else:
+        raise InvalidInput(f"{field}: {value!r} is not a decimal number", field=field)
+    if not result.is_finite():
+        raise InvalidInput(f"{field}: {value!r} is not a finite number", field=field)
+    return result
+
+
+def currency_code(value: object, *, field: str = "currency") -> str:
+    """Validate and normalise an ISO 4217 code that meterline knows."""
+    if not isinstance(value, str) or value.upper() not in MINOR_UNITS:
+        raise InvalidInput(
+            f"{field}: unknown currency {value!r}; known: {', '.join(sorted(MINOR_UNITS))}",
+            field=field,
+        )
+    return value.upper()
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain notation without exponent or trailing zeros ("0.00125", "12", "0")."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def quantize_minor(value: Decimal, currency: str) -> Decimal:
+    """Round half-up to the currency's minor unit."""
+    exponent = Decimal(1).scaleb(-MINOR_UNITS[currency])
+    with localcontext(MONEY_CONTEXT):
+        return value.quantize(exponent, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """An exact amount of money in one currency."""
+
+    number: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.number, Decimal):
+            raise TypeError(f"Amount.number must be Decimal, got {type(self.number).__name__}")
+        if self.currency not in MINOR_UNITS:
+            raise InvalidInput(f"unknown currency {self.currency!r}", field="currency")
+
+    @classmethod
+    def of(cls, number: object, currency: str) -> Amount:
+        return cls(decimal(number), currency_code(currency))
+
+    @classmethod
+    def zero(cls, currency: str) -> Amount:
+        return cls(ZERO, currency_code(currency))
+
+    def _same(self, other: Amount) -> None:
+        if self.currency != other.currency:
+            raise CurrencyMismatch(
+                f"cannot combine {self.currency} and {other.currency}",
+                left=self.currency,
+                right=other.currency,
+            )
+
+    def __add__(self, other: Amount) -> Amount:
+        self._same(other)
+        with localcontext(MONEY_CONTEXT):
+            return Amount(self.number + other.number, self.currency)
+
+    def __sub__(self, other: Amount) -> Amount:
+        self._same(other)
+        with localcontext(MONEY_CONTEXT):
+            return Amount(self.number - other.number, self.currency)
+
+    def __neg__(self) -> Amount:
+        return Amount(-self.number, self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Amount:
+        if isinstance(factor, float):
+            raise TypeError("money cannot be multiplied by a float")
+        with localcontext(MONEY_CONTEXT):
+            return Amount(self.number * factor, self.currency)
+
+    def __lt__(self, other: Amount) -> bool:
+        self._same(other)
+        return self.number < other.number
+
+    def __le__(self, other: Amount) -> bool:
+        self._same(other)
+        return self.number <= other.number
+
+    def rounded(self) -> Amount:
+        """Half-up to the minor unit: for bills, at issue time only."""
+        return Amount(quantize_minor(self.number, self.currency), self.currency)
+
+    def __str__(self) -> str:
+        return f"{format_decimal(self.number)} {self.currency}"
+
+
+def sum_amounts(amounts: list[Amount], currency: str) -> Amount:
+    total = Amount.zero(currency)
+    for amount in amounts:
+        total = total + amount
+    return total

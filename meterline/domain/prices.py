@@ -1,0 +1,335 @@
+"""Price versions: the unit prices of one model, in one currency, from a moment on.
+
+A version holds base prices per meter and three kinds of override, applied in this order, each
+replacing the prices of the meters it names:
+
+1. ``tiers`` by prompt size: the highest tier whose ``above_input_tokens`` the call's input exceeds
+   (long-context prices apply to the whole request, as Gemini and Qwen bill them);
+2. ``variants`` by request attributes (image size and quality, video resolution);
+3. ``windows`` by local time of day in a timezone (off-peak rates).
+
+``minimum_charge`` is the least a call costs. Versions are immutable: a price change is a new
+version with a later ``effective_from``; history is never rewritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from meterline.domain.money import ZERO, currency_code, decimal, format_decimal
+from meterline.domain.usage import METER_UNIT, METERS, BillingType, Meter, Usage
+from meterline.errors import InvalidPrice
+
+#: Unit sizes a price may refer to.
+UNIT_SIZES: Final[Mapping[str, int]] = MappingProxyType(
+    {"1": 1, "1K": 1_000, "10K": 10_000, "1M": 1_000_000}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPrice:
+    """``price`` per ``per`` units of a meter (e.g. 0.15 per 1,000,000 tokens)."""
+
+    price: Decimal
+    per: int
+
+    def unit_label(self, meter: Meter) -> str:
+        name = METER_UNIT[meter]
+        if self.per == 1:
+            return name[:-1]  # "token", "image", "second"
+        for label, size in UNIT_SIZES.items():
+            if size == self.per:
+                return f"{label} {name}"
+        return f"{self.per} {name}"
+
+
+Prices = Mapping[Meter, UnitPrice]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    above_input_tokens: int
+    prices: Prices
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    match: Mapping[str, str]
+    prices: Prices
+
+    def applies(self, attributes: Mapping[str, str]) -> bool:
+        return all(attributes.get(key) == value for key, value in self.match.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    timezone: str
+    start: time
+    end: time
+    prices: Prices
+
+    def applies(self, at: datetime) -> bool:
+        local = at.astimezone(ZoneInfo(self.timezone)).time().replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class PriceVersion:
+    model: str
+    currency: str
+    effective_from: datetime
+    prices: Prices
+    billing_type: BillingType = BillingType.TOKEN
+    tiers: tuple[Tier, ...] = ()
+    variants: tuple[Variant, ...] = ()
+    windows: tuple[Window, ...] = ()
+    minimum_charge: Decimal = ZERO
+    source: str = ""
+    max_output_tokens: int | None = None
+    context_window: int | None = None
+    id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", f"{self.model}@{self.effective_from.isoformat()}")
+
+    def prices_for(self, usage: Usage, attributes: Mapping[str, str], at: datetime) -> Prices:
+        """The unit prices that apply to one call."""
+        prices: dict[Meter, UnitPrice] = dict(self.prices)
+        input_tokens = usage.get(Meter.INPUT_TOKENS)
+        chosen: Tier | None = None
+        for tier in self.tiers:
+            if input_tokens > tier.above_input_tokens and (
+                chosen is None or tier.above_input_tokens > chosen.above_input_tokens
+            ):
+                chosen = tier
+        if chosen is not None:
+            prices.update(chosen.prices)
+        for variant in self.variants:
+            if variant.applies(attributes):
+                prices.update(variant.prices)
+                break
+        for window in self.windows:
+            if window.applies(at):
+                prices.update(window.prices)
+                break
+        return prices
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], *, model: str | None = None) -> PriceVersion:
+        """Build from the catalog's JSON shape (see docs/prices.md); errors name the field."""
+        if not isinstance(data, Mapping):
+            raise InvalidPrice("a price version must be an object")
+        name = model or data.get("model")
+        if not isinstance(name, str) or not name:
+            raise InvalidPrice("model: missing", field="model")
+        where = name
+        default_unit = _unit(data.get("unit", "1"), f"{where}.unit")
+        units_raw = data.get("units", {})
+        if not isinstance(units_raw, Mapping):
+            raise InvalidPrice(f"{where}.units: must be an object", field="units")
+        units = {
+            _meter(key, f"{where}.units"): _unit(value, f"{where}.units.{key}")
+            for key, value in units_raw.items()
+        }
+
+        def prices(raw: object, path: str) -> Prices:
+            if not isinstance(raw, Mapping):
+                raise InvalidPrice(f"{path}: must be an object of meter: price", field="prices")
+            out: dict[Meter, UnitPrice] = {}
+            for key, value in raw.items():
+                meter = _meter(key, path)
+                number = _price(value, f"{path}.{key}")
+                out[meter] = UnitPrice(number, units.get(meter, default_unit))
+            return MappingProxyType(out)
+
+        base = prices(data.get("prices"), f"{where}.prices")
+        tiers = tuple(
+            Tier(_int(t.get("above_input_tokens"), f"{where}.tiers[{i}].above_input_tokens"),
+                 prices(t.get("prices"), f"{where}.tiers[{i}].prices"))
+            for i, t in enumerate(_list(data.get("tiers", []), f"{where}.tiers"))
+        )
+        variants = tuple(
+            Variant(_match(v.get("match"), f"{where}.variants[{i}].match"),
+                    prices(v.get("prices"), f"{where}.variants[{i}].prices"))
+            for i, v in enumerate(_list(data.get("variants", []), f"{where}.variants"))
+        )
+        windows = tuple(
+            _window(w, prices(w.get("prices"), f"{where}.windows[{i}].prices"),
+                    f"{where}.windows[{i}]")
+            for i, w in enumerate(_list(data.get("windows", []), f"{where}.windows"))
+        )
+        billing = data.get("billing_type", "token")
+        try:
+            billing_type = BillingType(billing)
+        except ValueError:
+            raise InvalidPrice(
+                f"{where}.billing_type: {billing!r} is not one of token, character, count, second",
+                field="billing_type",
+            ) from None
+        try:
+            currency = currency_code(data.get("currency"))
+        except Exception as exc:
+            raise InvalidPrice(f"{where}.{exc}", field="currency") from None
+        minimum = _price(data.get("minimum_charge", "0"), f"{where}.minimum_charge")
+        return cls(
+            model=name,
+            currency=currency,
+            effective_from=parse_effective(data.get("effective_from"), f"{where}.effective_from"),
+            prices=base,
+            billing_type=billing_type,
+            tiers=tiers,
+            variants=variants,
+            windows=windows,
+            minimum_charge=minimum,
+            source=str(data.get("source", "")),
+            max_output_tokens=_optional_int(data.get("max_output_tokens"),
+                                            f"{where}.max_output_tokens"),
+            context_window=_optional_int(data.get("context_window"), f"{where}.context_window"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The catalog shape, with each price's own unit spelled out; parse(to_json()) == self."""
+
+        def dump(prices: Prices) -> dict[str, str]:
+            return {meter.value: format_decimal(p.price) for meter, p in prices.items()}
+
+        every = [self.prices, *(t.prices for t in self.tiers), *(v.prices for v in self.variants),
+                 *(w.prices for w in self.windows)]
+        units = {meter.value: _unit_name(p.per) for prices in every for meter, p in prices.items()}
+        out: dict[str, Any] = {
+            "model": self.model,
+            "billing_type": self.billing_type.value,
+            "currency": self.currency,
+            "effective_from": self.effective_from.isoformat(),
+            "unit": "1",
+            "units": {k: v for k, v in units.items() if v != "1"},
+            "prices": dump(self.prices),
+        }
+        if self.tiers:
+            out["tiers"] = [{"above_input_tokens": t.above_input_tokens, "prices": dump(t.prices)}
+                            for t in self.tiers]
+        if self.variants:
+            out["variants"] = [{"match": dict(v.match), "prices": dump(v.prices)}
+                               for v in self.variants]
+        if self.windows:
+            out["windows"] = [{"timezone": w.timezone, "start": _clock(w.start),
+                               "end": _clock(w.end), "prices": dump(w.prices)}
+                              for w in self.windows]
+        if self.minimum_charge:
+            out["minimum_charge"] = format_decimal(self.minimum_charge)
+        if self.source:
+            out["source"] = self.source
+        if self.max_output_tokens is not None:
+            out["max_output_tokens"] = self.max_output_tokens
+        if self.context_window is not None:
+            out["context_window"] = self.context_window
+        return out
+
+    def same_prices(self, other: PriceVersion) -> bool:
+        """Whether two versions charge the same (ignoring dates, ids and sources)."""
+        mine, theirs = self.to_json(), other.to_json()
+        for key in ("effective_from", "source", "model"):
+            mine.pop(key, None)
+            theirs.pop(key, None)
+        return mine == theirs
+
+
+def _clock(value: time) -> str:
+    """HH:MM, or HH:MM:SS[.ffffff] when the time has seconds (so parse(to_json()) loses none)."""
+    if value.second or value.microsecond:
+        return value.isoformat()
+    return value.strftime("%H:%M")
+
+
+def _unit_name(per: int) -> str:
+    for label, size in UNIT_SIZES.items():
+        if size == per:
+            return label
+    return str(per)
+
+
+def parse_effective(value: object, path: str = "effective_from") -> datetime:
+    """An ISO date or datetime; a date means midnight UTC, a naive datetime is UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidPrice(f"{path}: {value!r} is not an ISO date or datetime",
+                               field="effective_from") from None
+    else:
+        raise InvalidPrice(f"{path}: missing or not an ISO date", field="effective_from")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _meter(key: object, path: str) -> Meter:
+    if key not in METERS:
+        raise InvalidPrice(f"{path}: unknown meter {key!r}", field="prices")
+    return Meter(str(key))
+
+
+def _unit(value: object, path: str) -> int:
+    if not isinstance(value, str) or value not in UNIT_SIZES:
+        raise InvalidPrice(f"{path}: {value!r} is not one of {', '.join(UNIT_SIZES)}",
+                           field="unit")
+    return UNIT_SIZES[str(value)]
+
+
+def _price(value: object, path: str) -> Decimal:
+    try:
+        number = decimal(value, field=path)
+    except Exception as exc:
+        raise InvalidPrice(f"{exc}", field=path) from None
+    if number < 0:
+        raise InvalidPrice(f"{path}: a price must not be negative", field=path)
+    return number
+
+
+def _int(value: object, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidPrice(f"{path}: must be a non-negative integer", field=path)
+    return value
+
+
+def _optional_int(value: object, path: str) -> int | None:
+    return None if value is None else _int(value, path)
+
+
+def _list(value: object, path: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise InvalidPrice(f"{path}: must be a list of objects", field=path)
+    return value
+
+
+def _match(value: object, path: str) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not value:
+        raise InvalidPrice(f"{path}: must be a non-empty object", field=path)
+    return MappingProxyType({str(k): str(v) for k, v in value.items()})
+
+
+def _window(data: Mapping[str, Any], prices: Prices, path: str) -> Window:
+    zone = data.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidPrice(f"{path}.timezone: unknown timezone {zone!r}", field=path) from None
+    try:
+        start = time.fromisoformat(str(data.get("start")))
+        end = time.fromisoformat(str(data.get("end")))
+    except ValueError:
+        raise InvalidPrice(f"{path}: start and end must be HH:MM", field=path) from None
+    if start == end:
+        raise InvalidPrice(f"{path}: start and end must differ", field=path)
+    return Window(str(zone), start, end, prices)

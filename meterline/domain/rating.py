@@ -1,0 +1,140 @@
+"""Rating: usage + price version -> charge lines and a total, exact and explainable.
+
+Each line is ``quantity / per × unit_price``, kept unrounded. The split follows SPEC §1: the plain
+input line counts input tokens that were neither cache reads nor cache writes; cache reads and
+writes have lines of their own (at the plain input price where the version has no cache price);
+reasoning tokens are split out of output only where the version prices them separately. A
+``requests`` price charges one request per call unless the usage says otherwise. Where the total
+falls short of the version's minimum charge, a ``minimum_charge`` line makes up the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+
+from meterline.domain.money import MONEY_CONTEXT, ZERO, Amount, format_decimal
+from meterline.domain.prices import Prices, PriceVersion, UnitPrice
+from meterline.domain.usage import BILLING_TYPE, Meter, Usage
+from meterline.errors import PriceNotFound
+
+MINIMUM_CHARGE: Final = "minimum_charge"
+_NO_ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeLine:
+    meter: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    per: int
+    amount: Decimal
+
+    @property
+    def billing_type(self) -> str:
+        try:
+            return BILLING_TYPE[Meter(self.meter)].value
+        except ValueError:
+            return "count"
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "meter": self.meter,
+            "quantity": format_decimal(self.quantity),
+            "unit": self.unit,
+            "unit_price": format_decimal(self.unit_price),
+            "amount": format_decimal(self.amount),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    model: str
+    price_version: PriceVersion
+    lines: tuple[ChargeLine, ...]
+    total: Amount
+
+    @property
+    def currency(self) -> str:
+        return self.total.currency
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "cost": format_decimal(self.total.number),
+            "currency": self.total.currency,
+            "price_version": self.price_version.id,
+            "lines": [line.to_json() for line in self.lines],
+        }
+
+
+def _line(meter: Meter, quantity: Decimal, price: UnitPrice) -> ChargeLine:
+    amount = MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(quantity, price.price), price.per)
+    return ChargeLine(meter.value, quantity, price.unit_label(meter), price.price, price.per,
+                      amount)
+
+
+def _price(prices: Prices, meter: Meter, model: str, *fallbacks: Meter) -> UnitPrice:
+    for candidate in (meter, *fallbacks):
+        found = prices.get(candidate)
+        if found is not None:
+            return found
+    raise PriceNotFound(f"{model} has no price for {meter.value}", model=model, meter=meter.value)
+
+
+def rate(
+    usage: Usage,
+    version: PriceVersion,
+    at: datetime,
+    attributes: Mapping[str, str] = _NO_ATTRIBUTES,
+) -> Rating:
+    """Price one call. Raises PriceNotFound when a used meter has no price in the version."""
+    prices = version.prices_for(usage, attributes, at)
+    model = version.model
+    lines: list[ChargeLine] = []
+
+    cached = usage.get(Meter.CACHED_INPUT_TOKENS)
+    written = usage.get(Meter.CACHE_WRITE_TOKENS)
+    plain_input = usage.get(Meter.INPUT_TOKENS) - cached - written
+    if plain_input:
+        lines.append(_line(Meter.INPUT_TOKENS, plain_input, _price(prices, Meter.INPUT_TOKENS,
+                                                                  model)))
+    if cached:
+        price = _price(prices, Meter.CACHED_INPUT_TOKENS, model, Meter.INPUT_TOKENS)
+        lines.append(_line(Meter.CACHED_INPUT_TOKENS, cached, price))
+    if written:
+        price = _price(prices, Meter.CACHE_WRITE_TOKENS, model, Meter.INPUT_TOKENS)
+        lines.append(_line(Meter.CACHE_WRITE_TOKENS, written, price))
+
+    output = usage.get(Meter.OUTPUT_TOKENS)
+    reasoning = usage.get(Meter.REASONING_TOKENS)
+    if reasoning and Meter.REASONING_TOKENS in prices:
+        if output - reasoning:
+            lines.append(_line(Meter.OUTPUT_TOKENS, output - reasoning,
+                               _price(prices, Meter.OUTPUT_TOKENS, model)))
+        lines.append(_line(Meter.REASONING_TOKENS, reasoning, prices[Meter.REASONING_TOKENS]))
+    elif output:
+        lines.append(_line(Meter.OUTPUT_TOKENS, output, _price(prices, Meter.OUTPUT_TOKENS, model)))
+
+    for meter in (Meter.CHARACTERS, Meter.IMAGES, Meter.SECONDS):
+        quantity = usage.get(meter)
+        if quantity:
+            lines.append(_line(meter, quantity, _price(prices, meter, model)))
+
+    requests = usage.get(Meter.REQUESTS)
+    if Meter.REQUESTS in prices:
+        lines.append(_line(Meter.REQUESTS, requests or Decimal(1), prices[Meter.REQUESTS]))
+
+    total = ZERO
+    for line in lines:
+        total = MONEY_CONTEXT.add(total, line.amount)
+    if total < version.minimum_charge:
+        topup = MONEY_CONTEXT.subtract(version.minimum_charge, total)
+        lines.append(ChargeLine(MINIMUM_CHARGE, Decimal(1), "call", topup, 1, topup))
+        total = version.minimum_charge
+    return Rating(model, version, tuple(lines), Amount(total, version.currency))

@@ -1,0 +1,97 @@
+"""Every error meterline raises on purpose, in one tree.
+
+::
+
+    MeterlineError                      base; carries a message and a context dict
+    ├── InvalidInput                    bad input from a user or a file (HTTP 400, CLI exit 2)
+    │   ├── InvalidUsage                a usage event or quantity that breaks SPEC §1
+    │   ├── InvalidPrice                a price version or price file row that does not parse
+    │   └── CurrencyMismatch            adding or comparing amounts of two currencies
+    ├── NotFound                        a named thing does not exist (HTTP 404)
+    │   ├── UnknownTenant
+    │   ├── UnknownModel
+    │   └── PriceNotFound               no price version is in force for a model at a time
+    ├── FxRateMissing                   no stored FX rate covers a conversion (recorded, never guessed)
+    ├── AuthError                       a missing, unknown, revoked or expired key (HTTP 401)
+    ├── Conflict                        a request that clashes with stored state (HTTP 409)
+    └── StoreError                      the database is unreachable or its schema is incomplete (HTTP 503)
+        └── SchemaIncomplete
+
+Domain errors carry ``context`` (field names, values) so an adapter can render a precise answer.
+Adapters translate library exceptions into these at their boundary (``raise ... from exc``); one
+table in ``meterline.api.errors`` maps them to HTTP answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MeterlineError(Exception):
+    """Base class: a human message plus machine-readable context."""
+
+    code = "error"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(MeterlineError):
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, field: str | None = None, **context: Any) -> None:
+        super().__init__(message, field=field, **context)
+        self.field = field
+
+
+class InvalidUsage(InvalidInput):
+    pass
+
+
+class InvalidPrice(InvalidInput):
+    pass
+
+
+class CurrencyMismatch(InvalidInput):
+    code = "currency_mismatch"
+
+
+class NotFound(MeterlineError):
+    code = "not_found"
+
+
+class UnknownTenant(NotFound):
+    code = "tenant_not_found"
+
+
+class UnknownModel(NotFound):
+    code = "model_not_found"
+
+
+class PriceNotFound(NotFound):
+    code = "price_not_found"
+
+
+class FxRateMissing(MeterlineError):
+    code = "fx_rate_missing"
+
+
+class AuthError(MeterlineError):
+    code = "invalid_api_key"
+
+
+class Conflict(MeterlineError):
+    code = "conflict"
+
+
+class StoreError(MeterlineError):
+    code = "store_unavailable"
+
+
+class SchemaIncomplete(StoreError):
+    code = "schema_incomplete"

@@ -1,0 +1,40 @@
+"""Bringing a database up to what the code needs: migrations, shipped prices, the admin token."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import Engine
+
+from meterline.catalog import load_catalog
+from meterline.config import Config
+from meterline.store import accounts, pricing
+from meterline.store.migrate import current_revision, head_revision, upgrade
+
+
+def prepare_database(engine: Engine) -> int:
+    """Migrate to head when behind and add shipped price versions not yet stored.
+
+    Returns how many price versions were added.
+    """
+    if current_revision(engine) != head_revision():
+        upgrade(engine)
+    book = load_catalog()
+    with engine.begin() as conn:
+        return pricing.add_versions(conn, book.versions(), "catalog", book.aliases().items())
+
+
+def ensure_admin_token(engine: Engine, config: Config) -> str | None:
+    """Store the configured admin token; generate one on first start if none is configured.
+
+    Returns a newly generated token (to print once), else None.
+    """
+    with engine.begin() as conn:
+        if config.admin_token is not None:
+            accounts.add_admin_token(conn, config.admin_token.reveal())
+            return None
+        if accounts.admin_token_count(conn) == 0:
+            token = "mla-" + secrets.token_urlsafe(32)
+            accounts.add_admin_token(conn, token)
+            return token
+    return None

@@ -1,0 +1,238 @@
+"""Metering: turn usage into priced, idempotent ledger records.
+
+Shared by the HTTP API, the CLI and (later) the gateway. It keeps the price book and FX table in
+memory and reloads them when another process has added prices or rates (see
+``store.pricing.generation``), checked at most once per ``refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from meterline.domain.events import UsageEvent, parse_event
+from meterline.domain.fx import FxTable
+from meterline.domain.money import format_decimal
+from meterline.domain.pricebook import PriceBook
+from meterline.domain.rating import Rating, rate
+from meterline.domain.usage import Meter, Usage
+from meterline.errors import FxRateMissing, InvalidInput, NotFound
+from meterline.store import ledger, pricing
+from meterline.store.accounts import Tenant, ensure_users, get_tenant
+from meterline.store.ledger import PRICED, UNPRICED, NewRecord
+
+USAGE_COLUMNS = tuple(m.value for m in Meter)
+
+
+def new_request_id() -> str:
+    """Time-ordered, unique without coordination: 'req_' + ns clock (hex) + random."""
+    return f"req_{time.time_ns():016x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """The outcome of pricing one call, ready to be stored."""
+
+    model: str
+    provider: str
+    rating: Rating | None
+    warning: str | None
+    billed_cost: Decimal | None
+    billed_currency: str | None
+    fx_rate: Decimal | None
+    fx_missing: bool
+
+    def columns(self) -> dict[str, Any]:
+        r = self.rating
+        return {
+            "model": self.model, "provider": self.provider,
+            "pricing": PRICED if r else UNPRICED,
+            "cost": r.total.number if r else None, "currency": r.currency if r else None,
+            "price_version_id": r.price_version.id if r else None,
+            "billed_cost": self.billed_cost, "billed_currency": self.billed_currency,
+            "fx_rate": self.fx_rate, "fx_missing": self.fx_missing, "warning": self.warning,
+        }
+
+
+class Metering:
+    def __init__(self, engine: Engine, refresh_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.refresh_seconds = refresh_seconds
+        self._book = PriceBook()
+        self._fx = FxTable()
+        self._generation: tuple[object, ...] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    # -- prices and rates ---------------------------------------------------------------
+    def refresh(self, conn: Connection | None = None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
+        with self._lock:
+            if conn is None:
+                with self.engine.connect() as own:
+                    self._reload(own)
+            else:
+                self._reload(conn)
+            self._checked = now
+
+    def _reload(self, conn: Connection) -> None:
+        current = pricing.generation(conn)
+        if current != self._generation:
+            self._book = pricing.load_pricebook(conn)
+            self._fx = pricing.load_fx(conn)
+            self._generation = current
+
+    @property
+    def book(self) -> PriceBook:
+        self.refresh()
+        return self._book
+
+    @property
+    def fx(self) -> FxTable:
+        self.refresh()
+        return self._fx
+
+    # -- pricing ------------------------------------------------------------------------
+    def quote(self, model: str, usage: Usage, at: datetime | None = None,
+              attributes: Mapping[str, str] | None = None) -> Rating:
+        """Price a call without recording it; unknown models and missing prices raise."""
+        book = self.book
+        canonical = book.resolve(model)
+        when = at or datetime.now(UTC)
+        return rate(usage, book.version_at(canonical, when), when, attributes or {})
+
+    def price(self, model: str, usage: Usage, at: datetime, attributes: Mapping[str, str],
+              tenant_currency: str) -> Pricing:
+        """Price a call for the ledger: what cannot be priced is marked, never refused."""
+        book, fx = self._book, self._fx
+        try:
+            canonical = book.resolve(model)
+        except NotFound as exc:
+            provider = model.split("/", 1)[0] if "/" in model else "unknown"
+            return Pricing(model, provider, None, exc.message, None, None, None, False)
+        provider = canonical.split("/", 1)[0]
+        try:
+            rating = rate(usage, book.version_at(canonical, at), at, attributes)
+        except NotFound as exc:
+            return Pricing(canonical, provider, None, exc.message, None, None, None, False)
+        if rating.currency == tenant_currency:
+            return Pricing(canonical, provider, rating, None, rating.total.number,
+                           tenant_currency, None, False)
+        try:
+            billed, fx_rate = fx.convert(rating.total, tenant_currency, at)
+        except FxRateMissing as exc:
+            return Pricing(canonical, provider, rating, exc.message, None, None, None, True)
+        return Pricing(canonical, provider, rating, None, billed.number, tenant_currency,
+                       fx_rate, False)
+
+    # -- ingestion ----------------------------------------------------------------------
+    def ingest(self, tenant_id: str, events: list[object], *, key_id: str | None = None,
+               source: str = "ingest") -> list[dict[str, Any]]:
+        """Record a batch of usage events; one result per event, in order."""
+        now = datetime.now(UTC)
+        parsed: list[UsageEvent | InvalidInput] = []
+        for index, raw in enumerate(events):
+            try:
+                parsed.append(parse_event(raw, where=f"events[{index}].", now=now))
+            except InvalidInput as exc:
+                parsed.append(exc)
+        with self.engine.begin() as conn:
+            tenant = get_tenant(conn, tenant_id)
+            self.refresh(conn)
+            records: list[NewRecord] = []
+            for item in parsed:
+                if isinstance(item, UsageEvent):
+                    records.append(self._record(tenant, item, key_id, source, now))
+            ensure_users(conn, tenant.id, {r.row["user_id"] for r in records if r.row["user_id"]})
+            inserted = ledger.write_records(conn, records)
+            dupes = [r.row["event_id"] for r in records if r.row["event_id"] not in inserted]
+            earlier = ledger.existing(conn, tenant.id, dupes)
+        by_id = {r.row["event_id"]: r for r in records}
+        results: list[dict[str, Any]] = []
+        for index, item in enumerate(parsed):
+            if isinstance(item, InvalidInput):
+                raw = events[index]
+                raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+                results.append({"id": raw_id, "error": item.message, "field": item.field})
+            elif item.id in inserted:
+                row = by_id[item.id].row
+                results.append(_result(item.id, row["request_id"], row["cost"], row["currency"],
+                                       row["pricing"], False, row["warning"]))
+            else:
+                old = earlier[item.id]
+                results.append(_result(item.id, old.request_id, old.cost, old.currency,
+                                       old.pricing, True, None))
+        return results
+
+    def _record(self, tenant: Tenant, event: UsageEvent, key_id: str | None, source: str,
+                now: datetime) -> NewRecord:
+        priced = self.price(event.model, event.usage, event.timestamp, event.attributes,
+                            tenant.currency)
+        row: dict[str, Any] = {
+            "request_id": new_request_id(), "tenant_id": tenant.id, "event_id": event.id,
+            "user_id": event.user, "key_id": key_id, "endpoint": None, "source": source,
+            "status": event.status.value, "occurred_at": event.timestamp, "recorded_at": now,
+            "attributes": dict(event.attributes) or None, "estimated": False,
+            "tags": list(event.tags) or None, "metadata": dict(event.metadata) or None,
+            "http_status": None, "error": None, "latency_ms": None, "ttft_ms": None,
+            "seconds": event.usage.get(Meter.SECONDS),
+        }
+        for meter in USAGE_COLUMNS:
+            if meter != Meter.SECONDS:
+                row[meter] = int(event.usage.get(Meter(meter)))
+        row.update(priced.columns())
+        return NewRecord(row, priced.rating.lines if priced.rating else ())
+
+    # -- rerating -----------------------------------------------------------------------
+    def rerate(self, progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+        """Price unpriced records that now have a price: (priced, still unpriced)."""
+        self.refresh(force=True)
+        done = left = 0
+        after = ""
+        while True:
+            with self.engine.begin() as conn:
+                batch = ledger.unpriced(conn, after=after)
+                if not batch:
+                    break
+                currencies: dict[str, str] = {}
+                for record in batch:
+                    after = record.request_id
+                    if record.tenant_id not in currencies:
+                        currencies[record.tenant_id] = get_tenant(conn, record.tenant_id).currency
+                    usage = Usage.parse({m: getattr(record, m) for m in USAGE_COLUMNS
+                                         if getattr(record, m)})
+                    priced = self.price(record.model, usage, record.occurred_at,
+                                        record.attributes or {}, currencies[record.tenant_id])
+                    if priced.rating is None:
+                        left += 1
+                        continue
+                    values = priced.columns()
+                    values.pop("pricing")
+                    if ledger.price_unpriced(conn, record.request_id, values,
+                                             priced.rating.lines):
+                        done += 1
+            if progress is not None:
+                progress(len(batch))
+        return done, left
+
+
+def _result(event_id: str, request_id: str, cost: Decimal | None, currency: str | None,
+            status: str, duplicate: bool, warning: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": event_id, "request_id": request_id,
+        "cost": format_decimal(cost) if cost is not None else None, "currency": currency,
+        "duplicate": duplicate, "status": status,
+    }
+    if warning:
+        out["warning"] = warning
+    return out

@@ -1,0 +1,138 @@
+"""The ledger: usage records and their charge lines, written once, idempotently.
+
+``write_records`` inserts a batch in one transaction: records whose (tenant, event id) already
+exist are skipped by the database itself (``ON CONFLICT DO NOTHING``), so concurrent writers of
+the same event can never charge twice, and charge lines are written only for records that went
+in. Records are immutable; the one exception is ``price_unpriced``, which fills in the cost of a
+record stored as ``unpriced`` exactly once (guarded by its ``pricing`` state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from meterline.domain.money import format_decimal
+from meterline.domain.rating import ChargeLine
+from meterline.store.schema import charge_lines, usage_records
+from meterline.store.upsert import insert_ignore
+
+PRICED = "priced"
+UNPRICED = "unpriced"
+
+RECORD_FIELDS = (
+    "request_id", "event_id", "tenant_id", "user_id", "key_id", "provider", "model", "endpoint",
+    "source", "status", "pricing", "occurred_at", "cost", "currency", "billed_cost",
+    "billed_currency", "fx_rate", "fx_missing", "estimated", "price_version_id", "warning",
+)
+
+
+@dataclass(slots=True)
+class NewRecord:
+    """One row of ``usage_records`` (as a dict of columns) and its charge lines."""
+
+    row: dict[str, Any]
+    lines: Sequence[ChargeLine] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    request_id: str
+    cost: Decimal | None
+    currency: str | None
+    status: str
+    pricing: str
+
+
+def write_records(conn: Connection, records: Sequence[NewRecord]) -> set[str]:
+    """Insert what is new; returns the event ids actually inserted (the rest were duplicates).
+
+    All records of one call must belong to one tenant.
+    """
+    if not records:
+        return set()
+    stmt = insert_ignore(conn, usage_records, ["tenant_id", "event_id"]).returning(
+        usage_records.c.event_id
+    )
+    inserted = {row.event_id for row in conn.execute(stmt, [r.row for r in records])}
+    line_rows = [
+        {"request_id": r.row["request_id"], "meter": line.meter, "quantity": line.quantity,
+         "unit": line.unit, "unit_price": line.unit_price, "per": line.per, "amount": line.amount}
+        for r in records if r.row["event_id"] in inserted for line in r.lines
+    ]
+    if line_rows:
+        conn.execute(charge_lines.insert(), line_rows)
+    return inserted
+
+
+def existing(conn: Connection, tenant_id: str, event_ids: Sequence[str]) -> dict[str, Existing]:
+    if not event_ids:
+        return {}
+    c = usage_records.c
+    rows = conn.execute(select(c.event_id, c.request_id, c.cost, c.currency, c.status, c.pricing)
+                        .where(c.tenant_id == tenant_id, c.event_id.in_(list(event_ids))))
+    return {r.event_id: Existing(r.request_id, r.cost, r.currency, r.status, r.pricing)
+            for r in rows}
+
+
+def unpriced(conn: Connection, limit: int = 1000, after: str = "") -> list[Any]:
+    c = usage_records.c
+    return list(conn.execute(
+        select(usage_records).where(c.pricing == UNPRICED, c.request_id > after)
+        .order_by(c.request_id).limit(limit)
+    ))
+
+
+def price_unpriced(conn: Connection, request_id: str, values: dict[str, Any],
+                   lines: Sequence[ChargeLine]) -> bool:
+    """Fill in an unpriced record's cost once; False if someone else already did."""
+    c = usage_records.c
+    done = conn.execute(update(usage_records)
+                        .where(c.request_id == request_id, c.pricing == UNPRICED)
+                        .values(pricing=PRICED, **values))
+    if done.rowcount != 1:
+        return False
+    if lines:
+        conn.execute(charge_lines.insert(), [
+            {"request_id": request_id, "meter": ln.meter, "quantity": ln.quantity,
+             "unit": ln.unit, "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
+            for ln in lines])
+    return True
+
+
+def lines_of(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {rid: [] for rid in request_ids}
+    if not request_ids:
+        return out
+    c = charge_lines.c
+    rows = conn.execute(select(charge_lines).where(c.request_id.in_(list(request_ids)))
+                        .order_by(c.id))
+    for r in rows:
+        out[r.request_id].append({
+            "meter": r.meter, "quantity": format_decimal(r.quantity), "unit": r.unit,
+            "unit_price": format_decimal(r.unit_price), "amount": format_decimal(r.amount)})
+    return out
+
+
+def list_records(conn: Connection, *, tenant_id: str | None = None, user_id: str | None = None,
+                 key_id: str | None = None, model: str | None = None,
+                 provider: str | None = None, status: str | None = None,
+                 request_id: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None, limit: int = 100) -> list[Any]:
+    c = usage_records.c
+    query = select(usage_records)
+    for column, value in ((c.tenant_id, tenant_id), (c.user_id, user_id), (c.key_id, key_id),
+                          (c.model, model), (c.provider, provider), (c.status, status),
+                          (c.request_id, request_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(c.occurred_at >= since)
+    if until is not None:
+        query = query.where(c.occurred_at < until)
+    return list(conn.execute(query.order_by(c.occurred_at.desc(), c.request_id).limit(limit)))

@@ -1,0 +1,76 @@
+"""Price versions, model aliases and FX rates in the database.
+
+Rows are only ever added: a price change is a new version, a new FX rate a new row. The shipped
+catalog is synced in on upgrade (versions already present are left alone), so a deployment's
+price history survives upgrades. ``generation`` is a cheap fingerprint that lets every process
+notice that another one added prices or rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, func, select
+
+from meterline.domain.fx import FxRate, FxTable
+from meterline.domain.pricebook import PriceBook
+from meterline.domain.prices import PriceVersion
+from meterline.store.schema import fx_rates, model_aliases, models, price_versions
+from meterline.store.upsert import insert_ignore
+
+
+def add_versions(conn: Connection, versions: Iterable[PriceVersion], origin: str,
+                 aliases: Iterable[tuple[str, str]] = ()) -> int:
+    """Store versions not yet present (same model and start); returns how many were new."""
+    now = datetime.now(UTC)
+    rows = [{"id": v.id, "model_id": v.model, "currency": v.currency,
+             "effective_from": v.effective_from, "body": v.to_json(), "origin": origin,
+             "created_at": now} for v in versions]
+    if not rows:
+        return 0
+    before = _count(conn)
+    conn.execute(insert_ignore(conn, price_versions, ["model_id", "effective_from"]), rows)
+    model_rows = {v["model_id"]: {"id": v["model_id"], "provider": v["model_id"].split("/")[0],
+                                  "billing_type": v["body"]["billing_type"], "created_at": now}
+                  for v in rows}
+    conn.execute(insert_ignore(conn, models, ["id"]), list(model_rows.values()))
+    alias_rows = [{"alias": a, "model_id": m} for a, m in aliases]
+    if alias_rows:
+        conn.execute(insert_ignore(conn, model_aliases, ["alias"]), alias_rows)
+    return _count(conn) - before
+
+
+def _count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(price_versions)).scalar_one())
+
+
+def load_pricebook(conn: Connection) -> PriceBook:
+    book = PriceBook()
+    for row in conn.execute(select(price_versions.c.body)):
+        book.add(PriceVersion.parse(row.body))
+    for row in conn.execute(select(model_aliases)):
+        book.add_alias(row.alias, row.model_id)
+    return book
+
+
+def add_fx_rate(conn: Connection, rate: FxRate) -> None:
+    conn.execute(insert_ignore(conn, fx_rates, ["base", "quote", "effective_from"]),
+                 [{"base": rate.base, "quote": rate.quote, "rate": rate.rate,
+                   "effective_from": rate.effective_from, "created_at": datetime.now(UTC)}])
+
+
+def load_fx(conn: Connection) -> FxTable:
+    rows = conn.execute(select(fx_rates).order_by(fx_rates.c.effective_from))
+    return FxTable(FxRate(r.base, r.quote, r.rate, r.effective_from) for r in rows)
+
+
+def generation(conn: Connection) -> tuple[object, ...]:
+    """Changes whenever a price version, alias or FX rate is added."""
+    row = conn.execute(select(
+        select(func.count()).select_from(price_versions).scalar_subquery(),
+        select(func.count()).select_from(model_aliases).scalar_subquery(),
+        select(func.count()).select_from(fx_rates).scalar_subquery(),
+        select(func.max(fx_rates.c.created_at)).scalar_subquery(),
+    )).one()
+    return tuple(row)

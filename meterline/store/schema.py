@@ -1,0 +1,173 @@
+"""The tables meterline keeps (SQLAlchemy Core). Alembic migrations create exactly these.
+
+Money columns use :class:`Money` (exact on both backends); times use :class:`UtcDateTime`.
+Usage records are unique per (tenant, event id) — the idempotency key of SPEC §4 — and are never
+updated, except that an ``unpriced`` record gets its cost filled in once by ``rerate``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from meterline.store.types import Json, Money, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("user_id", String(128), nullable=True),
+    Column("name", String(128), nullable=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("models", Json, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+admin_tokens = Table(
+    "admin_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+providers = Table(
+    "providers", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("base_url", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+models = Table(
+    "models", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("provider", String(64), nullable=False, index=True),
+    Column("billing_type", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases", metadata,
+    Column("alias", String(200), primary_key=True),
+    Column("model_id", String(200), nullable=False),
+)
+
+price_versions = Table(
+    "price_versions", metadata,
+    Column("id", String(260), primary_key=True),
+    Column("model_id", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("effective_from", UtcDateTime, nullable=False),
+    Column("body", Json, nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("model_id", "effective_from"),
+)
+
+fx_rates = Table(
+    "fx_rates", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("base", String(3), nullable=False),
+    Column("quote", String(3), nullable=False),
+    Column("rate", Money, nullable=False),
+    Column("effective_from", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("base", "quote", "effective_from"),
+)
+
+usage_records = Table(
+    "usage_records", metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("user_id", String(128), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(64), nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("pricing", String(16), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("cached_input_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_write_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("reasoning_tokens", BigInteger, nullable=False, default=0),
+    Column("characters", BigInteger, nullable=False, default=0),
+    Column("images", BigInteger, nullable=False, default=0),
+    Column("seconds", Money, nullable=False, default=0),
+    Column("requests", BigInteger, nullable=False, default=0),
+    Column("attributes", Json, nullable=True),
+    Column("cost", Money, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("price_version_id", String(260), nullable=True),
+    Column("billed_cost", Money, nullable=True),
+    Column("billed_currency", String(3), nullable=True),
+    Column("fx_rate", Money, nullable=True),
+    Column("fx_missing", Boolean, nullable=False, default=False),
+    Column("estimated", Boolean, nullable=False, default=False),
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("warning", Text, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column("ttft_ms", Integer, nullable=True),
+    Column("tags", Json, nullable=True),
+    Column("metadata", Json, nullable=True),
+    UniqueConstraint("tenant_id", "event_id"),
+    Index("ix_usage_records_tenant_time", "tenant_id", "occurred_at"),
+    Index("ix_usage_records_pricing", "pricing"),
+)
+
+charge_lines = Table(
+    "charge_lines", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("request_id", String(40), ForeignKey("usage_records.request_id"), nullable=False,
+           index=True),
+    Column("meter", String(32), nullable=False),
+    Column("quantity", Money, nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("unit_price", Money, nullable=False),
+    Column("per", Integer, nullable=False),
+    Column("amount", Money, nullable=False),
+)
