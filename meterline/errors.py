@@ -11,10 +11,10 @@
     │   ├── UnknownTenant
     │   ├── UnknownModel
     │   └── PriceNotFound               no price version is in force for a model at a time
-    ├── FxRateMissing                   no stored FX rate covers a conversion (recorded, never guessed)
+    ├── FxRateMissing                   no stored FX rate covers a conversion (never guessed)
     ├── AuthError                       a missing, unknown, revoked or expired key (HTTP 401)
     ├── Conflict                        a request that clashes with stored state (HTTP 409)
-    └── StoreError                      the database is unreachable or its schema is incomplete (HTTP 503)
+    └── StoreError                      database unreachable or schema incomplete (HTTP 503)
         └── SchemaIncomplete
 
 Domain errors carry ``context`` (field names, values) so an adapter can render a precise answer.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -30,9 +30,9 @@ class TenantIn(BaseModel):
 
 class KeyIn(BaseModel):
     tenant: str
-    user: str | None = None
+    user: str | None = Field(None, min_length=1, max_length=128)
     models: list[str] | None = None
-    name: str | None = None
+    name: str | None = Field(None, max_length=128)
     expires_at: datetime | None = None
 
 
@@ -41,6 +41,18 @@ class FxIn(BaseModel):
     quote: str
     rate: str = Field(description="decimal string, e.g. \"7.1\"")
     effective_from: datetime | None = None
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """An aware time given in a body, in UTC; refuses naive times and ones UTC cannot hold."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{name}: needs a timezone (e.g. Z)", field=name)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{name}: {value.isoformat()} is out of range", field=name) from None
 
 
 def _run(request: Request) -> Any:
@@ -73,14 +85,13 @@ async def list_users(tenant: str, request: Request) -> JsonResponse:
 
 @router.post("/keys", status_code=201, summary="Create an API key (the key is shown once)")
 async def create_key(body: KeyIn, request: Request) -> JsonResponse:
-    if body.expires_at is not None and body.expires_at.tzinfo is None:
-        raise InvalidInput("expires_at: needs a timezone (e.g. Z)", field="expires_at")
+    expires_at = _utc(body.expires_at, "expires_at")
 
     def work() -> dict[str, Any]:
         with _run(request).begin() as conn:
             secret, key = accounts.create_key(conn, body.tenant, user_id=body.user,
                                               models=body.models, name=body.name,
-                                              expires_at=body.expires_at)
+                                              expires_at=expires_at)
         return {"key": secret, **key.to_json()}
     return JsonResponse(await run_in_threadpool(work), status_code=201)
 
@@ -139,10 +150,9 @@ async def list_fx(request: Request) -> JsonResponse:
 
 @router.post("/fx", status_code=201, summary="Add an FX rate: 1 base = rate quote")
 async def set_fx(body: FxIn, request: Request) -> JsonResponse:
-    if body.effective_from is not None and body.effective_from.tzinfo is None:
-        raise InvalidInput("effective_from: needs a timezone (e.g. Z)", field="effective_from")
+    effective_from = _utc(body.effective_from, "effective_from")
     fx = await run_in_threadpool(price_service.set_fx, _run(request), body.base, body.quote,
-                                 body.rate, body.effective_from)
+                                 body.rate, effective_from)
     state(request).metering.refresh(force=True)
     return JsonResponse({"base": fx.base, "quote": fx.quote, "rate": format_decimal(fx.rate),
                          "effective_from": fx.effective_from.isoformat()}, status_code=201)

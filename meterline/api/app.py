@@ -12,7 +12,7 @@ from meterline import __version__
 from meterline.api import admin, errors, health, usage
 from meterline.api.state import AppState
 from meterline.config import Config
-from meterline.services.bootstrap import ensure_admin_token, prepare_database
+from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
 from meterline.services.metering import Metering
 from meterline.store.engine import make_engine
 
@@ -25,6 +25,7 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
     generated = None
     if prepare:
         prepare_database(engine)
+        sync_providers(engine, config)
         generated = ensure_admin_token(engine, config)
     app_state = AppState(config=config, engine=engine, metering=Metering(engine),
                          generated_admin_token=generated)

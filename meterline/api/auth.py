@@ -35,13 +35,22 @@ async def admin(request: Request) -> None:
     secret = presented_secret(request) or request.cookies.get("meterline_session")
     if not secret:
         raise AuthError("missing admin token: send Authorization: Bearer <admin token>")
-    if not await run_in_threadpool(state(request).admin_token_valid, secret):
+    if not await _is_admin(request, secret):
         raise AuthError("invalid admin token")
+
+
+async def _is_admin(request: Request, secret: str) -> bool:
+    app_state = state(request)
+
+    def check() -> bool:
+        return app_state.admin_token_valid(secret)
+
+    return await run_in_threadpool(check)
 
 
 async def key_or_admin(request: Request) -> ApiKey | None:
     """A tenant key, or None when the caller holds the admin token."""
     secret = presented_secret(request)
-    if secret and await run_in_threadpool(state(request).admin_token_valid, secret):
+    if secret and await _is_admin(request, secret):
         return None
     return await tenant_key(request)

@@ -11,9 +11,9 @@ from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from meterline.api.http import JsonResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from meterline.api.http import JsonResponse
 from meterline.errors import (
     AuthError,
     Conflict,

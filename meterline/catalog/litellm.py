@@ -91,8 +91,8 @@ _VIDEO_SECOND_FIELDS: Final = (
 )
 _AUDIO_SECOND_FIELDS: Final = ("input_cost_per_second", "output_cost_per_second")
 
-_READ_FIELDS: Final = frozenset(
-    {*TOKEN_FIELDS, *_CHARACTER_FIELDS, *_IMAGE_FIELDS, *_VIDEO_SECOND_FIELDS}
+_READ_FIELDS: Final = tuple(
+    dict.fromkeys((*TOKEN_FIELDS, *_CHARACTER_FIELDS, *_IMAGE_FIELDS, *_VIDEO_SECOND_FIELDS))
 )
 
 #: Modes whose calls are billed by a non-token meter.
@@ -172,7 +172,7 @@ def is_litellm_document(data: object) -> bool:
     )
 
 
-def loads_exact(data: bytes | str, *, origin: str = "file") -> Any:
+def loads_exact(data: bytes | bytearray | str, *, origin: str = "file") -> Any:
     """JSON with every non-integer number as the Decimal it is written as."""
     try:
         return json.loads(data, parse_float=Decimal, parse_constant=Decimal)
@@ -184,7 +184,7 @@ def loads_exact(data: bytes | str, *, origin: str = "file") -> Any:
 
 
 def _document(data: object, origin: str) -> Mapping[Any, Any]:
-    parsed = loads_exact(data, origin=origin) if isinstance(data, (bytes, str)) else data
+    parsed = loads_exact(data, origin=origin) if isinstance(data, (bytes, bytearray, str)) else data
     if not isinstance(parsed, Mapping):
         raise InvalidPrice(f"{origin}: a LiteLLM price map must be an object of model entries")
     return parsed
@@ -199,9 +199,10 @@ def _read_entry(
         return _number(value, origin=origin, key=key, name=name)
 
     mode = raw.get("mode") if isinstance(raw.get("mode"), str) else None
+    read = {name: number(name, raw.get(name)) for name in _READ_FIELDS}  # every one validated
     base: dict[Meter, UnitPrice] = {}
     for name, meter in TOKEN_FIELDS.items():
-        value = number(name, raw.get(name))
+        value = read[name]
         if value is not None:
             base[meter] = _unit_price(meter, value)
 
@@ -226,10 +227,9 @@ def _read_entry(
          _SECOND_MODES),
     )
     for meter, names, modes in candidates:
-        found = [(name, number(name, raw.get(name))) for name in names]
         if mode not in modes and has_tokens:
-            continue  # validated above, but this entry is not billed by that meter
-        values = [value for _, value in found if value is not None]
+            continue  # a token-billed entry: these figures describe its inputs
+        values = [value for value in (read[name] for name in names) if value is not None]
         if values:
             base[meter] = _unit_price(meter, next((v for v in values if v), values[0]))
 

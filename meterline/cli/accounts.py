@@ -115,7 +115,7 @@ def fx() -> None:
     """Set and list FX rates."""
 
 
-@fx.command("set")
+@fx.command("set", context_settings={"ignore_unknown_options": True})  # `fx set USD CNY -1`
 @click.argument("base")
 @click.argument("quote")
 @click.argument("rate")

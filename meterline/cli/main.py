@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from meterline import __version__
 from meterline.config import Config, load_config
@@ -49,8 +50,21 @@ class Context:
     def metering(self) -> Metering:
         return Metering(self.ready_engine())
 
+    def close(self) -> None:
+        """Close the engine's pooled connections (if one was made) when the command ends."""
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()
+
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def _fail(message: str, code: int) -> None:
+    """Print ``error: …`` as one line (driver messages span several) and exit."""
+    text = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    click.echo(f"error: {text}", err=True)
+    sys.exit(code)
 
 
 def handle_errors(func: F) -> F:
@@ -61,11 +75,12 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InvalidInput as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(2)
+            _fail(exc.message, 2)
         except MeterlineError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
+            _fail(exc.message, 1)
+        except SQLAlchemyError as exc:  # e.g. a table dropped behind meterline's back
+            detail = getattr(exc, "orig", None) or exc
+            _fail(f"database error: {detail}; `meterline db check` lists what is missing", 1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,6 +101,7 @@ def json_option(func: F) -> F:
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """meterline: LLM API gateway and billing service."""
     ctx.obj = Context(config_path)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _register() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.domain.events import parse_timestamp
+from meterline.domain.money import format_decimal
 from meterline.domain.usage import Usage
 from meterline.errors import InvalidInput
 from meterline.services import prices as price_service
@@ -42,7 +43,8 @@ def prices_list(ctx: Context, model: str | None, provider: str | None, as_json: 
         emit_json([v.to_json() | {"id": v.id} for v in versions])
         return
     for v in versions:
-        shown = ", ".join(f"{m.value} {p.price}/{p.unit_label(m)}" for m, p in v.prices.items())
+        shown = ", ".join(f"{m.value} {format_decimal(p.price)}/{p.unit_label(m)}"
+                          for m, p in v.prices.items())
         click.echo(f"{v.model}\t{v.effective_from.date()}\t{v.currency}\t{shown}")
 
 
@@ -67,14 +69,17 @@ def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
         emit_json(summary.to_json())
     else:
         click.echo(f"{summary.added} price versions added, {summary.already_present} already "
-                   f"present, {len(summary.skipped)} entries without prices skipped")
+                   f"present, {len(summary.skipped)} entries without prices skipped, "
+                   f"{len(summary.duplicates)} duplicate keys dropped")
 
 
 @prices.command("add")
 @click.option("--model", required=True, help="provider/model")
 @click.option("--currency", required=True)
 @click.option("--unit", default="1M", show_default=True, type=click.Choice(["1", "1K", "10K",
-                                                                            "1M"]))
+                                                                            "1M"]),
+              help="Per how many tokens or characters the prices are; images, seconds and "
+                   "requests are always priced per one.")
 @click.option("--input", "input_price", default=None, help="Price of plain input tokens.")
 @click.option("--cached-input", default=None, help="Price of cache-read input tokens.")
 @click.option("--cache-write", default=None, help="Price of cache-write input tokens.")
@@ -90,7 +95,7 @@ def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
 @json_option
 @pass_context
 @handle_errors
-def prices_add(ctx: Context, model: str, currency: str, unit: str, effective_from: str | None,
+def prices_add(ctx: Context, /, model: str, currency: str, unit: str, effective_from: str | None,
                file: str | None, as_json: bool, **meter_prices: str | None) -> None:
     """Add a price version (a new version never rewrites an older one)."""
     names = {"input_price": "input_tokens", "cached_input": "cached_input_tokens",
@@ -114,6 +119,9 @@ def prices_add(ctx: Context, model: str, currency: str, unit: str, effective_fro
         data = {"model": model, "currency": currency, "unit": unit, "prices": given,
                 "effective_from": when or datetime.now(UTC).isoformat(),
                 "billing_type": _billing_type(given)}
+        per_one = {m: "1" for m in given if m in ("images", "seconds", "requests")}
+        if per_one:
+            data["units"] = per_one
         if minimum is not None:
             data["minimum_charge"] = minimum
     version = price_service.add_version(ctx.ready_engine(), data)
@@ -154,6 +162,8 @@ def prices_update(ctx: Context, source: str, as_json: bool) -> None:
         click.echo(f"{result['added_versions']} versions added: {len(result['new_models'])} new "
                    f"models, {len(result['changed_models'])} changed, {result['unchanged']} "
                    "unchanged")
+        for conflict in result["conflicts"]:
+            click.echo(f"not updated: {conflict}", err=True)
 
 
 @click.command()
@@ -171,7 +181,7 @@ def prices_update(ctx: Context, source: str, as_json: bool) -> None:
 @json_option
 @pass_context
 @handle_errors
-def quote(ctx: Context, model: str, seconds: str, attributes: tuple[str, ...], at: str | None,
+def quote(ctx: Context, /, model: str, seconds: str, attributes: tuple[str, ...], at: str | None,
           as_json: bool, **counts: int) -> None:
     """Price a call without recording it."""
     try:
@@ -191,8 +201,9 @@ def quote(ctx: Context, model: str, seconds: str, attributes: tuple[str, ...], a
         emit_json(rating.to_json())
         return
     for line in rating.lines:
-        click.echo(f"{line.meter:<20} {line.quantity} × {line.unit_price}/{line.unit} = "
-                   f"{line.amount}")
+        click.echo(f"{line.meter:<20} {format_decimal(line.quantity)} × "
+                   f"{format_decimal(line.unit_price)}/{line.unit} = "
+                   f"{format_decimal(line.amount)}")
     click.echo(f"total {rating.total}  ({rating.price_version.id})")
 
 

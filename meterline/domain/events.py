@@ -26,6 +26,9 @@ class CallStatus(StrEnum):
     TIMEOUT = "timeout"
 
 
+_STATUSES: Final = {s.value: s for s in CallStatus}
+
+
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
     id: str
@@ -80,11 +83,10 @@ def parse_event(data: object, *, where: str = "", now: datetime | None = None) -
     except InvalidUsage as exc:
         raise InvalidUsage(f"{where}{exc.message}", field=exc.field) from None
     raw_status = data.get("status", "success")
-    try:
-        status = CallStatus(raw_status)
-    except ValueError:
+    status = _STATUSES.get(raw_status) if isinstance(raw_status, str) else None
+    if status is None:
         raise InvalidInput(f"{where}status: {raw_status!r} is not one of "
-                           f"{', '.join(s.value for s in CallStatus)}", field="status") from None
+                           f"{', '.join(s.value for s in CallStatus)}", field="status")
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, Mapping):
         raise InvalidInput(f"{where}metadata: must be an object", field="metadata")

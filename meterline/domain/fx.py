@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
 
-from meterline.domain.money import MONEY_CONTEXT, Amount, currency_code, decimal
+from meterline.domain.money import CONVERSION_CONTEXT, Amount, currency_code, decimal
 from meterline.errors import FxRateMissing, InvalidInput
 
 _RECIPROCAL = Context(prec=28)
@@ -82,7 +82,7 @@ class FxTable:
     def convert(self, amount: Amount, to: str, at: datetime) -> tuple[Amount, Decimal]:
         """The converted amount (unrounded) and the rate used."""
         rate = self.rate(amount.currency, to, at)
-        return Amount(MONEY_CONTEXT.multiply(amount.number, rate), to), rate
+        return Amount(CONVERSION_CONTEXT.multiply(amount.number, rate), to), rate
 
     def all(self) -> list[FxRate]:
         return [rate for series in self._by_pair.values() for rate in series]

@@ -8,7 +8,16 @@ unrounded; :meth:`Amount.rounded` is called once, when a bill is issued.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import Final
 
 from meterline.errors import CurrencyMismatch, InvalidInput
@@ -21,8 +30,19 @@ MINOR_UNITS: Final[dict[str, int]] = {
     "PHP": 2, "AED": 2, "SAR": 2, "TRY": 2, "ZAR": 2, "NZD": 2, "ILS": 2, "CZK": 2,
 }
 
-#: Arithmetic context for money: enough digits that no ledger sum is ever rounded.
-MONEY_CONTEXT: Final = Context(prec=60, rounding=ROUND_HALF_UP)
+#: Arithmetic context for money. A price (< 10^12, at most 30 decimal places: 42 digits) times
+#: a quantity (< 10^15, at most 6 places: 21 digits) has at most 63 digits, and dividing by a
+#: unit size only moves the point, so 80 digits keep every ledger amount and sum exact — and should anything ever need
+#: rounding, the Inexact trap raises instead of rounding silently.
+MONEY_CONTEXT: Final = Context(prec=80, rounding=ROUND_HALF_UP,
+                               traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+#: For the one deliberate rounding: a bill's amounts to the currency's minor unit.
+ROUNDING_CONTEXT: Final = Context(prec=60, rounding=ROUND_HALF_UP)
+#: FX conversion multiplies by a rate of up to 28 digits; 120 digits keep the product exact.
+CONVERSION_CONTEXT: Final = Context(prec=120, rounding=ROUND_HALF_UP,
+                                    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+MAX_PRICE: Final = Decimal(10) ** 12
+MAX_PRICE_PLACES: Final = 30
 
 ZERO: Final = Decimal(0)
 
@@ -31,8 +51,9 @@ def decimal(value: object, *, field: str = "amount") -> Decimal:
     """The one way to make a money Decimal: from str, int or Decimal; never from float."""
     if isinstance(value, Decimal):
         result = value
-    elif isinstance(value, bool) or isinstance(value, float):
-        raise InvalidInput(f"{field}: give money as a string or integer, not {value!r}", field=field)
+    elif isinstance(value, bool | float):
+        raise InvalidInput(f"{field}: give money as a string or integer, not {value!r}",
+                           field=field)
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, str):
@@ -70,7 +91,7 @@ def format_decimal(value: Decimal) -> str:
 def quantize_minor(value: Decimal, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit."""
     exponent = Decimal(1).scaleb(-MINOR_UNITS[currency])
-    with localcontext(MONEY_CONTEXT):
+    with localcontext(ROUNDING_CONTEXT):
         return value.quantize(exponent, rounding=ROUND_HALF_UP)
 
 

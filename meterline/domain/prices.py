@@ -18,11 +18,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.domain.money import ZERO, currency_code, decimal, format_decimal
+from meterline.domain.money import (
+    MAX_PRICE,
+    MAX_PRICE_PLACES,
+    ZERO,
+    currency_code,
+    decimal,
+    format_decimal,
+)
 from meterline.domain.usage import METER_UNIT, METERS, BillingType, Meter, Usage
 from meterline.errors import InvalidPrice
 
@@ -40,13 +48,15 @@ class UnitPrice:
     per: int
 
     def unit_label(self, meter: Meter) -> str:
-        name = METER_UNIT[meter]
-        if self.per == 1:
-            return name[:-1]  # "token", "image", "second"
-        for label, size in UNIT_SIZES.items():
-            if size == self.per:
-                return f"{label} {name}"
-        return f"{self.per} {name}"
+        return _unit_label(meter, self.per)
+
+
+@lru_cache(maxsize=256)
+def _unit_label(meter: Meter, per: int) -> str:
+    name = METER_UNIT[meter]
+    if per == 1:
+        return name[:-1]  # "token", "image", "second"
+    return f"{_unit_name(per)} {name}"
 
 
 Prices = Mapping[Meter, UnitPrice]
@@ -103,6 +113,8 @@ class PriceVersion:
 
     def prices_for(self, usage: Usage, attributes: Mapping[str, str], at: datetime) -> Prices:
         """The unit prices that apply to one call."""
+        if not (self.tiers or self.variants or self.windows):
+            return self.prices
         prices: dict[Meter, UnitPrice] = dict(self.prices)
         input_tokens = usage.get(Meter.INPUT_TOKENS)
         chosen: Tier | None = None
@@ -294,6 +306,10 @@ def _price(value: object, path: str) -> Decimal:
         raise InvalidPrice(f"{exc}", field=path) from None
     if number < 0:
         raise InvalidPrice(f"{path}: a price must not be negative", field=path)
+    if number >= MAX_PRICE or (number and -number.normalize().as_tuple().exponent  # type: ignore[operator]
+                               > MAX_PRICE_PLACES):
+        raise InvalidPrice(f"{path}: a price must be below {MAX_PRICE:,} with at most "
+                           f"{MAX_PRICE_PLACES} decimal places", field=path)
     return number
 
 

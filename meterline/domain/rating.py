@@ -23,6 +23,7 @@ from meterline.domain.usage import BILLING_TYPE, Meter, Usage
 from meterline.errors import PriceNotFound
 
 MINIMUM_CHARGE: Final = "minimum_charge"
+_COUNTED: Final = (Meter.CHARACTERS, Meter.IMAGES, Meter.SECONDS)
 _NO_ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType({})
 
 
@@ -73,9 +74,14 @@ class Rating:
         }
 
 
+_NAMES: Final[Mapping[Meter, str]] = MappingProxyType({m: m.value for m in Meter})
+_multiply = MONEY_CONTEXT.multiply
+_divide = MONEY_CONTEXT.divide
+
+
 def _line(meter: Meter, quantity: Decimal, price: UnitPrice) -> ChargeLine:
-    amount = MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(quantity, price.price), price.per)
-    return ChargeLine(meter.value, quantity, price.unit_label(meter), price.price, price.per,
+    amount = _divide(_multiply(quantity, price.price), price.per)
+    return ChargeLine(_NAMES[meter], quantity, price.unit_label(meter), price.price, price.per,
                       amount)
 
 
@@ -98,9 +104,10 @@ def rate(
     model = version.model
     lines: list[ChargeLine] = []
 
-    cached = usage.get(Meter.CACHED_INPUT_TOKENS)
-    written = usage.get(Meter.CACHE_WRITE_TOKENS)
-    plain_input = usage.get(Meter.INPUT_TOKENS) - cached - written
+    q = usage.quantities
+    cached = q.get(Meter.CACHED_INPUT_TOKENS, ZERO)
+    written = q.get(Meter.CACHE_WRITE_TOKENS, ZERO)
+    plain_input = q.get(Meter.INPUT_TOKENS, ZERO) - cached - written
     if plain_input:
         lines.append(_line(Meter.INPUT_TOKENS, plain_input, _price(prices, Meter.INPUT_TOKENS,
                                                                   model)))
@@ -111,8 +118,8 @@ def rate(
         price = _price(prices, Meter.CACHE_WRITE_TOKENS, model, Meter.INPUT_TOKENS)
         lines.append(_line(Meter.CACHE_WRITE_TOKENS, written, price))
 
-    output = usage.get(Meter.OUTPUT_TOKENS)
-    reasoning = usage.get(Meter.REASONING_TOKENS)
+    output = q.get(Meter.OUTPUT_TOKENS, ZERO)
+    reasoning = q.get(Meter.REASONING_TOKENS, ZERO)
     if reasoning and Meter.REASONING_TOKENS in prices:
         if output - reasoning:
             lines.append(_line(Meter.OUTPUT_TOKENS, output - reasoning,
@@ -121,18 +128,19 @@ def rate(
     elif output:
         lines.append(_line(Meter.OUTPUT_TOKENS, output, _price(prices, Meter.OUTPUT_TOKENS, model)))
 
-    for meter in (Meter.CHARACTERS, Meter.IMAGES, Meter.SECONDS):
-        quantity = usage.get(meter)
+    for meter in _COUNTED:
+        quantity = q.get(meter)
         if quantity:
             lines.append(_line(meter, quantity, _price(prices, meter, model)))
 
-    requests = usage.get(Meter.REQUESTS)
     if Meter.REQUESTS in prices:
-        lines.append(_line(Meter.REQUESTS, requests or Decimal(1), prices[Meter.REQUESTS]))
+        requests = q.get(Meter.REQUESTS) or Decimal(1)
+        lines.append(_line(Meter.REQUESTS, requests, prices[Meter.REQUESTS]))
 
     total = ZERO
+    add = MONEY_CONTEXT.add
     for line in lines:
-        total = MONEY_CONTEXT.add(total, line.amount)
+        total = add(total, line.amount)
     if total < version.minimum_charge:
         topup = MONEY_CONTEXT.subtract(version.minimum_charge, total)
         lines.append(ChargeLine(MINIMUM_CHARGE, Decimal(1), "call", topup, 1, topup))

@@ -8,6 +8,7 @@ into this one (Anthropic's input excludes cache tokens, so the adapter adds them
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -39,6 +40,7 @@ class BillingType(StrEnum):
 
 
 METERS: Final = frozenset(m.value for m in Meter)
+_BY_NAME: Final[Mapping[str, Meter]] = MappingProxyType({m.value: m for m in Meter})
 
 #: The billing type each meter belongs to.
 BILLING_TYPE: Final[Mapping[Meter, BillingType]] = MappingProxyType({
@@ -70,14 +72,21 @@ METER_UNIT: Final[Mapping[Meter, str]] = MappingProxyType({
 FRACTIONAL_METERS: Final = frozenset({Meter.SECONDS})
 
 _EMPTY: Final[Mapping[Meter, Decimal]] = MappingProxyType({})
+_ZERO: Final = Decimal(0)
+
+
+#: Larger quantities than any real call; the bound keeps every amount exact (see money.py).
+MAX_QUANTITY: Final = 10**15
 
 
 def _quantity(meter: Meter, value: object) -> Decimal:
+    if type(value) is int and 0 <= value < MAX_QUANTITY:
+        return Decimal(value)
     where = f"usage.{meter.value}"
     if isinstance(value, bool) or value is None:
         raise InvalidUsage(f"{where}: must be a number, got {value!r}", field=where)
     if isinstance(value, float):
-        if meter not in FRACTIONAL_METERS or value != value or value in (float("inf"), -float("inf")):
+        if meter not in FRACTIONAL_METERS or not math.isfinite(value):
             raise InvalidUsage(f"{where}: must be a whole number, got {value!r}", field=where)
         value = repr(value)  # seconds like 2.5 from JSON: exact via the shortest repr
     try:
@@ -86,6 +95,10 @@ def _quantity(meter: Meter, value: object) -> Decimal:
         raise InvalidUsage(f"{where}: must be a number, got {value!r}", field=where) from exc
     if number < 0:
         raise InvalidUsage(f"{where}: must not be negative, got {value!r}", field=where)
+    if number >= MAX_QUANTITY:
+        raise InvalidUsage(f"{where}: must be below {MAX_QUANTITY:,}, got {value!r}", field=where)
+    if -number.as_tuple().exponent > 6:  # type: ignore[operator]
+        raise InvalidUsage(f"{where}: at most 6 decimal places, got {value!r}", field=where)
     if meter not in FRACTIONAL_METERS and number != number.to_integral_value():
         raise InvalidUsage(f"{where}: must be a whole number, got {value!r}", field=where)
     return number
@@ -99,15 +112,16 @@ class Usage:
 
     def __post_init__(self) -> None:
         q = self.quantities
-        cached = q.get(Meter.CACHED_INPUT_TOKENS, Decimal(0))
-        written = q.get(Meter.CACHE_WRITE_TOKENS, Decimal(0))
-        if cached + written > q.get(Meter.INPUT_TOKENS, Decimal(0)):
+        cached = q.get(Meter.CACHED_INPUT_TOKENS, _ZERO)
+        written = q.get(Meter.CACHE_WRITE_TOKENS, _ZERO)
+        if (cached or written) and cached + written > q.get(Meter.INPUT_TOKENS, _ZERO):
             raise InvalidUsage(
                 "usage.cached_input_tokens + usage.cache_write_tokens must not exceed "
                 "usage.input_tokens (input_tokens counts every prompt token)",
                 field="usage.input_tokens",
             )
-        if q.get(Meter.REASONING_TOKENS, Decimal(0)) > q.get(Meter.OUTPUT_TOKENS, Decimal(0)):
+        reasoning = q.get(Meter.REASONING_TOKENS, _ZERO)
+        if reasoning and reasoning > q.get(Meter.OUTPUT_TOKENS, _ZERO):
             raise InvalidUsage(
                 "usage.reasoning_tokens must not exceed usage.output_tokens "
                 "(output_tokens counts every generated token)",
@@ -121,12 +135,12 @@ class Usage:
             raise InvalidUsage("usage: must be an object of meter: quantity", field="usage")
         quantities: dict[Meter, Decimal] = {}
         for name, value in data.items():
-            if name not in METERS:
+            meter = _BY_NAME.get(name)
+            if meter is None:
                 raise InvalidUsage(
                     f"usage.{name}: unknown meter; known: {', '.join(m.value for m in Meter)}",
                     field=f"usage.{name}",
                 )
-            meter = Meter(name)
             quantity = _quantity(meter, value)
             if quantity:
                 quantities[meter] = quantity
@@ -137,7 +151,7 @@ class Usage:
         return cls.parse(quantities)
 
     def get(self, meter: Meter) -> Decimal:
-        return self.quantities.get(meter, Decimal(0))
+        return self.quantities.get(meter, _ZERO)
 
     def to_json(self) -> dict[str, int | str]:
         """Whole counts as ints, fractional seconds as strings."""

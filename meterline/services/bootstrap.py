@@ -24,6 +24,12 @@ def prepare_database(engine: Engine) -> int:
         return pricing.add_versions(conn, book.versions(), "catalog", book.aliases().items())
 
 
+def sync_providers(engine: Engine, config: Config) -> None:
+    """Record the configured upstream providers (name, wire format, base URL; never keys)."""
+    with engine.begin() as conn:
+        pricing.save_providers(conn, [(p.name, p.kind, p.base_url) for p in config.providers])
+
+
 def ensure_admin_token(engine: Engine, config: Config) -> str | None:
     """Store the configured admin token; generate one on first start if none is configured.
 

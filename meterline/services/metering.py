@@ -7,10 +7,11 @@ memory and reloads them when another process has added prices or rates (see
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from meterline.domain.events import UsageEvent, parse_event
+from meterline.domain.events import CallStatus, UsageEvent, parse_event
 from meterline.domain.fx import FxTable
 from meterline.domain.money import format_decimal
 from meterline.domain.pricebook import PriceBook
@@ -30,11 +31,23 @@ from meterline.store.accounts import Tenant, ensure_users, get_tenant
 from meterline.store.ledger import PRICED, UNPRICED, NewRecord
 
 USAGE_COLUMNS = tuple(m.value for m in Meter)
+_METER_COLUMN = {m: m.value for m in Meter}
+_STATUS_NAMES = {s: s.value for s in CallStatus}
+#: A usage record with every optional column empty; each new row starts as a copy.
+_BLANK_ROW: dict[str, Any] = {
+    "endpoint": None, "estimated": False, "http_status": None, "error": None,
+    "latency_ms": None, "ttft_ms": None, **{m.value: 0 for m in Meter},
+}
+
+
+_PROCESS_TAG = secrets.token_hex(4)
+_sequence = itertools.count()
 
 
 def new_request_id() -> str:
-    """Time-ordered, unique without coordination: 'req_' + ns clock (hex) + random."""
-    return f"req_{time.time_ns():016x}{secrets.token_hex(6)}"
+    """Unique without coordination and roughly time-ordered: ns clock, a random tag drawn once
+    per process, and a per-process counter."""
+    return f"req_{time.time_ns():016x}{_PROCESS_TAG}{next(_sequence) & 0xFFFFFF:06x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +149,7 @@ class Metering:
                        fx_rate, False)
 
     # -- ingestion ----------------------------------------------------------------------
-    def ingest(self, tenant_id: str, events: list[object], *, key_id: str | None = None,
+    def ingest(self, tenant_id: str, events: Sequence[object], *, key_id: str | None = None,
                source: str = "ingest") -> list[dict[str, Any]]:
         """Record a batch of usage events; one result per event, in order."""
         now = datetime.now(UTC)
@@ -178,18 +191,21 @@ class Metering:
                 now: datetime) -> NewRecord:
         priced = self.price(event.model, event.usage, event.timestamp, event.attributes,
                             tenant.currency)
-        row: dict[str, Any] = {
-            "request_id": new_request_id(), "tenant_id": tenant.id, "event_id": event.id,
-            "user_id": event.user, "key_id": key_id, "endpoint": None, "source": source,
-            "status": event.status.value, "occurred_at": event.timestamp, "recorded_at": now,
-            "attributes": dict(event.attributes) or None, "estimated": False,
-            "tags": list(event.tags) or None, "metadata": dict(event.metadata) or None,
-            "http_status": None, "error": None, "latency_ms": None, "ttft_ms": None,
-            "seconds": event.usage.get(Meter.SECONDS),
-        }
-        for meter in USAGE_COLUMNS:
-            if meter != Meter.SECONDS:
-                row[meter] = int(event.usage.get(Meter(meter)))
+        row = dict(_BLANK_ROW)
+        row["request_id"] = new_request_id()
+        row["tenant_id"] = tenant.id
+        row["event_id"] = event.id
+        row["user_id"] = event.user
+        row["key_id"] = key_id
+        row["source"] = source
+        row["status"] = _STATUS_NAMES[event.status]
+        row["occurred_at"] = event.timestamp
+        row["recorded_at"] = now
+        row["attributes"] = dict(event.attributes) or None
+        row["tags"] = list(event.tags) or None
+        row["metadata"] = dict(event.metadata) or None
+        for meter, quantity in event.usage.quantities.items():
+            row[_METER_COLUMN[meter]] = quantity if meter is Meter.SECONDS else int(quantity)
         row.update(priced.columns())
         return NewRecord(row, priced.rating.lines if priced.rating else ())
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, select
 
-from meterline.catalog.litellm import parse_litellm
+from meterline.catalog.litellm import ImportResult, parse_litellm
 from meterline.catalog.shipped import CatalogEntries, parse_catalog_file
 from meterline.catalog.update import load_update_source, plan_update
 from meterline.domain.fx import FxRate
@@ -31,10 +31,11 @@ class ImportSummary:
     added: int
     already_present: int
     skipped: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"added": self.added, "already_present": self.already_present,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "duplicates": self.duplicates}
 
 
 def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual") -> PriceVersion:
@@ -55,14 +56,13 @@ def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual")
     return version
 
 
-def parse_import(raw: bytes, fmt: str, now: datetime | None = None) -> tuple[CatalogEntries,
-                                                                             list[str]]:
+def parse_import(raw: bytes, fmt: str, now: datetime | None = None) -> ImportResult:
+    """Every version of a price file, checked in full; raises on the first bad row."""
     if fmt not in IMPORT_FORMATS:
         raise InvalidInput(f"format: {fmt!r} is not one of {', '.join(IMPORT_FORMATS)}",
                            field="format")
     if fmt == "litellm":
-        result = parse_litellm(raw, effective_from=now or datetime.now(UTC), origin="file")
-        return result.entries, result.skipped
+        return parse_litellm(raw, effective_from=now or datetime.now(UTC), origin="file")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -73,15 +73,15 @@ def parse_import(raw: bytes, fmt: str, now: datetime | None = None) -> tuple[Cat
         entries = parse_catalog_file(document, origin=f"document {index}")
         versions += entries.versions
         aliases += entries.aliases
-    return CatalogEntries(versions, aliases), []
+    return ImportResult(CatalogEntries(versions, aliases), [])
 
 
 def import_file(engine: Engine, raw: bytes, fmt: str, now: datetime | None = None
                 ) -> ImportSummary:
-    entries, skipped = parse_import(raw, fmt, now)
+    result = parse_import(raw, fmt, now)
     with engine.begin() as conn:
-        added = pricing.add_versions(conn, entries.versions, f"import:{fmt}", entries.aliases)
-    return ImportSummary(added, len(entries.versions) - added, skipped)
+        added = pricing.add_versions(conn, result.versions, f"import:{fmt}", result.aliases)
+    return ImportSummary(added, len(result.versions) - added, result.skipped, result.duplicates)
 
 
 def update_from(engine: Engine, raw: bytes, now: datetime | None = None) -> dict[str, Any]:
@@ -92,7 +92,8 @@ def update_from(engine: Engine, raw: bytes, now: datetime | None = None) -> dict
         plan = plan_update(pricing.load_pricebook(conn), incoming, now=moment)
         pricing.add_versions(conn, plan.new_versions, "update")
     return {"new_models": plan.new_models, "changed_models": plan.changed_models,
-            "unchanged": len(plan.unchanged), "added_versions": len(plan.new_versions)}
+            "unchanged": len(plan.unchanged), "added_versions": len(plan.new_versions),
+            "conflicts": plan.conflicts}
 
 
 def set_fx(engine: Engine, base: str, quote: str, rate: object,

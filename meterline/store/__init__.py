@@ -1,1 +1,1 @@
-"""Storage adapter: SQLAlchemy Core on SQLite (embedded default) or PostgreSQL, Alembic migrations."""
+"""Storage adapter: SQLAlchemy Core on SQLite (embedded default) or PostgreSQL; Alembic."""

@@ -107,7 +107,8 @@ def ensure_users(conn: Connection, tenant_id: str, user_ids: set[str]) -> None:
     if user_ids:
         now = _now()
         conn.execute(insert_ignore(conn, users, ["tenant_id", "id"]),
-                     [{"tenant_id": tenant_id, "id": u, "created_at": now} for u in user_ids])
+                     [{"tenant_id": tenant_id, "id": u, "created_at": now}
+                      for u in sorted(user_ids)])  # one lock order for every writer
 
 
 def list_users(conn: Connection, tenant_id: str) -> list[str]:

@@ -19,17 +19,11 @@ from sqlalchemy import Connection, select, update
 
 from meterline.domain.money import format_decimal
 from meterline.domain.rating import ChargeLine
+from meterline.store import bulk
 from meterline.store.schema import charge_lines, usage_records
-from meterline.store.upsert import insert_ignore
 
 PRICED = "priced"
 UNPRICED = "unpriced"
-
-RECORD_FIELDS = (
-    "request_id", "event_id", "tenant_id", "user_id", "key_id", "provider", "model", "endpoint",
-    "source", "status", "pricing", "occurred_at", "cost", "currency", "billed_cost",
-    "billed_currency", "fx_rate", "fx_missing", "estimated", "price_version_id", "warning",
-)
 
 
 @dataclass(slots=True)
@@ -54,20 +48,15 @@ def write_records(conn: Connection, records: Sequence[NewRecord]) -> set[str]:
 
     All records of one call must belong to one tenant.
     """
-    if not records:
-        return set()
-    stmt = insert_ignore(conn, usage_records, ["tenant_id", "event_id"]).returning(
-        usage_records.c.event_id
-    )
-    inserted = {row.event_id for row in conn.execute(stmt, [r.row for r in records])}
-    line_rows = [
-        {"request_id": r.row["request_id"], "meter": line.meter, "quantity": line.quantity,
-         "unit": line.unit, "unit_price": line.unit_price, "per": line.per, "amount": line.amount}
-        for r in records if r.row["event_id"] in inserted for line in r.lines
-    ]
-    if line_rows:
-        conn.execute(charge_lines.insert(), line_rows)
-    return inserted
+    line_rows = [line_row(r.row["request_id"], number, line)
+                 for r in records for number, line in enumerate(r.lines, start=1)]
+    return bulk.write(conn, [r.row for r in records], line_rows)
+
+
+def line_row(request_id: str, line_no: int, line: ChargeLine) -> dict[str, Any]:
+    return {"request_id": request_id, "line_no": line_no, "meter": line.meter,
+            "quantity": line.quantity, "unit": line.unit, "unit_price": line.unit_price,
+            "per": line.per, "amount": line.amount}
 
 
 def existing(conn: Connection, tenant_id: str, event_ids: Sequence[str]) -> dict[str, Existing]:
@@ -98,10 +87,8 @@ def price_unpriced(conn: Connection, request_id: str, values: dict[str, Any],
     if done.rowcount != 1:
         return False
     if lines:
-        conn.execute(charge_lines.insert(), [
-            {"request_id": request_id, "meter": ln.meter, "quantity": ln.quantity,
-             "unit": ln.unit, "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
-            for ln in lines])
+        conn.execute(charge_lines.insert(), [line_row(request_id, number, line)
+                                             for number, line in enumerate(lines, start=1)])
     return True
 
 
@@ -111,7 +98,7 @@ def lines_of(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[dic
         return out
     c = charge_lines.c
     rows = conn.execute(select(charge_lines).where(c.request_id.in_(list(request_ids)))
-                        .order_by(c.id))
+                        .order_by(c.request_id, c.line_no))
     for r in rows:
         out[r.request_id].append({
             "meter": r.meter, "quantity": format_decimal(r.quantity), "unit": r.unit,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from meterline.domain.fx import FxRate, FxTable
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.prices import PriceVersion
-from meterline.store.schema import fx_rates, model_aliases, models, price_versions
+from meterline.store.schema import fx_rates, model_aliases, models, price_versions, providers
 from meterline.store.upsert import insert_ignore
 
 
@@ -24,7 +25,7 @@ def add_versions(conn: Connection, versions: Iterable[PriceVersion], origin: str
                  aliases: Iterable[tuple[str, str]] = ()) -> int:
     """Store versions not yet present (same model and start); returns how many were new."""
     now = datetime.now(UTC)
-    rows = [{"id": v.id, "model_id": v.model, "currency": v.currency,
+    rows: list[dict[str, Any]] = [{"id": v.id, "model_id": v.model, "currency": v.currency,
              "effective_from": v.effective_from, "body": v.to_json(), "origin": origin,
              "created_at": now} for v in versions]
     if not rows:
@@ -52,6 +53,17 @@ def load_pricebook(conn: Connection) -> PriceBook:
     for row in conn.execute(select(model_aliases)):
         book.add_alias(row.alias, row.model_id)
     return book
+
+
+def save_providers(conn: Connection, found: list[tuple[str, str, str]]) -> None:
+    """Insert or update providers by name."""
+    now = datetime.now(UTC)
+    for name, kind, base_url in found:
+        changed = conn.execute(update(providers).where(providers.c.name == name)
+                               .values(kind=kind, base_url=base_url))
+        if changed.rowcount == 0:
+            conn.execute(providers.insert().values(name=name, kind=kind, base_url=base_url,
+                                                   created_at=now))
 
 
 def add_fx_rate(conn: Connection, rate: FxRate) -> None:

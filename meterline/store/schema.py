@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from meterline.store.types import Json, Money, UtcDateTime
@@ -155,15 +156,18 @@ usage_records = Table(
     Column("metadata", Json, nullable=True),
     UniqueConstraint("tenant_id", "event_id"),
     Index("ix_usage_records_tenant_time", "tenant_id", "occurred_at"),
-    Index("ix_usage_records_pricing", "pricing"),
+    # Only unpriced records are ever looked up by pricing state (rerate): a partial index.
+    Index("ix_usage_records_unpriced", "request_id",
+          postgresql_where=text("pricing = 'unpriced'"),
+          sqlite_where=text("pricing = 'unpriced'")),
 )
 
+# Charge lines are written in the same statement as their record (store/bulk.py), so they carry
+# no foreign key: its per-row trigger would double the cost of ingestion on PostgreSQL.
 charge_lines = Table(
     "charge_lines", metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("request_id", String(40), ForeignKey("usage_records.request_id"), nullable=False,
-           index=True),
+    Column("request_id", String(40), primary_key=True),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
     Column("meter", String(32), nullable=False),
     Column("quantity", Money, nullable=False),
     Column("unit", String(32), nullable=False),

@@ -35,8 +35,11 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if not isinstance(value, Decimal):
-            value = Decimal(str(value)) if isinstance(value, int) else value
+        if isinstance(value, bool | float):
+            raise TypeError(f"money must be a Decimal or int, not {type(value).__name__} "
+                            f"({value!r})")
+        if isinstance(value, int):
+            value = Decimal(value)
         if dialect.name == "sqlite":
             return format_decimal(value)
         return value
@@ -80,7 +83,7 @@ class Json(TypeDecorator[Any]):
         return None if value is None else orjson.loads(value)
 
 
-class money_sum(GenericFunction[Decimal]):  # noqa: N801 - SQL function names are lower case
+class money_sum(GenericFunction[Decimal]):
     """SUM over a Money column that stays exact on SQLite too."""
 
     type = Money()

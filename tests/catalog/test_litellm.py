@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from meterline.catalog.litellm import ImportResult, parse_litellm
 from meterline.catalog.shipped import CatalogEntries
+from meterline.domain.money import MONEY_CONTEXT
 from meterline.domain.prices import PriceVersion, UnitPrice
 from meterline.domain.rating import rate
 from meterline.domain.usage import BillingType, Meter, Usage
@@ -128,7 +129,8 @@ SAMPLE = b"""{
         "max_input_tokens": 258048,
         "mode": "chat",
         "tiered_pricing": [
-            {"input_cost_per_token": 1.2e-06, "output_cost_per_token": 6e-06, "range": [0, 32000.0]},
+            {"input_cost_per_token": 1.2e-06, "output_cost_per_token": 6e-06,
+             "range": [0, 32000.0]},
             {"input_cost_per_token": 2.4e-06, "output_cost_per_token": 1.2e-05,
              "range": [32000.0, 128000.0]},
             {"input_cost_per_token": 3e-06, "range": [128000.0, 252000.0]}
@@ -209,7 +211,7 @@ def by_model(result: ImportResult) -> dict[str, PriceVersion]:
 
 def per_unit(version: PriceVersion, meter: Meter) -> Decimal:
     price = version.prices[meter]
-    return price.price / price.per
+    return MONEY_CONTEXT.divide(price.price, price.per)  # exact: 60 digits
 
 
 def cost(version: PriceVersion, **usage: int | str) -> Decimal:
@@ -275,6 +277,31 @@ def test_the_providers_own_entry_wins_over_a_mapped_one_whatever_the_order(
     assert per_unit(gemini, Meter.OUTPUT_TOKENS) == Decimal("5E-6")
     assert len(gemini.tiers) == 1
     assert result.duplicates == ["gemini-1.5-pro"]
+
+
+def test_which_of_two_keys_for_one_model_wins() -> None:
+    doc = {
+        "vertex_ai/gemini-2.0-flash": {"litellm_provider": "vertex_ai-language-models",
+                                       "input_cost_per_token": 1.5e-07},
+        "gemini/gemini-2.0-flash": {"litellm_provider": "gemini", "input_cost_per_token": 1e-07},
+        "deepseek-chat": {"litellm_provider": "deepseek", "input_cost_per_token": 2.7e-07},
+        "deepseek/deepseek-chat": {"litellm_provider": "deepseek", "input_cost_per_token": 2.8e-07},
+        "deepseek/deepseek-reasoner": {"litellm_provider": "deepseek",
+                                       "input_cost_per_token": 5.5e-07},
+        "deepseek-reasoner": {"litellm_provider": "deepseek", "input_cost_per_token": 5e-07},
+        "o1": {"litellm_provider": "openai", "input_cost_per_token": 1.5e-05},
+        "openai/o1": {"litellm_provider": "openai", "input_cost_per_token": 1.5e-05},
+    }
+    result = parse_litellm(doc, effective_from=START)
+    got = {v.model: per_unit(v, Meter.INPUT_TOKENS) for v in result.versions}
+    assert got == {
+        "gemini/gemini-2.0-flash": Decimal("1E-7"),     # the provider's own entry
+        "deepseek/deepseek-chat": Decimal("2.8E-7"),    # the key that names its provider
+        "deepseek/deepseek-reasoner": Decimal("5.5E-7"),
+        "openai/o1": Decimal("0.000015"),
+    }
+    assert result.duplicates == ["vertex_ai/gemini-2.0-flash", "deepseek-chat",
+                                 "deepseek-reasoner", "o1"]
 
 
 def test_result_carries_catalog_entries(result: ImportResult) -> None:
@@ -345,7 +372,8 @@ def test_digits_beyond_a_float_are_kept(by_model: dict[str, PriceVersion]) -> No
     exact = by_model["openai/ft:gpt-4o-mini-exact"]
     assert per_unit(exact, Meter.INPUT_TOKENS) == Decimal("1.23456789012345678901E-6")
     assert float(per_unit(exact, Meter.INPUT_TOKENS)) == 1.23456789012345678901e-06
-    assert Decimal(1.23456789012345678901e-06) != Decimal("1.23456789012345678901E-6")
+    # what a float parse would have given instead:
+    assert Decimal(json.loads("1.23456789012345678901e-06")) != Decimal("1.23456789012345678901E-6")
     assert per_unit(exact, Meter.OUTPUT_TOKENS) == Decimal("3.3333333333333335E-7")
     assert cost(exact, input_tokens=10**7) == Decimal("12.3456789012345678901")
 
@@ -388,7 +416,9 @@ def test_any_written_number_is_the_price_per_token(number: Decimal) -> None:
     doc = b'{"m": {"litellm_provider": "openai", "input_cost_per_token": ' + text.encode() + b"}}"
     (version,) = parse_litellm(doc, effective_from=START).versions
     assert per_unit(version, Meter.INPUT_TOKENS) == number
-    assert rate(Usage.of(input_tokens=7), version, AT).total.number == number * 7
+    assert rate(Usage.of(input_tokens=7), version, AT).total.number == (
+        MONEY_CONTEXT.multiply(number, 7)
+    )
 
 
 # -- meters by kind of model ------------------------------------------------------------------
@@ -398,20 +428,24 @@ def test_cache_prices_and_cache_tokens(by_model: dict[str, PriceVersion]) -> Non
     claude = by_model["anthropic/claude-sonnet-4-5"]
     assert per_unit(claude, Meter.CACHED_INPUT_TOKENS) == Decimal("3E-7")
     assert per_unit(claude, Meter.CACHE_WRITE_TOKENS) == Decimal("3.75E-6")
-    # 10,000 prompt tokens of which 4,000 cache reads and 1,000 cache writes, 500 output
-    assert cost(claude, input_tokens=10_000, cached_input_tokens=4_000, cache_write_tokens=1_000,
-                output_tokens=500) == Decimal("0.018")  # 0.015 + 0.0012 + 0.00375 - …
+    # 10,000 prompt tokens of which 4,000 cache reads and 1,000 cache writes, 500 output:
     # 5,000 × 3e-6 + 4,000 × 3e-7 + 1,000 × 3.75e-6 + 500 × 1.5e-5
-    assert Decimal("0.015") + Decimal("0.0012") + Decimal("0.00375") + Decimal("0.0075") == (
-        Decimal("0.02745")
-    )
+    rating = rate(Usage.of(input_tokens=10_000, cached_input_tokens=4_000,
+                           cache_write_tokens=1_000, output_tokens=500), claude, AT)
+    assert [(line.meter, line.amount) for line in rating.lines] == [
+        ("input_tokens", Decimal("0.015")),
+        ("cached_input_tokens", Decimal("0.0012")),
+        ("cache_write_tokens", Decimal("0.00375")),
+        ("output_tokens", Decimal("0.0075")),
+    ]
+    assert rating.total.number == Decimal("0.02745")
 
 
 def test_above_200k_fields_form_a_tier(by_model: dict[str, PriceVersion]) -> None:
     claude = by_model["anthropic/claude-sonnet-4-5"]
     (tier,) = claude.tiers
     assert tier.above_input_tokens == 200_000
-    assert {m: p.price / p.per for m, p in tier.prices.items()} == {
+    assert {m: MONEY_CONTEXT.divide(p.price, p.per) for m, p in tier.prices.items()} == {
         Meter.INPUT_TOKENS: Decimal("6E-6"),
         Meter.OUTPUT_TOKENS: Decimal("2.25E-5"),
         Meter.CACHED_INPUT_TOKENS: Decimal("6E-7"),
@@ -445,6 +479,20 @@ def test_dashscope_tiered_pricing_becomes_base_and_tiers(
     assert Meter.OUTPUT_TOKENS not in qwen.tiers[1].prices  # no output price of its own
     assert cost(qwen, input_tokens=32_000, output_tokens=100) == Decimal("0.0390")
     assert cost(qwen, input_tokens=32_001, output_tokens=100) == Decimal("0.0780024")
+
+
+def test_a_tier_without_a_price_of_its_own_uses_the_entrys_flat_price() -> None:
+    """As LiteLLM bills it: a missing tier rate falls back to the model's flat rate."""
+    doc = {"dashscope/qwen-x": {
+        "litellm_provider": "dashscope", "output_cost_per_token": 1.6e-06,
+        "tiered_pricing": [
+            {"range": [0, 1000], "input_cost_per_token": 4e-07, "output_cost_per_token": 1.2e-06},
+            {"range": [1000, 5000], "input_cost_per_token": 8e-07},
+        ],
+    }}
+    (qwen,) = parse_litellm(doc, effective_from=START).versions
+    assert cost(qwen, input_tokens=1000, output_tokens=1000) == Decimal("0.0016")
+    assert cost(qwen, input_tokens=1001, output_tokens=1000) == Decimal("0.0024008")
 
 
 def test_embedding_prices_input_tokens(by_model: dict[str, PriceVersion]) -> None:

@@ -88,6 +88,19 @@ def test_worked_examples(price: PriceVersion, usage: dict[str, Any],
     assert rating.price_version is price
 
 
+@pytest.mark.parametrize(
+    ("unit", "amount"),
+    [("1", "121932631.124828532112482292332114"), ("1M", "121.932631124828532112482292332114")],
+)
+def test_long_unit_prices_keep_every_digit(unit: str, amount: str) -> None:
+    # 33 significant digits: more than Python's default 28-digit context would keep
+    price = version({"input_tokens": "0.123456789012345678901234"}, unit=unit)
+    rating = rate(Usage.of(input_tokens=987654321), price, AT)
+    assert rating.lines[0].amount == D(amount)
+    assert rating.total == Amount(D(amount), "USD")
+    assert rating.to_json()["cost"] == amount
+
+
 def test_rating_json_is_strings_with_units() -> None:
     price = version({"input_tokens": "0.002", "output_tokens": "0.008"}, currency="CNY", unit="1K",
                     model="qwen/qwen-turbo")
@@ -362,8 +375,10 @@ def test_charge_line_billing_type(meter: str, billing_type: str) -> None:
 
 # --- properties --------------------------------------------------------------------------------
 
-prices_st = st.builds(lambda n, places: D(n).scaleb(-places),
-                      st.integers(0, 10**6), st.integers(0, 12))
+# up to 28 significant digits: with 8-digit quantities, products pass the default 28 digits
+prices_st = st.builds(lambda n, places: D(n).scaleb(-places),  # the valid range: < 10^12, ≤ 18 places
+                      st.one_of(st.integers(0, 10**6), st.integers(10**17, 10**18 - 1)),
+                      st.integers(6, 18))
 units_st = st.sampled_from(sorted(UNIT_SIZES))
 OPTIONAL = ["cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "requests"]
 ALWAYS = ["input_tokens", "output_tokens", "characters", "images", "seconds"]
@@ -450,7 +465,8 @@ def test_rating_is_linear_without_a_minimum(data: dict[str, Any], price: PriceVe
     once = rate(Usage.parse(data), price, AT)
     many = rate(Usage.parse(scaled), price, AT)
     assert many.total == once.total * factor
-    assert [x.amount for x in many.lines] == [x.amount * factor for x in once.lines]
+    assert [Fraction(x.amount) for x in many.lines] == [
+        Fraction(x.amount) * factor for x in once.lines]
 
 
 @prop
@@ -460,7 +476,9 @@ def test_totals_in_different_currencies_never_mix(data: dict[str, Any], a: Price
     usage = Usage.parse(data)
     first, second = rate(usage, a, AT).total, rate(usage, b, AT).total
     if first.currency == second.currency:
-        assert (first + second).number == first.number + second.number
+        # (exact: plain Decimal + would round to the default 28 significant digits)
+        assert Fraction((first + second).number) == Fraction(first.number) + Fraction(
+            second.number)
     else:
         with pytest.raises(CurrencyMismatch):
             first + second
@@ -472,5 +490,6 @@ def test_rating_json_matches_the_rating(data: dict[str, Any], price: PriceVersio
     rating = rate(Usage.parse(data), price, AT)
     out = rating.to_json()
     assert D(out["cost"]) == rating.total.number
-    assert sum((D(line["amount"]) for line in out["lines"]), D(0)) == D(out["cost"])
+    assert sum((Fraction(line["amount"]) for line in out["lines"]), Fraction(0)) == Fraction(
+        out["cost"])
     assert all(isinstance(v, str) for line in out["lines"] for v in line.values())

@@ -30,7 +30,7 @@ def test_meters_are_the_spec_list() -> None:
         "reasoning_tokens", "characters", "images", "seconds", "requests",
     }
     assert {b.value for b in BillingType} == {"token", "character", "count", "second"}
-    assert FRACTIONAL_METERS == {Meter.SECONDS}
+    assert {Meter.SECONDS} == FRACTIONAL_METERS
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,8 @@ def test_direct_construction_checks_the_part_whole_rules() -> None:
 @pytest.mark.parametrize(
     ("data", "json"),
     [
-        ({"output_tokens": "500", "input_tokens": 1000}, {"input_tokens": 1000, "output_tokens": 500}),
+        ({"output_tokens": "500", "input_tokens": 1000},
+         {"input_tokens": 1000, "output_tokens": 500}),
         ({"seconds": 2.5, "requests": 1}, {"seconds": "2.5", "requests": 1}),
         ({"seconds": "30.0"}, {"seconds": 30}),
         ({"input_tokens": 0}, {}),

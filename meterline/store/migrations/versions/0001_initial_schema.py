@@ -12,7 +12,6 @@ from alembic import op
 
 import meterline.store.types
 
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -28,6 +27,18 @@ def upgrade() -> None:
         sa.Column("created_at", meterline.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_admin_tokens_token_hash")),
+    )
+    op.create_table(
+        "charge_lines",
+        sa.Column("request_id", sa.String(length=40), nullable=False),
+        sa.Column("line_no", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("meter", sa.String(length=32), nullable=False),
+        sa.Column("quantity", meterline.store.types.Money(), nullable=False),
+        sa.Column("unit", sa.String(length=32), nullable=False),
+        sa.Column("unit_price", meterline.store.types.Money(), nullable=False),
+        sa.Column("per", sa.Integer(), nullable=False),
+        sa.Column("amount", meterline.store.types.Money(), nullable=False),
+        sa.PrimaryKeyConstraint("request_id", "line_no", name=op.f("pk_charge_lines")),
     )
     op.create_table(
         "fx_rates",
@@ -139,9 +150,15 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("usage_records", schema=None) as batch_op:
-        batch_op.create_index("ix_usage_records_pricing", ["pricing"], unique=False)
         batch_op.create_index(
             "ix_usage_records_tenant_time", ["tenant_id", "occurred_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_usage_records_unpriced",
+            ["request_id"],
+            unique=False,
+            postgresql_where=sa.text("pricing = 'unpriced'"),
+            sqlite_where=sa.text("pricing = 'unpriced'"),
         )
 
     op.create_table(
@@ -166,33 +183,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_keys_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
-        "charge_lines",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("request_id", sa.String(length=40), nullable=False),
-        sa.Column("meter", sa.String(length=32), nullable=False),
-        sa.Column("quantity", meterline.store.types.Money(), nullable=False),
-        sa.Column("unit", sa.String(length=32), nullable=False),
-        sa.Column("unit_price", meterline.store.types.Money(), nullable=False),
-        sa.Column("per", sa.Integer(), nullable=False),
-        sa.Column("amount", meterline.store.types.Money(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["request_id"],
-            ["usage_records.request_id"],
-            name=op.f("fk_charge_lines_request_id_usage_records"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_charge_lines")),
-    )
-    with op.batch_alter_table("charge_lines", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_charge_lines_request_id"), ["request_id"], unique=False
-        )
-
-    op.create_table(
         "users",
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("id", sa.String(length=128), nullable=False),
@@ -207,17 +197,17 @@ def upgrade() -> None:
 def downgrade() -> None:
 
     op.drop_table("users")
-    with op.batch_alter_table("charge_lines", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_charge_lines_request_id"))
-
-    op.drop_table("charge_lines")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_tenant_id"))
 
     op.drop_table("api_keys")
     with op.batch_alter_table("usage_records", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_usage_records_unpriced",
+            postgresql_where=sa.text("pricing = 'unpriced'"),
+            sqlite_where=sa.text("pricing = 'unpriced'"),
+        )
         batch_op.drop_index("ix_usage_records_tenant_time")
-        batch_op.drop_index("ix_usage_records_pricing")
 
     op.drop_table("usage_records")
     op.drop_table("tenants")
@@ -229,4 +219,5 @@ def downgrade() -> None:
     op.drop_table("models")
     op.drop_table("model_aliases")
     op.drop_table("fx_rates")
+    op.drop_table("charge_lines")
     op.drop_table("admin_tokens")

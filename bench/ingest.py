@@ -1,0 +1,144 @@
+"""Benchmark: usage events per second through ``POST /v1/usage`` (batches of 1000, rating on).
+
+Runs ``meterline serve`` as a real server process on loopback against a fresh SQLite file and a
+fresh PostgreSQL schema, sends pre-built batches from several client threads, and prints a table.
+
+    python bench/ingest.py [--events 100000] [--clients 4] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+
+PG_SERVER = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+ADMIN = "bench-admin-token"
+MODELS = ("openai/gpt-5-nano", "anthropic/claude-sonnet-4-5", "deepseek/deepseek-chat",
+          "openai/text-embedding-3-small")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def batches(count: int, run: str) -> list[bytes]:
+    out = []
+    for start in range(0, count, 1000):
+        events = [{
+            "id": f"{run}-{n}", "timestamp": "2026-11-01T10:00:00Z",
+            "model": MODELS[n % len(MODELS)], "user": f"user-{n % 50}",
+            "usage": {"input_tokens": 1000 + n % 500, "cached_input_tokens": n % 300,
+                      "output_tokens": 200 + n % 700},
+            "metadata": {"purpose": "bench"},
+        } for n in range(start, min(start + 1000, count))]
+        out.append(orjson.dumps({"events": events}))
+    return out
+
+
+def run_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "METERLINE_DATABASE_URL": url, "METERLINE_ADMIN_TOKEN": ADMIN,
+           "METERLINE_CONFIG": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "meterline.cli", "serve", "--port", str(port),
+                             "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    detail = proc.stderr.read().decode() if proc.stderr else ""
+    raise RuntimeError(f"server did not start: {detail}")
+
+
+def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    httpx.post(f"{base}/api/tenants", json={"name": "bench"}, headers=auth).raise_for_status()
+    key = httpx.post(f"{base}/api/keys", json={"tenant": "bench"}, headers=auth).json()["key"]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    errors = 0
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(timeout=120) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                answer = http.post(f"{base}/v1/usage", content=body, headers=headers)
+                if answer.status_code != 200:
+                    with lock:
+                        errors += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    rows = []
+    for backend in args.backends:
+        for workers in args.workers:
+            if backend == "sqlite" and workers > 1:
+                continue  # one SQLite writer at a time: more workers only add lock waits
+            schema = f"bench_{secrets.token_hex(4)}"
+            with tempfile.TemporaryDirectory() as tmp:
+                if backend == "sqlite":
+                    url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+                else:
+                    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+                        conn.execute(f'CREATE SCHEMA "{schema}"')
+                    url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+                proc, base = run_server(url, workers)
+                try:
+                    bodies = batches(args.events, schema)
+                    seconds, errors = measure(base, bodies, args.clients)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+                    if backend == "postgresql":
+                        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+                            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            rows.append((backend, workers, args.clients, args.events, seconds,
+                         args.events / seconds, errors))
+    print(f"\n{'backend':<11}{'workers':>8}{'clients':>8}{'events':>9}{'seconds':>9}"
+          f"{'events/s':>10}{'errors':>8}")
+    for backend, workers, clients, events, seconds, rate, errors in rows:
+        print(f"{backend:<11}{workers:>8}{clients:>8}{events:>9}{seconds:>9.2f}{rate:>10.0f}"
+              f"{errors:>8}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m meterline.cli``."""
+
+from meterline.cli.main import cli
+
+cli()

@@ -1,0 +1,155 @@
+"""Fast, idempotent bulk writes of usage records and charge lines.
+
+Ingestion must reach tens of thousands of events per second, which SQLAlchemy's statement
+machinery cannot, so this module talks to the driver directly, with values converted by the
+columns' own SQLAlchemy bind processors (money stays exact, times UTC):
+
+* PostgreSQL: rows are COPYed into session-local staging tables, then one statement moves them:
+  ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` for records, and the charge lines of
+  exactly the records that went in.
+* SQLite: ``INSERT OR IGNORE`` for records, then the rows that carry this batch's request ids are
+  the ones that went in; charge lines follow for those. SQLite runs one writer at a time, so the
+  transaction sees a stable answer.
+
+Either way the database's unique (tenant, event id) constraint decides what is a duplicate, so
+concurrent writers of the same events can never charge twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+from meterline.store.schema import charge_lines, usage_records
+from meterline.store.types import Json
+
+RECORD_COLUMNS = [c.name for c in usage_records.columns]
+LINE_COLUMNS = [c.name for c in charge_lines.columns]
+
+_processors: dict[tuple[str, str], list[Callable[[Any], Any] | None]] = {}
+
+
+def _converters(conn: Connection, table: Table, names: list[str]) -> list[Callable[[Any], Any]
+                                                                         | None]:
+    """Per column, the function that turns a Python value into what the driver takes.
+
+    psycopg's COPY takes Decimal, aware datetimes, ints and bools as they are, so on PostgreSQL
+    only JSON columns need converting; SQLite gets every column's own bind processor.
+    """
+    key = (conn.dialect.name, table.name)
+    found = _processors.get(key)
+    if found is None:
+        found = []
+        for name in names:
+            column_type = table.c[name].type
+            if conn.dialect.name == "postgresql" and not isinstance(column_type, Json):
+                found.append(None)
+            else:
+                # the dialect's own impl: Money is TEXT on SQLite, not the class-level Numeric
+                # (whose processor would turn Decimal into float)
+                found.append(column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
+        _processors[key] = found
+    return found
+
+
+def _tuples(conn: Connection, table: Table, names: list[str],
+            rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    converters = _converters(conn, table, names)
+    getters = [itemgetter(*names)]
+    if not any(converters):
+        return [getters[0](row) for row in rows]
+    pairs = [(i, f) for i, f in enumerate(converters) if f is not None]
+    out = []
+    for row in rows:
+        values = list(getters[0](row))
+        for index, convert in pairs:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        out.append(tuple(values))
+    return out
+
+
+def write(conn: Connection, records: Sequence[dict[str, Any]],
+          lines: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert new records and the lines of those inserted; returns inserted event ids.
+
+    ``lines`` carry the ``request_id`` of their record. All records belong to one tenant.
+    """
+    if not records:
+        return set()
+    record_rows = _tuples(conn, usage_records, RECORD_COLUMNS, records)
+    line_rows = _tuples(conn, charge_lines, LINE_COLUMNS, lines)
+    if conn.dialect.name == "postgresql":
+        return _write_postgresql(conn, record_rows, line_rows)
+    return _write_sqlite(conn, records, record_rows, line_rows)
+
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS stage_usage_records
+  (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_charge_lines
+  (LIKE charge_lines INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+"""
+
+_MOVE = f"""
+WITH inserted AS (
+  INSERT INTO usage_records ({", ".join(RECORD_COLUMNS)})
+  SELECT {", ".join(RECORD_COLUMNS)} FROM stage_usage_records
+  ORDER BY tenant_id, event_id
+  ON CONFLICT (tenant_id, event_id) DO NOTHING
+  RETURNING request_id, event_id
+), moved AS (
+  INSERT INTO charge_lines ({", ".join(LINE_COLUMNS)})
+  SELECT {", ".join("s." + c for c in LINE_COLUMNS)}
+  FROM stage_charge_lines s JOIN inserted USING (request_id)
+)
+SELECT event_id FROM inserted
+"""
+
+
+def _write_postgresql(conn: Connection, records: list[tuple[Any, ...]],
+                      lines: list[tuple[Any, ...]]) -> set[str]:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        for statement in _STAGE.split(";"):
+            if statement.strip():
+                cur.execute(statement)
+        with cur.copy(f"COPY stage_usage_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
+                      ) as copy:
+            for row in records:
+                copy.write_row(row)
+        if lines:
+            with cur.copy(f"COPY stage_charge_lines ({', '.join(LINE_COLUMNS)}) FROM STDIN"
+                          ) as copy:
+                for row in lines:
+                    copy.write_row(row)
+        cur.execute(_MOVE)
+        return {row[0] for row in cur.fetchall()}
+
+
+def _write_sqlite(conn: Connection, records: Sequence[dict[str, Any]],
+                  record_rows: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]) -> set[str]:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    marks = ", ".join("?" for _ in RECORD_COLUMNS)
+    raw.executemany(f"INSERT OR IGNORE INTO usage_records ({', '.join(RECORD_COLUMNS)}) "
+                    f"VALUES ({marks})", record_rows)
+    ours = {r["request_id"]: r["event_id"] for r in records}
+    inserted_ids: set[str] = set()
+    ids = list(ours)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found = raw.execute(
+            "SELECT request_id FROM usage_records WHERE request_id IN "
+            f"({', '.join('?' for _ in chunk)})", chunk).fetchall()
+        inserted_ids.update(row[0] for row in found)
+    request_index = LINE_COLUMNS.index("request_id")
+    new_lines = [row for row in lines if row[request_index] in inserted_ids]
+    if new_lines:
+        raw.executemany(f"INSERT INTO charge_lines ({', '.join(LINE_COLUMNS)}) VALUES "
+                        f"({', '.join('?' for _ in LINE_COLUMNS)})", new_lines)
+    return {ours[request_id] for request_id in inserted_ids}
