@@ -11,6 +11,7 @@ from typing import Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterline.api.http import JsonResponse
@@ -76,6 +77,14 @@ def install(app: FastAPI) -> None:
         return JsonResponse(error_body(str(exc.detail), "invalid_request_error", code),
                               status_code=exc.status_code, headers=exc.headers)
 
+    async def on_data_error(_: Request, exc: Exception) -> JsonResponse:
+        # The database refused a value the validation let through (a NUL byte, an over-long
+        # string): still the client's input, so a 400, without the database's wording.
+        log.warning("database refused a value: %s", exc)
+        return JsonResponse(error_body("a value in the request is not storable (too long, "
+                                       "or contains a NUL character)", "invalid_request_error",
+                                       "invalid_request"), status_code=400)
+
     async def on_unexpected(_: Request, exc: Exception) -> JsonResponse:
         log.exception("unexpected error", exc_info=exc)
         return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
@@ -83,4 +92,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(MeterlineError, on_meterline)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DataError, on_data_error)
     app.add_exception_handler(Exception, on_unexpected)

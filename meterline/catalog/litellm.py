@@ -178,6 +178,8 @@ def loads_exact(data: bytes | bytearray | str, *, origin: str = "file") -> Any:
         return json.loads(data, parse_float=Decimal, parse_constant=Decimal)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise InvalidPrice(f"{origin}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidPrice(f"{origin}: JSON nested too deeply") from None
 
 
 # -- one entry ---------------------------------------------------------------------------------

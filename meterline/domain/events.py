@@ -17,6 +17,7 @@ from meterline.errors import InvalidInput, InvalidUsage
 
 MAX_BATCH: Final = 1000
 MAX_ID_LENGTH: Final = 200
+MAX_USER_LENGTH: Final = 128
 
 
 class CallStatus(StrEnum):
@@ -47,12 +48,13 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
     if not isinstance(value, str):
         raise InvalidInput(f"{field_name}: must be an ISO 8601 string, got {value!r}",
                            field=field_name)
+    field = field_name.rsplit(".", 1)[-1]
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{field_name}: {value!r} is not an ISO 8601 timestamp",
-                           field=field_name) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(f"{field_name}: {value!r} is not an ISO 8601 timestamp in range",
+                           field=field) from None
 
 
 def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool,
@@ -62,9 +64,9 @@ def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool,
         if required:
             raise InvalidInput(f"{where}{key}: missing", field=key)
         return None
-    if not isinstance(value, str) or not value or len(value) > limit:
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
         raise InvalidInput(f"{where}{key}: must be a non-empty string of at most {limit} "
-                           "characters", field=key)
+                           "characters (no NUL)", field=key)
     return value
 
 
@@ -74,7 +76,7 @@ def parse_event(data: object, *, where: str = "", now: datetime | None = None) -
     event_id = _text(data, "id", where, required=True)
     model = _text(data, "model", where, required=True)
     assert event_id is not None and model is not None
-    user = _text(data, "user", where, required=False)
+    user = _text(data, "user", where, required=False, limit=MAX_USER_LENGTH)
     stamp = data.get("timestamp")
     timestamp = (parse_timestamp(stamp, f"{where}timestamp") if stamp is not None
                  else (now or datetime.now(UTC)))

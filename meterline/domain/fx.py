@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
 
-from meterline.domain.money import CONVERSION_CONTEXT, Amount, currency_code, decimal
+from meterline.domain.money import CONVERSION_CONTEXT, Amount, currency_code, unit_price
 from meterline.errors import FxRateMissing, InvalidInput
 
 _RECIPROCAL = Context(prec=28)
@@ -34,7 +34,7 @@ class FxRate:
         quote_code = currency_code(quote, field="quote")
         if base_code == quote_code:
             raise InvalidInput("base and quote currencies must differ", field="quote")
-        value = decimal(rate, field="rate")
+        value = unit_price(rate, field="rate")
         if value <= 0:
             raise InvalidInput("rate must be greater than zero", field="rate")
         if effective_from.tzinfo is None:

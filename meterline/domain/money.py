@@ -32,8 +32,8 @@ MINOR_UNITS: Final[dict[str, int]] = {
 
 #: Arithmetic context for money. A price (< 10^12, at most 30 decimal places: 42 digits) times
 #: a quantity (< 10^15, at most 6 places: 21 digits) has at most 63 digits, and dividing by a
-#: unit size only moves the point, so 80 digits keep every ledger amount and sum exact — and should anything ever need
-#: rounding, the Inexact trap raises instead of rounding silently.
+#: unit size only moves the point, so 80 digits keep every ledger amount and sum exact — and
+#: should anything ever need rounding, the Inexact trap raises instead of rounding silently.
 MONEY_CONTEXT: Final = Context(prec=80, rounding=ROUND_HALF_UP,
                                traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 #: For the one deliberate rounding: a bill's amounts to the currency's minor unit.
@@ -66,6 +66,27 @@ def decimal(value: object, *, field: str = "amount") -> Decimal:
     if not result.is_finite():
         raise InvalidInput(f"{field}: {value!r} is not a finite number", field=field)
     return result
+
+
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point, trailing zeros not counted ("0.150" -> 2, "1E-30" -> 30)."""
+    if not value:
+        return 0
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing))
+
+
+def unit_price(value: object, *, field: str) -> Decimal:
+    """A price or rate: 0 ≤ value < 10^12 with at most 30 decimal places (see MONEY_CONTEXT)."""
+    number = decimal(value, field=field)
+    if number < 0:
+        raise InvalidInput(f"{field}: must not be negative, got {value!r}", field=field)
+    if number >= MAX_PRICE or decimal_places(number) > MAX_PRICE_PLACES:
+        raise InvalidInput(f"{field}: must be below {MAX_PRICE:,} with at most "
+                           f"{MAX_PRICE_PLACES} decimal places, got {value!r}", field=field)
+    return number
 
 
 def currency_code(value: object, *, field: str = "currency") -> str:

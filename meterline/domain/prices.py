@@ -23,16 +23,9 @@ from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.domain.money import (
-    MAX_PRICE,
-    MAX_PRICE_PLACES,
-    ZERO,
-    currency_code,
-    decimal,
-    format_decimal,
-)
+from meterline.domain.money import ZERO, currency_code, format_decimal, unit_price
 from meterline.domain.usage import METER_UNIT, METERS, BillingType, Meter, Usage
-from meterline.errors import InvalidPrice
+from meterline.errors import InvalidInput, InvalidPrice
 
 #: Unit sizes a price may refer to.
 UNIT_SIZES: Final[Mapping[str, int]] = MappingProxyType(
@@ -278,12 +271,16 @@ def parse_effective(value: object, path: str = "effective_from") -> datetime:
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise InvalidPrice(f"{path}: {value!r} is not an ISO date or datetime",
                                field="effective_from") from None
     else:
         raise InvalidPrice(f"{path}: missing or not an ISO date", field="effective_from")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise InvalidPrice(f"{path}: {value!r} is out of range", field="effective_from") from None
 
 
 def _meter(key: object, path: str) -> Meter:
@@ -301,16 +298,9 @@ def _unit(value: object, path: str) -> int:
 
 def _price(value: object, path: str) -> Decimal:
     try:
-        number = decimal(value, field=path)
-    except Exception as exc:
-        raise InvalidPrice(f"{exc}", field=path) from None
-    if number < 0:
-        raise InvalidPrice(f"{path}: a price must not be negative", field=path)
-    if number >= MAX_PRICE or (number and -number.normalize().as_tuple().exponent  # type: ignore[operator]
-                               > MAX_PRICE_PLACES):
-        raise InvalidPrice(f"{path}: a price must be below {MAX_PRICE:,} with at most "
-                           f"{MAX_PRICE_PLACES} decimal places", field=path)
-    return number
+        return unit_price(value, field=path)
+    except InvalidInput as exc:
+        raise InvalidPrice(exc.message, field=path) from None
 
 
 def _int(value: object, path: str) -> int:

@@ -7,9 +7,9 @@ columns' own SQLAlchemy bind processors (money stays exact, times UTC):
 * PostgreSQL: rows are COPYed into session-local staging tables, then one statement moves them:
   ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` for records, and the charge lines of
   exactly the records that went in.
-* SQLite: ``INSERT OR IGNORE`` for records, then the rows that carry this batch's request ids are
-  the ones that went in; charge lines follow for those. SQLite runs one writer at a time, so the
-  transaction sees a stable answer.
+* SQLite: ``INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING`` for records, then the rows
+  that carry this batch's request ids are the ones that went in; charge lines follow for those.
+  SQLite runs one writer at a time, so the transaction sees a stable answer.
 
 Either way the database's unique (tenant, event id) constraint decides what is a duplicate, so
 concurrent writers of the same events can never charge twice.
@@ -136,8 +136,10 @@ def _write_sqlite(conn: Connection, records: Sequence[dict[str, Any]],
     raw = conn.connection.driver_connection
     assert raw is not None
     marks = ", ".join("?" for _ in RECORD_COLUMNS)
-    raw.executemany(f"INSERT OR IGNORE INTO usage_records ({', '.join(RECORD_COLUMNS)}) "
-                    f"VALUES ({marks})", record_rows)
+    # only a clash on (tenant, event id) is a duplicate; OR IGNORE would also swallow NOT NULL
+    # and request-id clashes, and the rows found below would then be someone else's
+    raw.executemany(f"INSERT INTO usage_records ({', '.join(RECORD_COLUMNS)}) "
+                    f"VALUES ({marks}) ON CONFLICT (tenant_id, event_id) DO NOTHING", record_rows)
     ours = {r["request_id"]: r["event_id"] for r in records}
     inserted_ids: set[str] = set()
     ids = list(ours)

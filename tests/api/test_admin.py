@@ -130,6 +130,7 @@ def test_keys_create_list_revoke(client: httpx.Client) -> None:
         ({}, 400, "tenant"),
         ({"tenant": "acme", "expires_at": "2030-01-01T00:00:00"}, 400, "expires_at"),
         ({"tenant": "acme", "expires_at": "next week"}, 400, "expires_at"),
+        ({"tenant": "acme", "expires_at": "9999-12-31T23:59:59-01:00"}, 400, "expires_at"),
         ({"tenant": "acme", "models": "openai/gpt-5-nano"}, 400, "models"),
         ({"tenant": "acme", "user": "u" * 129}, 400, "user"),
         ({"tenant": "acme", "name": "n" * 129}, 400, "name"),
@@ -322,6 +323,8 @@ def test_fx_converts_to_the_tenant_currency_exactly(client: httpx.Client) -> Non
          "effective_from"),
         ({"base": "USD", "quote": "CNY", "rate": "7", "effective_from": "tomorrow"},
          "effective_from"),
+        ({"base": "USD", "quote": "CNY", "rate": "7",
+          "effective_from": "0001-01-01T00:00:00+01:00"}, "effective_from"),
     ]
     for body, field in bad:
         error = error_of(client.post("/api/fx", json=body, headers=ADMIN), 400)

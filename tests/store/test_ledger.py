@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, func, select, text
 
@@ -167,6 +169,24 @@ def test_two_writes_in_one_transaction(engine: Engine) -> None:
         assert ledger.write_records(conn, [record("e1")]) == {"e1"}
         assert ledger.write_records(conn, [record("e1", request_id="x"), record("e2")]) == {"e2"}
     assert counts(engine) == (2, 4)
+
+
+def test_a_broken_record_is_an_error_not_a_duplicate(engine: Engine) -> None:
+    """Only a clash on (tenant, event id) means 'already recorded'; other violations raise."""
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.NotNullViolation)), \
+            engine.begin() as conn:
+        ledger.write_records(conn, [record("e1"), record("e2", provider=None)])
+    assert counts(engine) == (0, 0)
+
+
+def test_a_clashing_request_id_is_an_error_not_a_duplicate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        ledger.write_records(conn, [record("e1", request_id="req_same")])
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)), \
+            engine.begin() as conn:
+        # no charge lines: nothing later in the write trips over the clash
+        ledger.write_records(conn, [NewRecord(row("e2", request_id="req_same"))])
+    assert counts(engine) == (1, 2)
 
 
 def test_exact_money_survives_the_bulk_path(engine: Engine) -> None:
@@ -410,7 +430,6 @@ def test_list_records_time_range(history: Engine) -> None:
     assert _ids(history, tenant_id="acme", until=three) == ["a3", "a2", "a1"]  # exclusive
     assert _ids(history, tenant_id="acme", since=one, until=three) == ["a3", "a2"]
     # the same instants given in another offset select the same records
-    from datetime import timezone
     shanghai = timezone(timedelta(hours=8))
     assert _ids(history, tenant_id="acme", since=one.astimezone(shanghai),
                 until=three.astimezone(shanghai)) == ["a3", "a2"]

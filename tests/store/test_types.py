@@ -114,8 +114,9 @@ def test_migrated_money_columns_are_text_on_sqlite_and_numeric_on_postgresql(
             kind = conn.execute(text("SELECT pg_typeof(rate)::text FROM fx_rates")).scalar_one()
             assert kind == "numeric"
             columns = conn.execute(text(
-                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name IN "
+                "SELECT table_name || '.' || column_name, data_type "
+                "FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name IN "
                 "('usage_records', 'charge_lines') AND column_name IN "
                 "('cost', 'billed_cost', 'fx_rate', 'seconds', 'quantity', 'unit_price', 'amount')"
             )).all()
