@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
-import httpx
 import uvicorn
+from click.testing import CliRunner, Result
 
 from meterline.api.app import create_app
 from meterline.cli.main import cli

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}  # tests/conftest.py's ADMIN_TOKEN
 EVENT = {"id": "evt-1", "timestamp": "2026-11-01T10:00:00Z", "model": "openai/gpt-5-nano",

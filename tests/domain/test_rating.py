@@ -376,7 +376,8 @@ def test_charge_line_billing_type(meter: str, billing_type: str) -> None:
 # --- properties --------------------------------------------------------------------------------
 
 # up to 28 significant digits: with 8-digit quantities, products pass the default 28 digits
-prices_st = st.builds(lambda n, places: D(n).scaleb(-places),  # the valid range: < 10^12, ≤ 18 places
+# Within the valid range (below 10^12, at most 30 decimal places).
+prices_st = st.builds(lambda n, places: D(n).scaleb(-places),
                       st.one_of(st.integers(0, 10**6), st.integers(10**17, 10**18 - 1)),
                       st.integers(6, 18))
 units_st = st.sampled_from(sorted(UNIT_SIZES))
