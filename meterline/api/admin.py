@@ -182,7 +182,10 @@ async def list_usage(
     return JsonResponse({"records": await run_in_threadpool(work)})
 
 
-@router.post("/rerate", summary="Price unpriced records that now have a price")
+@router.post("/rerate", summary="Price unpriced records; convert records that lacked an FX rate")
 async def rerate(request: Request) -> JsonResponse:
-    priced, left = await run_in_threadpool(state(request).metering.rerate)
-    return JsonResponse({"priced": priced, "still_unpriced": left})
+    metering = state(request).metering
+    priced, left = await run_in_threadpool(metering.rerate)
+    converted, unconverted = await run_in_threadpool(metering.convert_missing_fx)
+    return JsonResponse({"priced": priced, "still_unpriced": left, "converted": converted,
+                         "still_fx_missing": unconverted})

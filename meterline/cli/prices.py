@@ -212,18 +212,24 @@ def quote(ctx: Context, /, model: str, seconds: str, attributes: tuple[str, ...]
 @pass_context
 @handle_errors
 def rerate(ctx: Context, as_json: bool) -> None:
-    """Price usage records stored as unpriced, now that prices exist."""
+    """Price records stored as unpriced, and convert those stored without an FX rate, now
+    that prices and rates exist."""
     metering = ctx.metering
+    c = usage_records.c
     with metering.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(usage_records)
-                             .where(usage_records.c.pricing == UNPRICED)).scalar_one()
+                             .where((c.pricing == UNPRICED) | c.fx_missing.is_(True))
+                             ).scalar_one()
     with click.progressbar(length=total, label="rerating", file=click.get_text_stream("stderr")
                            ) as bar:
         priced, left = metering.rerate(progress=bar.update)
+        converted, unconverted = metering.convert_missing_fx(progress=bar.update)
     if as_json:
-        emit_json({"priced": priced, "still_unpriced": left})
+        emit_json({"priced": priced, "still_unpriced": left, "converted": converted,
+                   "still_fx_missing": unconverted})
     else:
-        click.echo(f"{priced} records priced, {left} still without a price")
+        click.echo(f"{priced} records priced, {left} still without a price; {converted} "
+                   f"converted to the tenant's currency, {unconverted} still without an FX rate")
 
 
 def register(cli: click.Group) -> None:

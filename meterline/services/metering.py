@@ -21,16 +21,17 @@ from sqlalchemy import Connection, Engine
 
 from meterline.domain.events import CallStatus, UsageEvent, parse_event
 from meterline.domain.fx import FxTable
-from meterline.domain.money import format_decimal
+from meterline.domain.money import Amount, format_decimal
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.rating import Rating, rate
 from meterline.domain.usage import Meter, Usage
-from meterline.errors import FxRateMissing, InvalidInput, NotFound
+from meterline.errors import FxRateMissing, InvalidInput, NotFound, StoreError
 from meterline.store import ledger, pricing
 from meterline.store.accounts import Tenant, ensure_users, get_tenant
 from meterline.store.ledger import PRICED, UNPRICED, NewRecord
 
 USAGE_COLUMNS = tuple(m.value for m in Meter)
+WRITE_ATTEMPTS = 3
 _METER_COLUMN = {m: m.value for m in Meter}
 _STATUS_NAMES = {s: s.value for s in CallStatus}
 #: A usage record with every optional column empty; each new row starts as a copy.
@@ -159,17 +160,27 @@ class Metering:
                 parsed.append(parse_event(raw, where=f"events[{index}].", now=now))
             except InvalidInput as exc:
                 parsed.append(exc)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             tenant = get_tenant(conn, tenant_id)
             self.refresh(conn)
-            records: list[NewRecord] = []
-            for item in parsed:
-                if isinstance(item, UsageEvent):
-                    records.append(self._record(tenant, item, key_id, source, now))
-            ensure_users(conn, tenant.id, {r.row["user_id"] for r in records if r.row["user_id"]})
-            inserted = ledger.write_records(conn, records)
-            dupes = [r.row["event_id"] for r in records if r.row["event_id"] not in inserted]
-            earlier = ledger.existing(conn, tenant.id, dupes)
+        records = [self._record(tenant, item, key_id, source, now)
+                   for item in parsed if isinstance(item, UsageEvent)]
+        users = {r.row["user_id"] for r in records if r.row["user_id"]}
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    ensure_users(conn, tenant.id, users)
+                    inserted = ledger.write_records(conn, records)
+                    dupes = [r.row["event_id"] for r in records
+                             if r.row["event_id"] not in inserted]
+                    earlier = ledger.existing(conn, tenant.id, dupes)
+                break
+            except StoreError as exc:
+                # A deadlock with another writer of the same events rolls the whole batch
+                # back; writing it again is safe, since the database decides duplicates.
+                if not exc.context.get("retryable") or attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         by_id = {r.row["event_id"]: r for r in records}
         results: list[dict[str, Any]] = []
         for index, item in enumerate(parsed):
@@ -210,6 +221,37 @@ class Metering:
         return NewRecord(row, priced.rating.lines if priced.rating else ())
 
     # -- rerating -----------------------------------------------------------------------
+    def convert_missing_fx(self, progress: Callable[[int], None] | None = None
+                           ) -> tuple[int, int]:
+        """Convert records stored without an FX rate, where one now covers them:
+        (converted, still missing)."""
+        self.refresh(force=True)
+        done = left = 0
+        after = ""
+        while True:
+            with self.engine.begin() as conn:
+                batch = ledger.fx_missing(conn, after=after)
+                if not batch:
+                    break
+                currencies: dict[str, str] = {}
+                for record in batch:
+                    after = record.request_id
+                    if record.tenant_id not in currencies:
+                        currencies[record.tenant_id] = get_tenant(conn, record.tenant_id).currency
+                    try:
+                        billed, rate_used = self._fx.convert(
+                            Amount(record.cost, record.currency),
+                            currencies[record.tenant_id], record.occurred_at)
+                    except FxRateMissing:
+                        left += 1
+                        continue
+                    if ledger.fill_fx(conn, record.request_id, billed.number, billed.currency,
+                                      rate_used):
+                        done += 1
+            if progress is not None:
+                progress(len(batch))
+        return done, left
+
     def rerate(self, progress: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Price unpriced records that now have a price: (priced, still unpriced)."""
         self.refresh(force=True)

@@ -17,12 +17,15 @@ concurrent writers of the same events can never charge twice.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Table
 
+from meterline.errors import StoreError
 from meterline.store.schema import charge_lines, usage_records
 from meterline.store.types import Json
 
@@ -82,9 +85,19 @@ def write(conn: Connection, records: Sequence[dict[str, Any]],
         return set()
     record_rows = _tuples(conn, usage_records, RECORD_COLUMNS, records)
     line_rows = _tuples(conn, charge_lines, LINE_COLUMNS, lines)
-    if conn.dialect.name == "postgresql":
-        return _write_postgresql(conn, record_rows, line_rows)
-    return _write_sqlite(conn, records, record_rows, line_rows)
+    # The driver is used directly here, so its errors are translated here too.
+    try:
+        if conn.dialect.name == "postgresql":
+            return _write_postgresql(conn, record_rows, line_rows)
+        return _write_sqlite(conn, records, record_rows, line_rows)
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+        raise StoreError(f"ledger write conflicted with another writer: {exc}",
+                         retryable=True) from exc
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"ledger write failed: {exc}",
+                         retryable="locked" in str(exc)) from exc
+    except (psycopg.Error, sqlite3.Error) as exc:
+        raise StoreError(f"ledger write failed: {exc}") from exc
 
 
 _STAGE = """

@@ -3,8 +3,9 @@
 ``write_records`` inserts a batch in one transaction: records whose (tenant, event id) already
 exist are skipped by the database itself (``ON CONFLICT DO NOTHING``), so concurrent writers of
 the same event can never charge twice, and charge lines are written only for records that went
-in. Records are immutable; the one exception is ``price_unpriced``, which fills in the cost of a
-record stored as ``unpriced`` exactly once (guarded by its ``pricing`` state).
+in. Records are immutable, with two exceptions that complete a record rather than change it, each
+at most once and guarded by the state they leave: ``price_unpriced`` fills in the cost of a
+record stored as ``unpriced``, and ``fill_fx`` the billed amount of one stored as ``fx_missing``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,25 @@ def price_unpriced(conn: Connection, request_id: str, values: dict[str, Any],
         conn.execute(charge_lines.insert(), [line_row(request_id, number, line)
                                              for number, line in enumerate(lines, start=1)])
     return True
+
+
+def fx_missing(conn: Connection, limit: int = 1000, after: str = "") -> list[Any]:
+    c = usage_records.c
+    return list(conn.execute(
+        select(c.request_id, c.tenant_id, c.cost, c.currency, c.occurred_at)
+        .where(c.fx_missing.is_(True), c.request_id > after).order_by(c.request_id).limit(limit)
+    ))
+
+
+def fill_fx(conn: Connection, request_id: str, billed_cost: Decimal, billed_currency: str,
+            fx_rate: Decimal) -> bool:
+    """Convert a record that had no FX rate, once; False if someone else already did."""
+    c = usage_records.c
+    done = conn.execute(update(usage_records)
+                        .where(c.request_id == request_id, c.fx_missing.is_(True))
+                        .values(fx_missing=False, billed_cost=billed_cost,
+                                billed_currency=billed_currency, fx_rate=fx_rate, warning=None))
+    return done.rowcount == 1
 
 
 def lines_of(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:

@@ -160,6 +160,8 @@ usage_records = Table(
     Index("ix_usage_records_unpriced", "request_id",
           postgresql_where=text("pricing = 'unpriced'"),
           sqlite_where=text("pricing = 'unpriced'")),
+    Index("ix_usage_records_fx_missing", "request_id",
+          postgresql_where=text("fx_missing"), sqlite_where=text("fx_missing")),
 )
 
 # Charge lines are written in the same statement as their record (store/bulk.py), so they carry

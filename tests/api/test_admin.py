@@ -295,7 +295,15 @@ def test_fx_converts_to_the_tenant_currency_exactly(client: httpx.Client) -> Non
         "0.00890432098625", "CNY", "7.123456789", False)
     assert Decimal(nov["billed_cost"]) == Decimal(nov["cost"]) * Decimal(nov["fx_rate"])
     assert (dec["billed_cost"], dec["fx_rate"]) == ("0.009", "7.2")  # the rate in force then
-    assert by_id["no-rate"]["fx_missing"] is True  # the stored record is never rewritten
+    assert by_id["no-rate"]["fx_missing"] is True  # a new rate does not touch stored records
+    # ... until `rerate` completes it, once, with the rate in force at the call's time.
+    for converted in (1, 0):
+        assert ok(client.post("/api/rerate", headers=ADMIN)) == {
+            "priced": 0, "still_unpriced": 0, "converted": converted, "still_fx_missing": 0}
+    fixed = {r["id"]: r for r in records(client, tenant="shop-cn")}["no-rate"]
+    assert (fixed["fx_missing"], fixed["billed_cost"], fixed["billed_currency"],
+            fixed["fx_rate"], fixed["warning"]) == (False, "0.00890432098625", "CNY",
+                                                    "7.123456789", None)
 
     # Only the opposite direction stored: its reciprocal (28 digits) is used and stored.
     ok(client.post("/api/prices", headers=ADMIN, json=M1 | {
@@ -340,10 +348,12 @@ def test_rerate_prices_unpriced_records(client: httpx.Client, tenant_key: str) -
            event("r-2", model="test/new", usage={"input_tokens": 10}),
            event("r-3", model="test/never"))
     assert {r["pricing"] for r in records(client, tenant="acme")} == {"unpriced"}
-    assert ok(client.post("/api/rerate", headers=ADMIN)) == {"priced": 0, "still_unpriced": 3}
+    assert ok(client.post("/api/rerate", headers=ADMIN)) == {
+        "priced": 0, "still_unpriced": 3, "converted": 0, "still_fx_missing": 0}
 
     ok(client.post("/api/prices", json=M1 | {"model": "test/new"}, headers=ADMIN), 201)
-    assert ok(client.post("/api/rerate", headers=ADMIN)) == {"priced": 2, "still_unpriced": 1}
+    assert ok(client.post("/api/rerate", headers=ADMIN)) == {
+        "priced": 2, "still_unpriced": 1, "converted": 0, "still_fx_missing": 0}
     by_id = {r["id"]: r for r in records(client, tenant="acme")}
     assert (by_id["r-1"]["pricing"], by_id["r-1"]["cost"], by_id["r-1"]["currency"],
             by_id["r-1"]["billed_cost"]) == ("priced", "0.00125", "USD", "0.00125")
@@ -352,7 +362,8 @@ def test_rerate_prices_unpriced_records(client: httpx.Client, tenant_key: str) -
         ("input_tokens", "0.0005"), ("output_tokens", "0.00075")]
     assert (by_id["r-2"]["cost"], by_id["r-3"]["pricing"]) == ("0.000005", "unpriced")
     # Rerating again charges nothing twice.
-    assert ok(client.post("/api/rerate", headers=ADMIN)) == {"priced": 0, "still_unpriced": 1}
+    assert ok(client.post("/api/rerate", headers=ADMIN)) == {
+        "priced": 0, "still_unpriced": 1, "converted": 0, "still_fx_missing": 0}
     again = {r["id"]: r for r in records(client, tenant="acme")}
     assert len(again["r-1"]["lines"]) == 2 and again["r-1"]["cost"] == "0.00125"
     # A duplicate of a rerated event now reports the price.

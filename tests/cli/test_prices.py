@@ -323,6 +323,11 @@ def test_prices_update_bad_files(run_cli, ok, m1, fails, tmp_path):
 # -- rerate -------------------------------------------------------------------------------------
 
 
+def _rerate(ok):
+    done = ok("rerate", "--json")
+    return done["priced"], done["still_unpriced"]
+
+
 def test_rerate_prices_unpriced_records(ok, write_jsonl, tmp_path):
     ok("tenants", "create", "acme", "--json")
     events = [
@@ -339,10 +344,10 @@ def test_rerate_prices_unpriced_records(ok, write_jsonl, tmp_path):
     assert records["u-1"]["pricing"] == "unpriced"
     assert "newprov/new-model" in records["u-1"]["warning"]
 
-    assert ok("rerate", "--json") == {"priced": 0, "still_unpriced": 2}
+    assert _rerate(ok) == (0, 2)
     ok("prices", "add", "--model", "newprov/new-model", "--currency", "USD", "--input", "2",
        "--output", "8", "--effective-from", "2026-01-01", "--json")
-    assert ok("rerate", "--json") == {"priced": 1, "still_unpriced": 1}
+    assert _rerate(ok) == (1, 1)
 
     records = {r["id"]: r for r in ok("usage", "list", "--tenant", "acme", "--json")}
     assert records["u-1"]["cost"] == "0.0036"  # 1000×2/1M + 200×8/1M
@@ -350,7 +355,7 @@ def test_rerate_prices_unpriced_records(ok, write_jsonl, tmp_path):
     assert records["u-1"]["pricing"] == "priced"
     assert records["u-2"]["cost"] is None
     # a second run prices nothing twice
-    assert ok("rerate", "--json") == {"priced": 0, "still_unpriced": 1}
+    assert _rerate(ok) == (0, 1)
     records = {r["id"]: r for r in ok("usage", "list", "--tenant", "acme", "--json")}
     assert records["u-1"]["cost"] == "0.0036"
 
@@ -367,5 +372,25 @@ def test_rerate_record_before_the_first_price(ok, write_jsonl, tmp_path):
     ok("prices", "add", "--model", "test/late", "--currency", "USD", "--input", "3",
        "--effective-from", "2026-01-01")
     out = ok("rerate")
-    assert "1 records priced" in out
+    assert "1 records priced, 0 still without a price" in out
     assert ok("usage", "list", "--json")[0]["cost"] == "0.003"
+
+
+def test_rerate_converts_records_stored_without_an_fx_rate(ok, m1, write_jsonl, tmp_path):
+    ok("tenants", "create", "shop", "--currency", "CNY", "--json")
+    event = {"id": "cn-1", "timestamp": "2026-11-01T10:00:00Z", "model": m1,
+             "usage": {"input_tokens": 1000, "output_tokens": 500}}
+    ok("usage", "ingest", str(write_jsonl(tmp_path / "e.jsonl", [event])), "--tenant", "shop")
+    [record] = ok("usage", "list", "--json")
+    assert (record["cost"], record["currency"]) == ("0.00125", "USD")
+    assert record["fx_missing"] is True
+    assert record["billed_cost"] is None
+
+    ok("fx", "set", "USD", "CNY", "7.1", "--from", "2026-01-01", "--json")
+    done = ok("rerate", "--json")
+    assert (done["converted"], done["still_fx_missing"]) == (1, 0)
+    [record] = ok("usage", "list", "--json")
+    assert (record["billed_cost"], record["billed_currency"]) == ("0.008875", "CNY")
+    assert record["fx_rate"] == "7.1"
+    assert record["fx_missing"] is False
+    assert ok("rerate", "--json")["converted"] == 0

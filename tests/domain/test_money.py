@@ -13,9 +13,11 @@ from meterline.domain.money import (
     Amount,
     currency_code,
     decimal,
+    decimal_places,
     format_decimal,
     quantize_minor,
     sum_amounts,
+    unit_price,
 )
 from meterline.errors import CurrencyMismatch, InvalidInput
 
@@ -104,6 +106,48 @@ def test_decimal_default_field_is_amount() -> None:
         decimal(0.5)
     assert info.value.field == "amount"
     assert info.value.context == {"field": "amount"}
+
+
+# --- unit prices: 0 <= price < 10^12, at most 30 decimal places ---------------------------------
+
+@pytest.mark.parametrize(
+    ("value", "places"),
+    [("0.150", 2), ("1E-30", 30), ("0", 0), ("0.000", 0), ("12", 0), ("1E+3", 0),
+     ("-0.05", 2), ("1.10", 1), ("0.0000005", 7)],
+)
+def test_decimal_places(value: str, places: int) -> None:
+    assert decimal_places(D(value)) == places
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0", "0.0000005", 7, D("1E-30"), "999999999999." + "9" * 30,
+     "0.15" + "0" * 40],  # trailing zeros do not count as places
+    ids=repr,
+)
+def test_unit_price_accepts(value: object) -> None:
+    assert unit_price(value, field="rate") == D(str(value))
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("-0.01", "must not be negative"),
+        ("1000000000000", "must be below 1,000,000,000,000 with at most 30 decimal places"),
+        ("1E+12", "must be below"),
+        ("0." + "0" * 30 + "1", "at most 30 decimal places"),
+        (0.5, "string or integer"),
+        (True, "string or integer"),
+        ("abc", "not a decimal number"),
+    ],
+    ids=repr,
+)
+def test_unit_price_refuses(value: object, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        unit_price(value, field="prices.output_tokens")
+    assert info.value.field == "prices.output_tokens"
+    assert str(info.value).startswith("prices.output_tokens:")
+    assert fragment in str(info.value)
 
 
 # --- currency codes ----------------------------------------------------------------------------

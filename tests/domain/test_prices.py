@@ -111,7 +111,8 @@ def test_parse_effective(value: object, expected: datetime) -> None:
     assert parsed.tzinfo is not None
 
 
-@pytest.mark.parametrize("value", ["yesterday", "", "2026-13-01", "01/03/2026", None, 20260301])
+@pytest.mark.parametrize("value", ["yesterday", "", "2026-13-01", "01/03/2026", None, 20260301,
+                                   "9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
 def test_parse_effective_refuses(value: object) -> None:
     with pytest.raises(InvalidPrice) as info:
         parse_effective(value, "m.effective_from")
@@ -138,7 +139,7 @@ WINDOW = {"timezone": "UTC", "start": "16:30", "end": "00:30", "prices": {"input
         ({"units": "1K"}, f"{M}.units: must be an object", "units"),
         ({"effective_from": "yesterday"}, f"{M}.effective_from: 'yesterday'", "effective_from"),
         ({"effective_from": None}, f"{M}.effective_from: missing", "effective_from"),
-        ({"prices": {"input_tokens": "-0.1"}}, f"{M}.prices.input_tokens: a price must not be neg",
+        ({"prices": {"input_tokens": "-0.1"}}, f"{M}.prices.input_tokens: must not be neg",
          f"{M}.prices.input_tokens"),
         ({"prices": {"input_tokens": 0.15}}, f"{M}.prices.input_tokens: give money as a string",
          f"{M}.prices.input_tokens"),
@@ -150,7 +151,11 @@ WINDOW = {"timezone": "UTC", "start": "16:30", "end": "00:30", "prices": {"input
          "prices"),
         ({"prices": None}, f"{M}.prices: must be an object", "prices"),
         ({"prices": ["0.15"]}, f"{M}.prices: must be an object", "prices"),
-        ({"minimum_charge": "-1"}, f"{M}.minimum_charge: a price must not be negative",
+        ({"prices": {"input_tokens": "1000000000000"}},
+         f"{M}.prices.input_tokens: must be below", f"{M}.prices.input_tokens"),
+        ({"prices": {"input_tokens": "0." + "0" * 30 + "1"}},
+         f"{M}.prices.input_tokens: must be below", f"{M}.prices.input_tokens"),
+        ({"minimum_charge": "-1"}, f"{M}.minimum_charge: must not be negative",
          f"{M}.minimum_charge"),
         ({"billing_type": "tokens"}, f"{M}.billing_type: 'tokens' is not one of", "billing_type"),
         ({"tiers": [{"above_input_tokens": -1, "prices": {}}]},
@@ -161,7 +166,7 @@ WINDOW = {"timezone": "UTC", "start": "16:30", "end": "00:30", "prices": {"input
         ({"tiers": [{"above_input_tokens": True, "prices": {}}]},
          f"{M}.tiers[0].above_input_tokens", f"{M}.tiers[0].above_input_tokens"),
         ({"tiers": [{"above_input_tokens": 10, "prices": {"input_tokens": "-1"}}]},
-         f"{M}.tiers[0].prices.input_tokens: a price must not be negative",
+         f"{M}.tiers[0].prices.input_tokens: must not be negative",
          f"{M}.tiers[0].prices.input_tokens"),
         ({"tiers": {"above_input_tokens": 10}}, f"{M}.tiers: must be a list of objects",
          f"{M}.tiers"),

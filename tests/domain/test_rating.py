@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterline.domain.money import MINOR_UNITS, Amount
+from meterline.domain.money import MAX_PRICE, MAX_PRICE_PLACES, MINOR_UNITS, Amount
 from meterline.domain.prices import UNIT_SIZES, PriceVersion
 from meterline.domain.rating import MINIMUM_CHARGE, ChargeLine, rate
 from meterline.domain.usage import Meter, Usage
@@ -99,6 +99,17 @@ def test_long_unit_prices_keep_every_digit(unit: str, amount: str) -> None:
     assert rating.lines[0].amount == D(amount)
     assert rating.total == Amount(D(amount), "USD")
     assert rating.to_json()["cost"] == amount
+
+
+def test_largest_valid_price_times_largest_quantity_is_exact() -> None:
+    # the bounds in money.py/usage.py promise this never needs rounding
+    price = "999999999999." + "9" * 30
+    tokens = 10**15 - 1
+    rating = rate(Usage.of(input_tokens=tokens, output_tokens=tokens),
+                  version({"input_tokens": price, "output_tokens": price}), AT)
+    exact = Fraction(D(price)) * tokens
+    assert [Fraction(line.amount) for line in rating.lines] == [exact, exact]
+    assert Fraction(rating.total.number) == 2 * exact
 
 
 def test_rating_json_is_strings_with_units() -> None:
@@ -375,11 +386,17 @@ def test_charge_line_billing_type(meter: str, billing_type: str) -> None:
 
 # --- properties --------------------------------------------------------------------------------
 
-# up to 28 significant digits: with 8-digit quantities, products pass the default 28 digits
-# Within the valid range (below 10^12, at most 30 decimal places).
-prices_st = st.builds(lambda n, places: D(n).scaleb(-places),
-                      st.one_of(st.integers(0, 10**6), st.integers(10**17, 10**18 - 1)),
-                      st.integers(6, 18))
+# The whole valid range of a price: below 10^12 with up to 30 places (42 significant digits),
+# so products with quantities up to 10^14 go far past Python's default 28 digits.
+@st.composite
+def prices_st(draw: st.DrawFn) -> Decimal:
+    places = draw(st.integers(0, MAX_PRICE_PLACES))
+    bound = int(MAX_PRICE) * 10**places - 1
+    n = draw(st.one_of(st.integers(0, 10**6), st.integers(0, bound), st.just(bound)))
+    return D(n).scaleb(-places)
+
+
+
 units_st = st.sampled_from(sorted(UNIT_SIZES))
 OPTIONAL = ["cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "requests"]
 ALWAYS = ["input_tokens", "output_tokens", "characters", "images", "seconds"]
@@ -393,25 +410,29 @@ def priced(draw: st.DrawFn, minimum: bool = True) -> PriceVersion:
         "currency": draw(st.sampled_from(sorted(MINOR_UNITS))),
         "unit": draw(units_st),
         "units": draw(st.dictionaries(st.sampled_from(chosen), units_st)),
-        "prices": {m: str(draw(prices_st)) for m in chosen},
+        "prices": {m: str(draw(prices_st())) for m in chosen},
     }
     if minimum and draw(st.booleans()):
-        data["minimum_charge"] = str(draw(prices_st))
+        data["minimum_charge"] = str(draw(prices_st()))
     return PriceVersion.parse(data)
+
+
+# Quantities up to 10^14 (so that ×5 in the linearity test stays below MAX_QUANTITY).
+counts = st.one_of(st.integers(0, 10**7), st.integers(0, 10**14))
 
 
 @st.composite
 def usages(draw: st.DrawFn) -> dict[str, Any]:
-    total_in = draw(st.integers(0, 10**7))
+    total_in = draw(counts)
     cached = draw(st.integers(0, total_in))
     written = draw(st.integers(0, total_in - cached))
-    total_out = draw(st.integers(0, 10**7))
+    total_out = draw(counts)
+    seconds = D(draw(counts)).scaleb(-draw(st.integers(0, 6)))
     return {
         "input_tokens": total_in, "cached_input_tokens": cached, "cache_write_tokens": written,
         "output_tokens": total_out, "reasoning_tokens": draw(st.integers(0, total_out)),
-        "characters": draw(st.integers(0, 10**6)), "images": draw(st.integers(0, 100)),
-        "seconds": str(draw(st.decimals(min_value=0, max_value=3600, places=3))),
-        "requests": draw(st.integers(1, 5)),
+        "characters": draw(counts), "images": draw(st.integers(0, 100)),
+        "seconds": str(seconds), "requests": draw(st.integers(1, 5)),
     }
 
 

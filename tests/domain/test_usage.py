@@ -69,6 +69,8 @@ def test_billing_type_and_unit_of_each_meter(meter: Meter, billing: BillingType,
         ({"seconds": 0.1}, {Meter.SECONDS: D("0.1")}),  # exactly a tenth, not the binary float
         ({"seconds": "12.25"}, {Meter.SECONDS: D("12.25")}),
         ({"requests": 2}, {Meter.REQUESTS: D(2)}),
+        ({"input_tokens": 10**15 - 1}, {Meter.INPUT_TOKENS: D(10**15 - 1)}),
+        ({"seconds": "0.000001"}, {Meter.SECONDS: D("0.000001")}),
         # zeros are dropped; a part may equal the whole
         ({"input_tokens": 0, "output_tokens": 0}, {}),
         ({"input_tokens": 10, "cached_input_tokens": 6, "cache_write_tokens": 4},
@@ -100,6 +102,9 @@ def test_of_is_parse_with_keywords() -> None:
         ({"input_tokens": -1}, "usage.input_tokens", "must not be negative"),
         ({"output_tokens": "-5"}, "usage.output_tokens", "must not be negative"),
         ({"seconds": -0.5}, "usage.seconds", "must not be negative"),
+        ({"input_tokens": 10**15}, "usage.input_tokens", "must be below 1,000,000,000,000,000"),
+        ({"characters": "1E+15"}, "usage.characters", "must be below"),
+        ({"seconds": "0.0000001"}, "usage.seconds", "at most 6 decimal places"),
         ({"input_tokens": 1.5}, "usage.input_tokens", "whole number"),
         ({"input_tokens": 1.0}, "usage.input_tokens", "whole number"),  # floats never for tokens
         ({"images": 2.0}, "usage.images", "whole number"),

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select, text
 
 from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import ChargeLine
+from meterline.errors import StoreError
 from meterline.services.metering import Metering
 from meterline.store import accounts, ledger, pricing
 from meterline.store.ledger import NewRecord
@@ -173,19 +174,22 @@ def test_two_writes_in_one_transaction(engine: Engine) -> None:
 
 def test_a_broken_record_is_an_error_not_a_duplicate(engine: Engine) -> None:
     """Only a clash on (tenant, event id) means 'already recorded'; other violations raise."""
-    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.NotNullViolation)), \
-            engine.begin() as conn:
+    with pytest.raises(StoreError) as raised, engine.begin() as conn:
         ledger.write_records(conn, [record("e1"), record("e2", provider=None)])
+    assert isinstance(raised.value.__cause__,
+                      sqlite3.IntegrityError | psycopg.errors.NotNullViolation)
+    assert not raised.value.context.get("retryable")
     assert counts(engine) == (0, 0)
 
 
 def test_a_clashing_request_id_is_an_error_not_a_duplicate(engine: Engine) -> None:
     with engine.begin() as conn:
         ledger.write_records(conn, [record("e1", request_id="req_same")])
-    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)), \
-            engine.begin() as conn:
+    with pytest.raises(StoreError) as raised, engine.begin() as conn:
         # no charge lines: nothing later in the write trips over the clash
         ledger.write_records(conn, [NewRecord(row("e2", request_id="req_same"))])
+    assert isinstance(raised.value.__cause__,
+                      sqlite3.IntegrityError | psycopg.errors.UniqueViolation)
     assert counts(engine) == (1, 2)
 
 

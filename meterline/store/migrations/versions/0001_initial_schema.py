@@ -151,6 +151,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("usage_records", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_usage_records_fx_missing",
+            ["request_id"],
+            unique=False,
+            postgresql_where=sa.text("fx_missing"),
+            sqlite_where=sa.text("fx_missing"),
+        )
+        batch_op.create_index(
             "ix_usage_records_tenant_time", ["tenant_id", "occurred_at"], unique=False
         )
         batch_op.create_index(
@@ -208,6 +215,11 @@ def downgrade() -> None:
             sqlite_where=sa.text("pricing = 'unpriced'"),
         )
         batch_op.drop_index("ix_usage_records_tenant_time")
+        batch_op.drop_index(
+            "ix_usage_records_fx_missing",
+            postgresql_where=sa.text("fx_missing"),
+            sqlite_where=sa.text("fx_missing"),
+        )
 
     op.drop_table("usage_records")
     op.drop_table("tenants")
