@@ -102,7 +102,7 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
         return self.runner.invoke(cli, list(args), env=self.env, input=input,
-                                  catch_exceptions=False)
+                                  catch_exceptions=False, prog_name="meterline")
 
 
 @pytest.fixture

@@ -20,8 +20,17 @@ def db() -> None:
 @pass_context
 @handle_errors
 def upgrade(ctx: Context) -> None:
-    """Run migrations to the newest schema and add new shipped prices."""
+    """Run migrations to the newest schema and add new shipped prices; exit 1 if the schema is
+    still incomplete afterwards (tables dropped behind the migrations' back)."""
     added = prepare_database(ctx.engine)
+    report = check_schema(ctx.engine)
+    if not report.ok:
+        for problem in report.problems():
+            click.echo(problem, err=True)
+        click.echo("error: the schema is incomplete although the migrations ran; restore the "
+                   "missing tables from a backup or a fresh `db upgrade` on an empty database",
+                   err=True)
+        sys.exit(1)
     click.echo(f"database is up to date; {added} shipped price versions added")
 
 

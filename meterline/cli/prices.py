@@ -71,6 +71,8 @@ def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
         click.echo(f"{summary.added} price versions added, {summary.already_present} already "
                    f"present, {len(summary.skipped)} entries without prices skipped, "
                    f"{len(summary.duplicates)} duplicate keys dropped")
+        for conflict in summary.conflicts:
+            click.echo(f"not imported: {conflict}", err=True)
 
 
 @prices.command("add")

@@ -36,7 +36,7 @@ class FxRate:
             raise InvalidInput("base and quote currencies must differ", field="quote")
         value = unit_price(rate, field="rate")
         if value <= 0:
-            raise InvalidInput("rate must be greater than zero", field="rate")
+            raise InvalidInput(f"rate: must be greater than zero, got {rate!r}", field="rate")
         if effective_from.tzinfo is None:
             raise InvalidInput("effective_from needs a timezone", field="effective_from")
         return cls(base_code, quote_code, value, effective_from)

@@ -32,10 +32,12 @@ class ImportSummary:
     already_present: int
     skipped: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"added": self.added, "already_present": self.already_present,
-                "skipped": self.skipped, "duplicates": self.duplicates}
+                "skipped": self.skipped, "duplicates": self.duplicates,
+                "conflicts": self.conflicts}
 
 
 def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual") -> PriceVersion:
@@ -78,8 +80,18 @@ def parse_import(raw: bytes, fmt: str, now: datetime | None = None) -> ImportRes
 
 def import_file(engine: Engine, raw: bytes, fmt: str, now: datetime | None = None
                 ) -> ImportSummary:
-    result = parse_import(raw, fmt, now)
+    """Store a price file's versions. A LiteLLM file carries no dates, so its prices count from
+    now, and only where they differ from the version in force (importing it twice adds
+    nothing); a meterline file's dated versions are added where not yet stored."""
+    moment = now or datetime.now(UTC)
+    result = parse_import(raw, fmt, moment)
     with engine.begin() as conn:
+        if fmt == "litellm":
+            plan = plan_update(pricing.load_pricebook(conn), result.versions, now=moment)
+            added = pricing.add_versions(conn, plan.new_versions, f"import:{fmt}",
+                                         result.aliases)
+            return ImportSummary(added, len(plan.unchanged), result.skipped, result.duplicates,
+                                 plan.conflicts)
         added = pricing.add_versions(conn, result.versions, f"import:{fmt}", result.aliases)
     return ImportSummary(added, len(result.versions) - added, result.skipped, result.duplicates)
 

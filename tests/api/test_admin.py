@@ -225,6 +225,17 @@ def test_prices_import(client: httpx.Client, tenant_key: str) -> None:
     quote = ok(client.post("/v1/billing/quote", headers=headers,
                            json={"model": "deepseek/lite-reasoner", "usage": usage}))
     assert quote["cost"] == "0.001645"
+    # The file has no dates: importing it again adds nothing; a changed price adds a version.
+    again = ok(client.post("/api/prices/import", params={"format": "litellm"},
+                           content=json.dumps(litellm), headers=ADMIN))
+    assert (again["added"], again["already_present"]) == (0, 2)
+    litellm["lite-chat"]["input_cost_per_token"] = 2e-07
+    changed = ok(client.post("/api/prices/import", params={"format": "litellm"},
+                             content=json.dumps(litellm), headers=ADMIN))
+    assert (changed["added"], changed["already_present"]) == (1, 1)
+    versions = ok(client.get("/api/prices", params={"model": "openai/lite-chat"},
+                             headers=ADMIN))["versions"]
+    assert len(versions) == 2
 
     # meterline's own catalog format, with a fixed start: importing twice adds nothing new.
     catalog = {"provider": "test", "models": [

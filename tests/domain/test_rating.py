@@ -393,7 +393,7 @@ def prices_st(draw: st.DrawFn) -> Decimal:
     places = draw(st.integers(0, MAX_PRICE_PLACES))
     bound = int(MAX_PRICE) * 10**places - 1
     n = draw(st.one_of(st.integers(0, 10**6), st.integers(0, bound), st.just(bound)))
-    return D(n).scaleb(-places)
+    return D(f"{n}E-{places}")  # exact (scaleb would round to 28 digits)
 
 
 
