@@ -39,13 +39,15 @@ def free_port() -> int:
 def batches(count: int, run: str) -> list[bytes]:
     out = []
     for start in range(0, count, 1000):
-        events = [{
-            "id": f"{run}-{n}", "timestamp": "2026-11-01T10:00:00Z",
-            "model": MODELS[n % len(MODELS)], "user": f"user-{n % 50}",
-            "usage": {"input_tokens": 1000 + n % 500, "cached_input_tokens": n % 300,
-                      "output_tokens": 200 + n % 700},
-            "metadata": {"purpose": "bench"},
-        } for n in range(start, min(start + 1000, count))]
+        events = []
+        for n in range(start, min(start + 1000, count)):
+            model = MODELS[n % len(MODELS)]
+            usage = {"input_tokens": 1000 + n % 500}
+            if "embedding" not in model:
+                usage |= {"cached_input_tokens": n % 300, "output_tokens": 200 + n % 700}
+            events.append({"id": f"{run}-{n}", "timestamp": "2026-11-01T10:00:00Z",
+                           "model": model, "user": f"user-{n % 50}", "usage": usage,
+                           "metadata": {"purpose": "bench"}})
         out.append(orjson.dumps({"events": events}))
     return out
 
@@ -88,7 +90,7 @@ def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
                         return
                     body = queue.pop()
                 answer = http.post(f"{base}/v1/usage", content=body, headers=headers)
-                if answer.status_code != 200:
+                if answer.status_code != 200 or b'"unpriced"' in answer.content:
                     with lock:
                         errors += 1
 

@@ -32,6 +32,7 @@ from meterline.store.ledger import PRICED, UNPRICED, NewRecord
 
 USAGE_COLUMNS = tuple(m.value for m in Meter)
 WRITE_ATTEMPTS = 3
+MAX_KNOWN_USERS = 100_000
 _METER_COLUMN = {m: m.value for m in Meter}
 _STATUS_NAMES = {s: s.value for s in CallStatus}
 #: A usage record with every optional column empty; each new row starts as a copy.
@@ -85,6 +86,8 @@ class Metering:
         self._generation: tuple[object, ...] | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._tenants: dict[str, Tenant] = {}
+        self._known_users: set[tuple[str, str]] = set()
 
     # -- prices and rates ---------------------------------------------------------------
     def refresh(self, conn: Connection | None = None, *, force: bool = False) -> None:
@@ -115,6 +118,20 @@ class Metering:
     def fx(self) -> FxTable:
         self.refresh()
         return self._fx
+
+    # -- tenants and users ----------------------------------------------------------------
+    def _tenant(self, conn: Connection, tenant_id: str) -> Tenant:
+        """Tenants are never changed or deleted, so each process keeps the ones it has seen."""
+        found = self._tenants.get(tenant_id)
+        if found is None:
+            found = self._tenants[tenant_id] = get_tenant(conn, tenant_id)
+        return found
+
+    def _remember_users(self, tenant_id: str, user_ids: set[str]) -> None:
+        """Users known to be stored (after the commit), so later batches skip inserting them."""
+        if len(self._known_users) > MAX_KNOWN_USERS:
+            self._known_users.clear()
+        self._known_users.update((tenant_id, u) for u in user_ids)
 
     # -- pricing ------------------------------------------------------------------------
     def quote(self, model: str, usage: Usage, at: datetime | None = None,
@@ -161,26 +178,29 @@ class Metering:
             except InvalidInput as exc:
                 parsed.append(exc)
         with self.engine.connect() as conn:
-            tenant = get_tenant(conn, tenant_id)
+            tenant = self._tenant(conn, tenant_id)
             self.refresh(conn)
-        records = [self._record(tenant, item, key_id, source, now)
-                   for item in parsed if isinstance(item, UsageEvent)]
-        users = {r.row["user_id"] for r in records if r.row["user_id"]}
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                with self.engine.begin() as conn:
-                    ensure_users(conn, tenant.id, users)
-                    inserted = ledger.write_records(conn, records)
-                    dupes = [r.row["event_id"] for r in records
-                             if r.row["event_id"] not in inserted]
-                    earlier = ledger.existing(conn, tenant.id, dupes)
-                break
-            except StoreError as exc:
-                # A deadlock with another writer of the same events rolls the whole batch
-                # back; writing it again is safe, since the database decides duplicates.
-                if not exc.context.get("retryable") or attempt == WRITE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+            conn.rollback()
+            records = [self._record(tenant, item, key_id, source, now)
+                       for item in parsed if isinstance(item, UsageEvent)]
+            users = {r.row["user_id"] for r in records if r.row["user_id"]}
+            new_users = {u for u in users if (tenant.id, u) not in self._known_users}
+            for attempt in range(WRITE_ATTEMPTS):
+                try:
+                    with conn.begin():
+                        ensure_users(conn, tenant.id, new_users)
+                        inserted = ledger.write_records(conn, records)
+                        dupes = [r.row["event_id"] for r in records
+                                 if r.row["event_id"] not in inserted]
+                        earlier = ledger.existing(conn, tenant.id, dupes)
+                    break
+                except StoreError as exc:
+                    # A deadlock with another writer of the same events rolls the whole batch
+                    # back; writing it again is safe, since the database decides duplicates.
+                    if not exc.context.get("retryable") or attempt == WRITE_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+        self._remember_users(tenant.id, new_users)
         by_id = {r.row["event_id"]: r for r in records}
         results: list[dict[str, Any]] = []
         for index, item in enumerate(parsed):

@@ -128,9 +128,7 @@ def _write_postgresql(conn: Connection, records: list[tuple[Any, ...]],
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        for statement in _STAGE.split(";"):
-            if statement.strip():
-                cur.execute(statement)
+        cur.execute(_STAGE)  # both statements in one round trip (no parameters)
         with cur.copy(f"COPY stage_usage_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
                       ) as copy:
             for row in records:
