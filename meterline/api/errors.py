@@ -7,6 +7,7 @@ where the error names one. Anything unexpected becomes a 500 without internals i
 from __future__ import annotations
 
 import logging
+from decimal import DecimalException
 from typing import Final
 
 from fastapi import FastAPI, Request
@@ -92,5 +93,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(MeterlineError, on_meterline)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    async def on_decimal(_: Request, exc: Exception) -> JsonResponse:
+        # Money arithmetic traps anything inexact instead of rounding; inputs are bounded so
+        # that it cannot happen, and should one slip through, it is still the input's fault.
+        log.warning("decimal arithmetic refused a value: %r", exc)
+        return JsonResponse(error_body("a number in the request is out of the supported range",
+                                       "invalid_request_error", "invalid_request"),
+                            status_code=400)
+
     app.add_exception_handler(DataError, on_data_error)
+    app.add_exception_handler(DecimalException, on_decimal)
     app.add_exception_handler(Exception, on_unexpected)

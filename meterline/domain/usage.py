@@ -16,7 +16,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from meterline.domain.money import decimal
+from meterline.domain.money import decimal, decimal_places
 from meterline.errors import InvalidUsage
 
 
@@ -97,7 +97,7 @@ def _quantity(meter: Meter, value: object) -> Decimal:
         raise InvalidUsage(f"{where}: must not be negative, got {value!r}", field=where)
     if number >= MAX_QUANTITY:
         raise InvalidUsage(f"{where}: must be below {MAX_QUANTITY:,}, got {value!r}", field=where)
-    if -number.as_tuple().exponent > 6:  # type: ignore[operator]
+    if decimal_places(number) > 6:
         raise InvalidUsage(f"{where}: at most 6 decimal places, got {value!r}", field=where)
     if meter not in FRACTIONAL_METERS and number != number.to_integral_value():
         raise InvalidUsage(f"{where}: must be a whole number, got {value!r}", field=where)
