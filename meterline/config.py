@@ -51,6 +51,8 @@ class ProviderConfig:
     base_url: str
     api_key: Secret | None = None
     timeout_seconds: float = 600.0
+    #: Serve models the price catalog does not know (recorded as unpriced until priced).
+    allow_unknown_models: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class Config:
     reporting_currency: str = "USD"
     providers: tuple[ProviderConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    #: Where the gateway journals calls before they reach the ledger (SPEC §7.4).
+    journal_dir: str = "./meterline-journal"
+    #: How long a checked API key is trusted before it is looked up again (revocation delay).
+    key_cache_seconds: float = 10.0
     demo: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -100,7 +106,7 @@ def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...
             raise InvalidInput(f"config: {where}.timeout_seconds must be positive",
                                field=f"{where}.timeout_seconds")
         out.append(ProviderConfig(name, kind, base.rstrip("/"), Secret(key) if key else None,
-                                  float(timeout)))
+                                  float(timeout), bool(item.get("allow_unknown_models", False))))
     return tuple(out)
 
 
@@ -131,6 +137,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"config file {path}: {exc}", field="config") from None
     database = _table(data, "database")
+    gateway = _table(data, "gateway")
     url = env.get("METERLINE_DATABASE_URL") or database.get("url") or DEFAULT_DATABASE_URL
     token = env.get("METERLINE_ADMIN_TOKEN") or data.get("admin_token")
     values: dict[str, Any] = {
@@ -140,6 +147,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
                                             field="reporting_currency"),
         "providers": _providers(data.get("providers", []), env),
         "routes": _routes(data.get("routes", [])),
+        "journal_dir": str(env.get("METERLINE_JOURNAL_DIR") or gateway.get("journal_dir")
+                           or "./meterline-journal"),
     }
     values.update(overrides)
     return Config(**values)

@@ -13,6 +13,9 @@
     │   └── PriceNotFound               no price version is in force for a model at a time
     ├── FxRateMissing                   no stored FX rate covers a conversion (never guessed)
     ├── AuthError                       a missing, unknown, revoked or expired key (HTTP 401)
+    ├── Forbidden                       a key that may not use a model (HTTP 403)
+    ├── UpstreamError                   the provider failed or broke the connection (HTTP 502)
+    │   └── UpstreamTimeout             the provider did not answer in time (HTTP 504)
     ├── Conflict                        a request that clashes with stored state (HTTP 409)
     └── StoreError                      database unreachable or schema incomplete (HTTP 503)
         └── SchemaIncomplete
@@ -83,6 +86,18 @@ class FxRateMissing(MeterlineError):
 
 class AuthError(MeterlineError):
     code = "invalid_api_key"
+
+
+class Forbidden(MeterlineError):
+    code = "model_not_allowed"
+
+
+class UpstreamError(MeterlineError):
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
 
 
 class Conflict(MeterlineError):

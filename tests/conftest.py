@@ -44,8 +44,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def config(database_url: str) -> Config:
-    return Config(database_url=database_url, admin_token=Secret(ADMIN_TOKEN))
+def config(database_url: str, tmp_path: Path) -> Config:
+    return Config(database_url=database_url, admin_token=Secret(ADMIN_TOKEN),
+                  journal_dir=str(tmp_path / "journal"))
 
 
 class LiveServer:

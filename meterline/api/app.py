@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import anyio
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from meterline import __version__
 from meterline.api import admin, errors, health, usage
 from meterline.api.state import AppState
 from meterline.config import Config
+from meterline.errors import MeterlineError
+from meterline.gateway import routes as gateway_routes
+from meterline.gateway.drainer import Drainer
+from meterline.gateway.journal import Journal
+from meterline.gateway.keys import KeyCache
+from meterline.gateway.recorder import Recorder, ledger_sink
+from meterline.gateway.routing import Router
+from meterline.gateway.state import GatewayState
+from meterline.gateway.upstream import Upstreams
 from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
 from meterline.services.metering import Metering
 from meterline.store.engine import make_engine
@@ -27,19 +39,48 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
         prepare_database(engine)
         sync_providers(engine, config)
         generated = ensure_admin_token(engine, config)
-    app_state = AppState(config=config, engine=engine, metering=Metering(engine),
+    metering = Metering(engine)
+    app_state = AppState(config=config, engine=engine, metering=metering,
                          generated_admin_token=generated)
+    journal = Journal(Path(config.journal_dir))
+    router = Router(config.providers, config.routes)
+    gateway = GatewayState(metering=metering, router=router,
+                           keys=KeyCache(engine, ttl=config.key_cache_seconds),
+                           upstreams=Upstreams(router.providers),
+                           recorder=Recorder(metering, journal))
+    drainer = Drainer(journal, ledger_sink(engine))
+
+    async def refresh_prices() -> None:
+        # Keeps the in-memory price book current off the response path (see Metering).
+        while True:
+            await anyio.sleep(metering.refresh_seconds)
+            try:
+                await run_in_threadpool(metering.refresh)
+            except MeterlineError as exc:
+                log.warning("price refresh failed: %s", exc)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        await run_in_threadpool(metering.refresh, force=True)
+        drainer.start()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(refresh_prices)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        await gateway.upstreams.aclose()
+        await run_in_threadpool(drainer.stop)
+        journal.close()
         engine.dispose()
 
     app = FastAPI(title="meterline", version=__version__, lifespan=lifespan,
                   description="LLM API gateway and billing service.")
     app.state.meterline = app_state
+    app.state.gateway = gateway
     errors.install(app)
     app.include_router(health.router)
     app.include_router(usage.router)
     app.include_router(admin.router)
+    app.include_router(gateway_routes.router)
     return app

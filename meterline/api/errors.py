@@ -19,11 +19,14 @@ from meterline.api.http import JsonResponse
 from meterline.errors import (
     AuthError,
     Conflict,
+    Forbidden,
     FxRateMissing,
     InvalidInput,
     MeterlineError,
     NotFound,
     StoreError,
+    UpstreamError,
+    UpstreamTimeout,
 )
 
 log = logging.getLogger("meterline.api")
@@ -32,6 +35,9 @@ log = logging.getLogger("meterline.api")
 STATUS: Final[list[tuple[type[MeterlineError], int, str]]] = [
     (InvalidInput, 400, "invalid_request_error"),
     (AuthError, 401, "authentication_error"),
+    (Forbidden, 403, "permission_error"),
+    (UpstreamTimeout, 504, "api_error"),
+    (UpstreamError, 502, "api_error"),
     (NotFound, 404, "not_found_error"),
     (Conflict, 409, "conflict_error"),
     (FxRateMissing, 422, "invalid_request_error"),
@@ -46,22 +52,30 @@ def error_body(message: str, type_: str, code: str, field: str | None = None) ->
     return {"error": error}
 
 
-def answer(exc: MeterlineError) -> JsonResponse:
+#: Paths whose clients speak Anthropic's wire format, so errors take Anthropic's shape.
+ANTHROPIC_PATHS = ("/v1/messages",)
+
+
+def answer(exc: MeterlineError, *, anthropic: bool = False) -> JsonResponse:
     for cls, status, type_ in STATUS:
         if isinstance(exc, cls):
             field = exc.context.get("field")
             body = error_body(exc.message, type_, exc.code, field)
             if "candidates" in exc.context:
                 body["error"]["candidates"] = exc.context["candidates"]  # type: ignore[index]
-            return JsonResponse(body, status_code=status)
+            if anthropic:
+                body = {"type": "error", **body}
+            headers = {"retry-after": str(exc.context["retry_after"])} \
+                if "retry_after" in exc.context else None
+            return JsonResponse(body, status_code=status, headers=headers)
     log.error("unmapped meterline error: %r", exc)
     return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
 
 
 def install(app: FastAPI) -> None:
-    async def on_meterline(_: Request, exc: Exception) -> JsonResponse:
+    async def on_meterline(request: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, MeterlineError)
-        return answer(exc)
+        return answer(exc, anthropic=request.url.path in ANTHROPIC_PATHS)
 
     async def on_validation(_: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, RequestValidationError)

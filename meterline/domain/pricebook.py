@@ -48,6 +48,10 @@ class PriceBook:
     def __contains__(self, model: str) -> bool:
         return model in self._versions
 
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a model or an alias of one."""
+        return name in self._versions or name in self._aliases
+
     def __len__(self) -> int:
         return len(self._versions)
 

@@ -38,6 +38,7 @@ _STATUS_NAMES = {s: s.value for s in CallStatus}
 #: A usage record with every optional column empty; each new row starts as a copy.
 _BLANK_ROW: dict[str, Any] = {
     "endpoint": None, "estimated": False, "http_status": None, "error": None,
+    "upstream_cost": None, "cost_mismatch": False,
     "latency_ms": None, "ttft_ms": None, **{m.value: 0 for m in Meter},
 }
 
@@ -108,6 +109,11 @@ class Metering:
             self._book = pricing.load_pricebook(conn)
             self._fx = pricing.load_fx(conn)
             self._generation = current
+
+    def snapshot(self) -> tuple[PriceBook, FxTable]:
+        """The prices and rates in memory now, without checking the database (for the
+        response path; a background task calls ``refresh``)."""
+        return self._book, self._fx
 
     @property
     def book(self) -> PriceBook:

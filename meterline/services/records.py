@@ -28,6 +28,8 @@ def record_json(row: Any, lines: list[dict[str, str]] | None = None) -> dict[str
         "billed_cost": _money(row.billed_cost), "billed_currency": row.billed_currency,
         "fx_rate": _money(row.fx_rate), "fx_missing": row.fx_missing,
         "estimated": row.estimated, "price_version": row.price_version_id,
+        "upstream_cost": _money(row.upstream_cost), "cost_mismatch": row.cost_mismatch,
+        "ttft_ms": row.ttft_ms,
         "warning": row.warning, "tags": row.tags or [], "metadata": row.metadata or {},
         "latency_ms": row.latency_ms, "http_status": row.http_status, "error": row.error,
     }

@@ -147,6 +147,10 @@ usage_records = Table(
     Column("fx_rate", Money, nullable=True),
     Column("fx_missing", Boolean, nullable=False, default=False),
     Column("estimated", Boolean, nullable=False, default=False),
+    # What the upstream itself said the call cost (OpenRouter's usage.cost), and whether that
+    # differs from meterline's own cost beyond the tolerance: per-call reconciliation.
+    Column("upstream_cost", Money, nullable=True),
+    Column("cost_mismatch", Boolean, nullable=False, default=False),
     Column("http_status", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Column("warning", Text, nullable=True),

@@ -137,6 +137,8 @@ def upgrade() -> None:
         sa.Column("fx_rate", meterline.store.types.Money(), nullable=True),
         sa.Column("fx_missing", sa.Boolean(), nullable=False),
         sa.Column("estimated", sa.Boolean(), nullable=False),
+        sa.Column("upstream_cost", meterline.store.types.Money(), nullable=True),
+        sa.Column("cost_mismatch", sa.Boolean(), nullable=False),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("warning", sa.Text(), nullable=True),

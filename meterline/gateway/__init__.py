@@ -1,0 +1,1 @@
+"""The proxy: OpenAI- and Anthropic-compatible routes that meter every call."""

@@ -1,0 +1,156 @@
+"""Turning an incoming request into an upstream request: auth, model, user, tags, body.
+
+Everything here happens before the provider is called and needs no database round trip once
+the key is cached. Bodies pass through unchanged except ``model`` (the upstream's id) and, for
+streamed OpenAI-format chat, ``stream_options.include_usage``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from meterline.config import ProviderConfig
+from meterline.errors import AuthError, Forbidden, InvalidInput
+from meterline.gateway.recorder import Call
+from meterline.gateway.routing import Target
+from meterline.gateway.state import GatewayState
+from meterline.services.metering import new_request_id
+from meterline.store.accounts import ApiKey
+
+#: endpoint -> (client wire format, upstream path for an OpenAI-kind provider)
+ENDPOINTS: Mapping[str, tuple[str, str]] = {
+    "chat": ("openai", "/chat/completions"),
+    "embeddings": ("openai", "/embeddings"),
+    "images": ("openai", "/images/generations"),
+    "speech": ("openai", "/audio/speech"),
+    "videos": ("openai", "/videos"),
+    "messages": ("anthropic", "/v1/messages"),
+}
+#: Which provider kinds can serve which endpoint (Gemini through translation, chat only).
+SERVES: Mapping[str, tuple[str, ...]] = {
+    "chat": ("openai", "gemini"), "embeddings": ("openai",), "images": ("openai",),
+    "speech": ("openai",), "videos": ("openai",), "messages": ("anthropic",),
+}
+
+
+@dataclass
+class Incoming:
+    """A client request, checked and resolved, ready to be sent upstream."""
+
+    call: Call
+    key: ApiKey
+    target: Target
+    body: dict[str, Any]
+    stream: bool
+    client_wants_usage: bool
+    form: dict[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def provider(self) -> ProviderConfig:
+        return self.target.provider
+
+
+def presented_key(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        secret = header[7:].strip()
+        if secret:
+            return secret
+    secret = request.headers.get("x-api-key", "")
+    if not secret:
+        raise AuthError("missing API key: send Authorization: Bearer <key> or x-api-key")
+    return secret
+
+
+async def authenticate(state: GatewayState, request: Request) -> ApiKey:
+    secret = presented_key(request)
+    key = state.keys.cached(secret)
+    if key is None:
+        key = await run_in_threadpool(state.keys.load, secret)
+    return key
+
+
+async def read_body(request: Request, endpoint: str
+                    ) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The JSON body (or, for videos, the multipart form's fields)."""
+    content_type = request.headers.get("content-type", "")
+    if endpoint == "videos" and content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if not isinstance(v, UploadFile)}
+        return dict(fields), fields
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"body: not valid JSON ({exc})", field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
+    return body, None
+
+
+def _tags(request: Request) -> list[str] | None:
+    raw = request.headers.get("x-meterline-tags")
+    if not raw:
+        return None
+    return [t.strip() for t in raw.split(",") if t.strip()] or None
+
+
+def _metadata(request: Request) -> dict[str, Any] | None:
+    raw = request.headers.get("x-meterline-metadata")
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidInput("x-meterline-metadata: must be a JSON object",
+                           field="x-meterline-metadata")
+    return value
+
+
+def _allowed(key: ApiKey, requested: str, target: Target) -> bool:
+    if not key.models:
+        return True
+    names = {requested, target.model, f"{target.provider.name}/{target.upstream_model}",
+             target.upstream_model}
+    return any(name in key.models for name in names)
+
+
+async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incoming:
+    started = datetime.now(UTC)
+    key = await authenticate(state, request)
+    body, form = await read_body(request, endpoint)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidInput("model: missing (a string such as openai/gpt-5-nano)", field="model")
+    book, _ = state.metering.snapshot()
+    target = state.router.resolve(model, book)
+    if not _allowed(key, model, target):
+        raise Forbidden(f"this key may not use {model!r}", model=model)
+    if target.provider.kind not in SERVES[endpoint]:
+        raise InvalidInput(f"model: {model!r} is served by a {target.provider.kind}-format "
+                           f"provider, which does not serve this endpoint", field="model")
+    tenant = await state.tenant(key.tenant_id)
+    user = request.headers.get("x-meterline-user") or key.user_id
+    stream = bool(body.get("stream")) and endpoint in ("chat", "messages")
+    options = body.get("stream_options")
+    wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+    call = Call(
+        request_id=new_request_id(), tenant_id=key.tenant_id, tenant_currency=tenant.currency,
+        key_id=key.id, user_id=user[:128] if user else None, requested_model=model,
+        model=target.model, provider=target.provider.name, endpoint=endpoint,
+        started_at=started, tags=_tags(request), metadata=_metadata(request),
+        event_id=request.headers.get("idempotency-key") or None,
+    )
+    headers = {k: v for k, v in request.headers.items()}
+    return Incoming(call, key, target, body, stream, wants_usage, form, headers)

@@ -1,0 +1,190 @@
+"""Bodies in and out: what is sent upstream, what the client gets back, and the usage read from
+it — per endpoint and provider wire format (the readers live in ``meterline.providers``)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+from meterline.domain.usage import Meter, Usage
+from meterline.gateway.calls import Incoming
+from meterline.providers.estimate import estimate_prompt_tokens, estimate_tokens
+from meterline.providers.gemini import (
+    gemini_chunk_to_openai,
+    gemini_to_openai_chat,
+    openai_chat_to_gemini,
+)
+from meterline.providers.sse import SSEEvent, SSEParser, encode_event, json_data
+from meterline.providers.streams import is_usage_only_chunk, stream_accumulator
+from meterline.providers.upstream_errors import provider_error_message
+from meterline.providers.usage import read_response_usage, upstream_cost
+
+INPUT: Final = Meter.INPUT_TOKENS
+OUTPUT: Final = Meter.OUTPUT_TOKENS
+DONE: Final = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    path: str
+    content: bytes
+    content_type: str | None
+    params: dict[str, str] | None = None
+
+
+@dataclass
+class Outcome:
+    content: bytes
+    usage: Usage | None
+    estimated: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+    upstream_cost: Decimal | None = None
+    media_type: str | None = None
+
+
+def _multipart(fields: Mapping[str, str]) -> tuple[bytes, str]:
+    boundary = "meterline" + secrets.token_hex(12)
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+             for name, value in fields.items()]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode(), \
+        f"multipart/form-data; boundary={boundary}"
+
+
+def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Outgoing:
+    """The request to send upstream; ``model`` is the upstream's id."""
+    kind = incoming.provider.kind
+    model = incoming.target.upstream_model
+    if kind == "gemini":
+        _, body = openai_chat_to_gemini(incoming.body)
+        action = "streamGenerateContent" if incoming.stream else "generateContent"
+        return Outgoing(f"/v1beta/models/{model}:{action}", orjson.dumps(body),
+                        "application/json", {"alt": "sse"} if incoming.stream else None)
+    if incoming.form is not None:
+        content, content_type = _multipart({**incoming.form, "model": model})
+        return Outgoing(openai_path, content, content_type)
+    body = {**incoming.body, "model": model}
+    if kind == "openai" and incoming.stream:
+        options = body.get("stream_options")
+        body["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                  "include_usage": True}
+    return Outgoing(openai_path, orjson.dumps(body), "application/json")
+
+
+def error_message(status: int, raw: bytes) -> str:
+    return provider_error_message(status, raw)
+
+
+def error_body_for_client(incoming: Incoming, status: int, raw: bytes) -> bytes:
+    """Upstream errors pass through; a Gemini error is put in OpenAI's shape for the client."""
+    if incoming.provider.kind != "gemini":
+        return raw
+    return orjson.dumps({"error": {"message": provider_error_message(status, raw),
+                                   "type": "upstream_error", "code": status}})
+
+
+def _estimate(incoming: Incoming, output_text: str) -> Usage:
+    wire = incoming.provider.kind
+    return Usage.of(input_tokens=estimate_prompt_tokens(incoming.body, wire),
+                    output_tokens=estimate_tokens(output_text))
+
+
+def _media(endpoint: str, request: Mapping[str, Any], response: Any
+           ) -> tuple[Usage, dict[str, str]]:
+    """Usage of the per-unit endpoints, from the request (and the response where it says)."""
+    if endpoint == "images":
+        data = response.get("data") if isinstance(response, Mapping) else None
+        count = len(data) if isinstance(data, list) else int(request.get("n") or 1)
+        attributes = {k: str(request[k]) for k in ("size", "quality") if request.get(k)}
+        return Usage.of(images=count), attributes
+    if endpoint == "speech":
+        text = request.get("input")
+        return Usage.of(characters=len(text) if isinstance(text, str) else 0), {}
+    seconds = response.get("seconds") if isinstance(response, Mapping) else None
+    seconds = seconds if seconds is not None else request.get("seconds", 0)
+    attributes = {k: str(request[k]) for k in ("size", "resolution") if request.get(k)}
+    return Usage.of(seconds=str(seconds)), attributes
+
+
+def complete(incoming: Incoming, endpoint: str, body: Any, raw: bytes) -> Outcome:
+    """A successful non-streamed answer: what the client gets and what it used."""
+    kind = incoming.provider.kind
+    if endpoint in ("images", "speech", "videos"):
+        usage, attributes = _media(endpoint, incoming.body, body)
+        return Outcome(raw, usage, attributes=attributes)
+    reading = read_response_usage(kind, body)
+    content = raw
+    if kind == "gemini" and isinstance(body, Mapping):
+        call = incoming.call
+        translated = gemini_to_openai_chat(body, call.requested_model,
+                                           f"chatcmpl-{call.request_id}", int(time.time()))
+        content = orjson.dumps(translated)
+    cost = upstream_cost(body.get("usage")) if kind == "openai" and isinstance(body, Mapping) \
+        else None
+    if reading.usage is not None:
+        return Outcome(content, reading.usage, upstream_cost=cost,
+                       media_type="application/json" if kind == "gemini" else None)
+    return Outcome(content, _estimate(incoming, raw.decode("utf-8", "replace")), estimated=True,
+                   upstream_cost=cost)
+
+
+class Relay:
+    """Passes a stream on as it arrives while metering it.
+
+    Events are relayed byte for byte, except that an OpenAI usage chunk the client did not ask
+    for is dropped, and a Gemini stream is translated into OpenAI chunks.
+    """
+
+    def __init__(self, incoming: Incoming) -> None:
+        self.incoming = incoming
+        self.kind = incoming.provider.kind
+        self.parser = SSEParser()
+        self.accumulator = stream_accumulator(self.kind)
+        self.passthrough = self.kind == "anthropic" or (
+            self.kind == "openai" and incoming.client_wants_usage)
+        self.created = int(time.time())
+
+    def feed(self, chunk: bytes) -> bytes:
+        events = self.parser.feed(chunk)
+        if self.passthrough:
+            for event in events:
+                data = json_data(event)
+                if data is not None:
+                    self.accumulator.feed(data)
+            return chunk
+        return b"".join(self._relay(event) for event in events)
+
+    def close(self) -> bytes:
+        tail = b"".join(self._relay(event) for event in self.parser.finish()) \
+            if not self.passthrough else b""
+        if self.kind == "gemini":
+            tail += DONE
+        return tail
+
+    def _relay(self, event: SSEEvent) -> bytes:
+        data = json_data(event)
+        if data is None:
+            return b"" if self.kind == "gemini" else encode_event(event.data, event.event)
+        self.accumulator.feed(data)
+        if self.kind == "openai":
+            return b"" if is_usage_only_chunk(data) else encode_event(event.data, event.event)
+        call = self.incoming.call
+        chunks = gemini_chunk_to_openai(data, call.requested_model, f"chatcmpl-{call.request_id}",
+                                        self.created, self.incoming.client_wants_usage)
+        return b"".join(encode_event(orjson.dumps(c)) for c in chunks)
+
+    def usage(self) -> tuple[Usage, bool]:
+        billable = self.accumulator.billable_usage(self.incoming.body)
+        return billable.usage, billable.estimated
+
+    def upstream_cost(self) -> Decimal | None:
+        return self.accumulator.upstream_cost()
+
+
+def stream_relay(incoming: Incoming) -> Relay:
+    return Relay(incoming)

@@ -1,0 +1,159 @@
+"""The proxy: send a prepared call upstream, answer the client, record the call.
+
+Non-streamed answers are read whole, metered and returned with ``x-meterline-cost``. Streamed
+answers are passed on event by event as they arrive; the usage is taken from the stream
+(estimated from the text where none came), and the call is recorded when the stream ends —
+completed, broken by the upstream, or abandoned by the client. Every outcome is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from meterline.domain.money import format_decimal
+from meterline.errors import UpstreamError, UpstreamTimeout
+from meterline.gateway import exchange as wire
+from meterline.gateway.calls import ENDPOINTS, Incoming, prepare
+from meterline.gateway.recorder import Call
+from meterline.gateway.state import GatewayState
+from meterline.gateway.upstream import translate
+from meterline.services.metering import Pricing
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _elapsed_ms(since: float) -> int:
+    return int((time.perf_counter() - since) * 1000)
+
+
+def _finish(state: GatewayState, call: Call, upstream_seconds: float | None) -> Pricing:
+    priced = state.recorder.record(call)
+    usage = call.usage
+    rating = priced.rating
+    state.metrics.observe(
+        provider=call.provider, model=call.model, status=call.status,
+        input_tokens=int(usage.get(wire.INPUT)) if usage else 0,
+        output_tokens=int(usage.get(wire.OUTPUT)) if usage else 0,
+        cost=rating.total.number if rating else None,
+        currency=rating.currency if rating else None, upstream_seconds=upstream_seconds)
+    return priced
+
+
+def _cost_headers(priced: Pricing) -> dict[str, str]:
+    if priced.billed_cost is not None and priced.billed_currency:
+        return {"x-meterline-cost": format_decimal(priced.billed_cost),
+                "x-meterline-currency": priced.billed_currency}
+    if priced.rating is not None:
+        return {"x-meterline-cost": format_decimal(priced.rating.total.number),
+                "x-meterline-currency": priced.rating.currency}
+    return {}
+
+
+async def handle(state: GatewayState, request: Request, endpoint: str) -> Response:
+    incoming = await prepare(state, request, endpoint)
+    outgoing = wire.upstream_request(incoming, endpoint, ENDPOINTS[endpoint][1])
+    headers = state.upstreams.headers(incoming.provider, incoming.headers, outgoing.content_type)
+    started = time.perf_counter()
+    call = incoming.call
+    opened = state.upstreams.stream(incoming.provider, "POST", outgoing.path,
+                                    content=outgoing.content, headers=headers,
+                                    params=outgoing.params)
+    try:
+        response = await opened.__aenter__()
+    except UpstreamError as exc:
+        call.status = "timeout" if isinstance(exc, UpstreamTimeout) else "error"
+        call.error = exc.message
+        call.latency_ms = _elapsed_ms(started)
+        _finish(state, call, None)
+        exc.context["request_id"] = call.request_id
+        raise
+    if response.status_code >= 400 or not incoming.stream:
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError as exc:
+            await opened.__aexit__(None, None, None)
+            error = translate(exc, incoming.provider)
+            call.status, call.error = "error", error.message
+            call.latency_ms = _elapsed_ms(started)
+            _finish(state, call, None)
+            raise error from exc
+        await opened.__aexit__(None, None, None)
+        return _complete(state, incoming, endpoint, response, raw, started)
+    return StreamingResponse(_relay(state, incoming, opened, response, started),
+                             status_code=response.status_code, media_type="text/event-stream",
+                             headers={"x-meterline-request-id": call.request_id, **SSE_HEADERS})
+
+
+def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
+              response: httpx.Response, raw: bytes, started: float) -> Response:
+    call = incoming.call
+    seconds = time.perf_counter() - started
+    call.latency_ms = int(seconds * 1000)
+    call.http_status = response.status_code
+    media_type = response.headers.get("content-type", "application/json")
+    headers = {"x-meterline-request-id": call.request_id}
+    if response.status_code >= 400:
+        call.status = "error"
+        call.error = wire.error_message(response.status_code, raw)
+        _finish(state, call, seconds)
+        out_raw = wire.error_body_for_client(incoming, response.status_code, raw)
+        return Response(out_raw, response.status_code, headers=headers, media_type=media_type)
+    body: Any = None
+    if media_type.startswith("application/json"):
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+    outcome = wire.complete(incoming, endpoint, body, raw)
+    call.usage, call.estimated = outcome.usage, outcome.estimated
+    call.attributes = outcome.attributes
+    call.upstream_cost = outcome.upstream_cost
+    priced = _finish(state, call, seconds)
+    headers.update(_cost_headers(priced))
+    return Response(outcome.content, response.status_code, headers=headers,
+                    media_type=outcome.media_type or media_type)
+
+
+async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
+                 response: httpx.Response, started: float) -> AsyncIterator[bytes]:
+    call = incoming.call
+    relay = wire.stream_relay(incoming)
+    first: float | None = None
+    upstream_seconds: float | None = None
+    try:
+        async for chunk in response.aiter_raw():
+            if first is None:
+                first = time.perf_counter()
+                upstream_seconds = first - started
+                call.ttft_ms = int(upstream_seconds * 1000)
+            out = relay.feed(chunk)
+            if out:
+                yield out
+        tail = relay.close()
+        if tail:
+            yield tail
+        call.status = "success"
+    except httpx.HTTPError as exc:
+        call.status = "error"
+        call.error = translate(exc, incoming.provider).message
+    except BaseException:
+        # The client went away (the response task is cancelled): bill what was produced.
+        call.status = "cancelled"
+        call.error = "client disconnected"
+        raise
+    finally:
+        call.http_status = response.status_code
+        call.latency_ms = _elapsed_ms(started)
+        call.usage, call.estimated = relay.usage()
+        call.upstream_cost = relay.upstream_cost()
+        _finish(state, call, upstream_seconds)
+        with anyio.CancelScope(shield=True):
+            await opened.__aexit__(None, None, None)

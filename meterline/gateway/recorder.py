@@ -1,0 +1,139 @@
+"""Recording gateway calls: price in memory, journal locally, drain into the ledger in batches.
+
+``Recorder.record`` runs on the response path and touches no database: the call is priced with
+the in-memory price book and appended to the durable journal (one ``write``), which survives
+the process being killed. A drainer thread moves journal batches into the ledger with the same
+idempotent bulk writer as ``POST /v1/usage``; the request id is the record's identity, so a batch
+delivered twice is charged once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+
+from meterline.domain.money import MONEY_CONTEXT
+from meterline.domain.rating import ChargeLine
+from meterline.domain.usage import Meter, Usage
+from meterline.gateway.journal import Journal
+from meterline.services.metering import Metering, Pricing
+from meterline.store import ledger
+from meterline.store.accounts import ensure_users
+from meterline.store.ledger import NewRecord
+
+#: Relative difference between the upstream's own cost and ours that flags a call.
+COST_TOLERANCE = Decimal("0.01")
+_MONEY_COLUMNS = ("seconds", "cost", "billed_cost", "fx_rate", "upstream_cost")
+_TIME_COLUMNS = ("occurred_at", "recorded_at")
+_LINE_MONEY = ("quantity", "unit_price", "amount")
+
+
+@dataclass
+class Call:
+    """What the gateway knows about one call when it ends."""
+
+    request_id: str
+    tenant_id: str
+    tenant_currency: str
+    key_id: str
+    user_id: str | None
+    requested_model: str
+    model: str
+    provider: str
+    endpoint: str
+    started_at: datetime
+    status: str = "success"
+    http_status: int | None = None
+    error: str | None = None
+    usage: Usage | None = None
+    estimated: bool = False
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    latency_ms: int | None = None
+    ttft_ms: int | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    event_id: str | None = None
+    upstream_cost: Decimal | None = None
+
+
+def cost_differs(ours: Decimal, theirs: Decimal) -> bool:
+    if ours == theirs:
+        return False
+    base = max(abs(ours), abs(theirs))
+    return MONEY_CONTEXT.divide(abs(ours - theirs), base) > COST_TOLERANCE
+
+
+class Recorder:
+    def __init__(self, metering: Metering, journal: Journal) -> None:
+        self.metering = metering
+        self.journal = journal
+
+    def price(self, call: Call) -> Pricing:
+        usage = call.usage or Usage()
+        return self.metering.price(call.model, usage, call.started_at, call.attributes,
+                                   call.tenant_currency)
+
+    def record(self, call: Call, priced: Pricing | None = None) -> Pricing:
+        """Price and journal a call; returns the pricing (for the response headers)."""
+        priced = priced or self.price(call)
+        usage = call.usage or Usage()
+        row: dict[str, Any] = {
+            "request_id": call.request_id, "tenant_id": call.tenant_id,
+            "event_id": call.event_id or call.request_id, "user_id": call.user_id,
+            "key_id": call.key_id, "endpoint": call.endpoint, "source": "gateway",
+            "status": call.status, "occurred_at": call.started_at,
+            "recorded_at": datetime.now(UTC), "attributes": dict(call.attributes) or None,
+            "estimated": call.estimated, "http_status": call.http_status, "error": call.error,
+            "latency_ms": call.latency_ms, "ttft_ms": call.ttft_ms, "tags": call.tags,
+            "metadata": call.metadata, "upstream_cost": call.upstream_cost,
+            "cost_mismatch": False,
+        }
+        for meter in Meter:
+            value = usage.get(meter)
+            row[meter.value] = value if meter is Meter.SECONDS else int(value)
+        row.update(priced.columns())
+        row["provider"] = call.provider
+        if priced.rating is None:
+            row["model"] = call.model
+        if call.upstream_cost is not None and priced.rating is not None:
+            row["cost_mismatch"] = cost_differs(priced.rating.total.number, call.upstream_cost)
+        lines = [{"meter": ln.meter, "quantity": ln.quantity, "unit": ln.unit,
+                  "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
+                 for ln in (priced.rating.lines if priced.rating else ())]
+        self.journal.append({"row": row, "lines": lines})
+        return priced
+
+
+def _record_from_journal(item: Mapping[str, Any]) -> NewRecord:
+    row = dict(item["row"])
+    for name in _MONEY_COLUMNS:
+        if row.get(name) is not None:
+            row[name] = Decimal(row[name])
+    for name in _TIME_COLUMNS:
+        row[name] = datetime.fromisoformat(row[name])
+    lines = [ChargeLine(ln["meter"], Decimal(ln["quantity"]), ln["unit"],
+                        Decimal(ln["unit_price"]), int(ln["per"]), Decimal(ln["amount"]))
+             for ln in item.get("lines", [])]
+    return NewRecord(row, lines)
+
+
+def ledger_sink(engine: Engine) -> Any:
+    """The drainer's sink: write journal batches into the ledger (idempotent)."""
+
+    def sink(batch: Sequence[Mapping[str, Any]]) -> None:
+        records = [_record_from_journal(item) for item in batch]
+        users: dict[str, set[str]] = {}
+        for record in records:
+            if record.row.get("user_id"):
+                users.setdefault(record.row["tenant_id"], set()).add(record.row["user_id"])
+        with engine.begin() as conn:
+            for tenant_id in sorted(users):
+                ensure_users(conn, tenant_id, users[tenant_id])
+            ledger.write_records(conn, records)
+
+    return sink

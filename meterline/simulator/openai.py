@@ -1,0 +1,153 @@
+"""OpenAI wire format: chat completions (streamed and not) and OpenAI-shaped errors."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from meterline.simulator.common import (
+    EventStream,
+    SimState,
+    begin,
+    block_texts,
+    gate,
+    json_response,
+    make_plan,
+)
+from meterline.simulator.directives import Plan, content_pieces, generated_text
+
+FINGERPRINT = "fp_simulator"
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", "permission_denied"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", "server_error"),
+    502: ("server_error", "bad_gateway"),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+def openai_error(status: int, message: str) -> Response:
+    """``{"error": {"message", "type", "param", "code"}}`` with HTTP ``status``."""
+    kind, code = _ERRORS.get(
+        status, ("server_error", "server_error") if status >= 500 else ("invalid_request_error", "")
+    )
+    return json_response(
+        {"error": {"message": message, "type": kind, "param": None, "code": code or None}}, status
+    )
+
+
+def openai_usage(p: Plan, model: str) -> dict[str, Any]:
+    """Chat usage: cached tokens are part of prompt_tokens, reasoning part of completion."""
+    prompt = p.prompt + p.cached
+    completion = p.output + p.reasoning
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": p.cached, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": p.reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+    if model.lower().startswith("deepseek"):
+        usage["prompt_cache_hit_tokens"] = p.cached
+        usage["prompt_cache_miss_tokens"] = p.prompt
+    if p.directives.cost is not None:
+        usage["cost"] = p.directives.cost
+    return usage
+
+
+def _completion(cid: str, model: str, p: Plan) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": generated_text(p.output),
+                    "refusal": None,
+                },
+                "logprobs": None,
+                "finish_reason": "length" if p.truncated else "stop",
+            }
+        ],
+    }
+    if not p.directives.no_usage:
+        answer["usage"] = openai_usage(p, model)
+    return answer
+
+
+def _stream(cid: str, model: str, p: Plan, include_usage: bool) -> EventStream:
+    created = int(time.time())
+
+    def event(choices: list[Any], usage: dict[str, Any] | None = None) -> bytes:
+        chunk = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": FINGERPRINT,
+            "choices": choices,
+            "usage": usage,
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def delta(part: dict[str, Any], finish: str | None = None) -> list[Any]:
+        return [{"index": 0, "delta": part, "logprobs": None, "finish_reason": finish}]
+
+    head = [event(delta({"role": "assistant", "content": "", "refusal": None}))]
+    content = [event(delta({"content": text})) for text, _ in content_pieces(p.output)]
+    tail = [event(delta({}, "length" if p.truncated else "stop"))]
+    if include_usage and not p.directives.no_usage:
+        tail.append(event([], openai_usage(p, model)))
+    tail.append(b"data: [DONE]\n\n")
+    return EventStream(head, content, tail, p.directives)
+
+
+def chat_routes(sim: SimState) -> list[Route]:
+    async def chat_completions(request: Request) -> Response:
+        body = await begin(request, sim, openai_error)
+        if isinstance(body, Response):
+            return body
+        model = body.get("model")
+        messages = body.get("messages")
+        if not isinstance(model, str) or not model:
+            return openai_error(400, "You must provide a model parameter.")
+        if not isinstance(messages, list) or not messages:
+            return openai_error(400, "'messages' must be a non-empty array.")
+        texts: list[str] = []
+        for message in messages:
+            if isinstance(message, dict):
+                block_texts(message.get("content"), texts)
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        p = make_plan("\n".join(texts), max_tokens, openai_error)
+        if isinstance(p, Response):
+            return p
+        refused = await gate(p.directives, openai_error)
+        if refused is not None:
+            return refused
+        cid = sim.next_id("chatcmpl-")
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            include = isinstance(options, dict) and options.get("include_usage") is True
+            return _stream(cid, model, p, include)
+        return json_response(_completion(cid, model, p))
+
+    return [Route("/v1/chat/completions", chat_completions, methods=["POST"])]
