@@ -26,9 +26,11 @@ from meterline.gateway.state import GatewayState
 from meterline.gateway.upstream import Upstreams
 from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
 from meterline.services.metering import Metering
+from meterline.simulator.app import create_simulator
 from meterline.store.engine import make_engine
 
 log = logging.getLogger("meterline")
+DEMO_SIMULATOR_PATH = "/_simulator"
 
 
 def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
@@ -83,4 +85,7 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(admin.router)
     app.include_router(gateway_routes.router)
+    if config.demo:
+        # The demo's upstream providers are simulated by the server itself.
+        app.mount(DEMO_SIMULATOR_PATH, create_simulator())
     return app

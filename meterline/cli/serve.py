@@ -8,9 +8,9 @@ from dataclasses import replace
 import click
 import uvicorn
 
-from meterline.api.app import create_app
+from meterline.api.app import DEMO_SIMULATOR_PATH, create_app
 from meterline.cli.main import Context, handle_errors, pass_context
-from meterline.config import DEFAULT_DATABASE_URL
+from meterline.config import DEFAULT_DATABASE_URL, Config, ProviderConfig, Secret
 from meterline.services.bootstrap import ensure_admin_token, prepare_database
 from meterline.services.demo import seed
 from meterline.services.metering import Metering
@@ -30,8 +30,9 @@ DEMO_DATABASE_URL = "sqlite:///./meterline-demo.db"
 def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
     """Serve the gateway, the usage API and the admin API."""
     config = ctx.config
-    if demo and config.database_url == DEFAULT_DATABASE_URL:
-        config = replace(config, database_url=DEMO_DATABASE_URL, demo=True)
+    if demo:
+        config = demo_config(config, host, port)
+        workers = 1  # the demo's data and simulator live in this one process
     engine = make_engine(config.database_url)
     prepare_database(engine)
     token = ensure_admin_token(engine, config)
@@ -44,9 +45,9 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
             click.echo(f"demo: tenant 'demo' seeded with {info.seeded_events} usage events")
         click.echo(f"demo key: {info.key}")
         click.echo(
-            f"try:  curl -s {base}/v1/billing/quote -H 'Authorization: Bearer {info.key}' "
-            "-d '{\"model\": \"openai/gpt-5-nano\", \"usage\": {\"input_tokens\": 1000, "
-            "\"output_tokens\": 500}}'"
+            f"try:  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {info.key}' "
+            "-H 'Content-Type: application/json' -d '{\"model\": \"openai/gpt-5-nano\", "
+            "\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}' -i"
         )
     engine.dispose()
     click.echo(f"meterline listening on {base}  (database: {config.database_url})")
@@ -58,6 +59,24 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
             os.environ["METERLINE_CONFIG"] = ctx.config_path
         uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
+
+
+def demo_config(config: Config, host: str, port: int) -> Config:
+    """The demo: its own SQLite file (unless a database is configured) and simulated upstream
+    providers served by the same process, so no credentials are needed."""
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    simulated = f"{base}{DEMO_SIMULATOR_PATH}"
+    providers = tuple(
+        ProviderConfig(name, kind, url, Secret("demo"), 60.0, allow_unknown_models=True)
+        for name, kind, url in (
+            ("openai", "openai", f"{simulated}/v1"), ("anthropic", "anthropic", simulated),
+            ("gemini", "gemini", simulated), ("deepseek", "openai", f"{simulated}/v1"),
+            ("qwen", "openai", f"{simulated}/v1"),
+        ))
+    database = DEMO_DATABASE_URL if config.database_url == DEFAULT_DATABASE_URL \
+        else config.database_url
+    return replace(config, database_url=database, demo=True,
+                   providers=config.providers or providers)
 
 
 def register(cli: click.Group) -> None:

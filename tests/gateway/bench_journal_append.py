@@ -46,9 +46,11 @@ def main() -> None:
         for i in range(n):
             journal.append(records[i % 1000])
         append_us = (time.perf_counter() - started) / n * 1e6
-        threads = [threading.Thread(target=lambda: [journal.append(records[i % 1000])
-                                                    for i in range(n // 4)])
-                   for _ in range(4)]
+        def worker() -> None:
+            for i in range(n // 4):
+                journal.append(records[i % 1000])
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
         started = time.perf_counter()
         for t in threads:
             t.start()

@@ -32,7 +32,11 @@ def test_non_stream_usage_excludes_cache(claude: anthropic.Anthropic) -> None:
         system="you are terse",
         messages=ask("hello there [[sim cached=100 cache_write=20 reasoning=5 tokens=4]]"),
     )
-    assert (message.type, message.role, message.model) == ("message", "assistant", "claude-sonnet-4-6")
+    assert (message.type, message.role, message.model) == (
+        "message",
+        "assistant",
+        "claude-sonnet-4-6",
+    )
     assert message.id.startswith("msg_")
     assert message.stop_reason == "end_turn"
     assert message.content[0].type == "text"
@@ -122,7 +126,12 @@ def test_break_after_gives_the_sdk_an_incomplete_stream(claude: anthropic.Anthro
 
 
 def test_break_after_raw(http: httpx.Client) -> None:
-    body = {"model": "c", "max_tokens": 99, "stream": True, "messages": ask("[[sim break_after=1]]")}
+    body = {
+        "model": "c",
+        "max_tokens": 99,
+        "stream": True,
+        "messages": ask("[[sim break_after=1]]"),
+    }
     received = b""
     with pytest.raises(httpx.RemoteProtocolError):  # noqa: SIM117
         with http.stream("POST", "/v1/messages", json=body) as response:

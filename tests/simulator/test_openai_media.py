@@ -71,7 +71,12 @@ def test_videos_multipart_through_the_sdk(oai: openai.OpenAI, sim: SimState) -> 
     assert (video.seconds, video.size) == ("8", "1280x720")
     received = sim.received[-1]
     assert received.headers["content-type"].startswith("multipart/form-data")
-    assert received.body == {"prompt": "a cat", "model": "sora-2", "seconds": "8", "size": "1280x720"}
+    assert received.body == {
+        "prompt": "a cat",
+        "model": "sora-2",
+        "seconds": "8",
+        "size": "1280x720",
+    }
 
 
 def test_videos_json_and_defaults(http: httpx.Client) -> None:
