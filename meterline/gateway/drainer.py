@@ -161,7 +161,7 @@ def _lock_for_draining(segment: Path) -> int | None:
     path = sidecar(segment, ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        if True:
+        if try_flock(fd, fcntl.LOCK_EX):
             # A drainer that deleted the segment unlinks its lock file last: make sure ours is
             # still the one at that name.
             held, current = os.fstat(fd), os.stat(path)

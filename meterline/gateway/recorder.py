@@ -9,22 +9,25 @@ delivered twice is charged once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import Engine
 
-from meterline.domain.money import MONEY_CONTEXT
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter, Usage
+from meterline.errors import MeterlineError
 from meterline.gateway.journal import Journal
 from meterline.services.metering import Metering, Pricing
 from meterline.store import ledger
 from meterline.store.accounts import ensure_users
 from meterline.store.ledger import NewRecord
+
+log = logging.getLogger("meterline.gateway")
 
 #: Relative difference between the upstream's own cost and ours that flags a call.
 COST_TOLERANCE = Decimal("0.01")
@@ -61,11 +64,17 @@ class Call:
     upstream_cost: Decimal | None = None
 
 
+#: For comparing costs only (nothing stored): rounding is harmless here, and the upstream's
+#: number is untrusted input, so no trap may turn a comparison into a failed call.
+_COMPARE = Context(prec=40, traps=[])
+
+
 def cost_differs(ours: Decimal, theirs: Decimal) -> bool:
+    """True when the two costs differ by more than COST_TOLERANCE of the larger one."""
     if ours == theirs:
         return False
-    base = max(abs(ours), abs(theirs))
-    return MONEY_CONTEXT.divide(abs(ours - theirs), base) > COST_TOLERANCE
+    with localcontext(_COMPARE):
+        return abs(ours - theirs) > COST_TOLERANCE * max(abs(ours), abs(theirs))
 
 
 class Recorder:
@@ -74,9 +83,16 @@ class Recorder:
         self.journal = journal
 
     def price(self, call: Call) -> Pricing:
+        """The call's price; a call that cannot be priced is still recorded (unpriced, with a
+        warning, for ``rerate``) — the answer has gone to the client, so it must not be lost."""
         usage = call.usage or Usage()
-        return self.metering.price(call.model, usage, call.started_at, call.attributes,
-                                   call.tenant_currency)
+        try:
+            return self.metering.price(call.model, usage, call.started_at, call.attributes,
+                                       call.tenant_currency)
+        except (MeterlineError, ArithmeticError) as exc:
+            log.warning("could not price %s (%s): %s", call.request_id, call.model, exc)
+            return Pricing(call.model, call.provider, None, f"not priced: {exc}", None, None,
+                           None, False)
 
     def record(self, call: Call, priced: Pricing | None = None) -> Pricing:
         """Price and journal a call; returns the pricing (for the response headers)."""

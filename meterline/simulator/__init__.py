@@ -56,6 +56,13 @@ or several blocks); they pass unchanged through a gateway that forwards bodies:
 
 An unknown or malformed directive gets a 400 in the provider's shape.
 
+For tests: ``create_simulator(require_key=...)`` answers 401 (provider's shape) to requests
+without that key; ``app.state.requests`` counts requests per path (refused ones too),
+``app.state.received`` keeps the last requests (method, path, query, headers, parsed body), and
+``app.state.sim.abandoned`` counts paced streams whose client left early.
+``serve_in_thread(app)`` serves it on loopback and yields the base URL;
+``python -m meterline.simulator --port 9000`` runs it standalone.
+
 Errors: OpenAI ``{"error": {"message", "type", "param", "code"}}``, Anthropic ``{"type": "error",
 "error": {"type", "message"}}``, Gemini ``{"error": {"code", "message", "status"}}``.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -70,44 +71,56 @@ def _message(mid: str, model: str, p: Plan) -> dict[str, Any]:
     return answer
 
 
-_EMPTY_TEXT = {"type": "text", "text": ""}
-
-
 def _event(kind: str, data: dict[str, Any]) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _stream(mid: str, model: str, p: Plan) -> EventStream:
+_BLOCK_START = _event(
+    "content_block_start",
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+)
+_PING = _event("ping", {"type": "ping"})
+_BLOCK_STOP = _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+_MESSAGE_STOP = _event("message_stop", {"type": "message_stop"})
+
+
+@lru_cache(maxsize=256)
+def _text_deltas(words: int) -> tuple[bytes, ...]:
+    """The content_block_delta events of an answer, serialised once per length."""
+    return tuple(
+        _event(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": text},
+            },
+        )
+        for text, _ in content_pieces(words)
+    )
+
+
+def _stream(sim: SimState, mid: str, model: str, p: Plan) -> EventStream:
     with_usage = not p.directives.no_usage
     start = {**_message(mid, model, p), "content": [], "stop_reason": None}
     if with_usage:
         start["usage"] = {**anthropic_usage(p), "output_tokens": 1}
     head = [
         _event("message_start", {"type": "message_start", "message": start}),
-        _event(
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": _EMPTY_TEXT},
-        ),
-        _event("ping", {"type": "ping"}),
+        _BLOCK_START,
+        _PING,
     ]
     pieces = content_pieces(p.output)
-    midway = (len(pieces) + 1) // 2
-    content: list[bytes] = []
-    produced = p.reasoning
-    for i, (text, words) in enumerate(pieces, start=1):
-        delta = {"type": "text_delta", "text": text}
-        event = _event(
-            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
-        )
-        produced += words
-        if i == midway and with_usage:
-            partial = {
-                "type": "message_delta",
-                "delta": {"stop_reason": None, "stop_sequence": None},
-                "usage": {"output_tokens": produced},
-            }
-            event += _event("message_delta", partial)
-        content.append(event)
+    content = list(_text_deltas(p.output))
+    if pieces and with_usage:
+        midway = (len(pieces) + 1) // 2
+        produced = p.reasoning + sum(words for _, words in pieces[:midway])
+        partial = {
+            "type": "message_delta",
+            "delta": {"stop_reason": None, "stop_sequence": None},
+            "usage": {"output_tokens": produced},
+        }
+        content[midway - 1] += _event("message_delta", partial)
     stop = "max_tokens" if p.truncated else "end_turn"
     final: dict[str, Any] = {
         "type": "message_delta",
@@ -115,12 +128,8 @@ def _stream(mid: str, model: str, p: Plan) -> EventStream:
     }
     if with_usage:
         final["usage"] = {"output_tokens": p.output + p.reasoning}
-    tail = [
-        _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        _event("message_delta", final),
-        _event("message_stop", {"type": "message_stop"}),
-    ]
-    return EventStream(head, content, tail, p.directives)
+    tail = [_BLOCK_STOP, _event("message_delta", final), _MESSAGE_STOP]
+    return EventStream(head, content, tail, p.directives, sim)
 
 
 def _texts(body: dict[str, Any]) -> list[str]:
@@ -153,7 +162,7 @@ def anthropic_routes(sim: SimState) -> list[Route]:
             return refused
         mid = sim.next_id("msg_")
         if body.get("stream") is True:
-            return _stream(mid, model, p)
+            return _stream(sim, mid, model, p)
         return json_response(_message(mid, model, p))
 
     return [Route("/v1/messages", messages, methods=["POST"])]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import secrets
@@ -11,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,11 +37,15 @@ class Received:
 
 @dataclass(slots=True)
 class SimState:
-    """Per-app state: the optional required key, request counts and recent requests."""
+    """Per-app state: the optional required key, request counts and recent requests.
+
+    ``abandoned`` counts paced streams (``chunk_delay_ms``) whose client went away early.
+    """
 
     require_key: str | None = None
     record: int = 64
     requests: dict[str, int] = field(default_factory=dict)
+    abandoned: int = 0
     received: deque[Received] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _prefix: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -55,15 +59,10 @@ class SimState:
 
     def remember(self, request: Request, body: Any) -> None:
         if self.record:
-            self.received.append(
-                Received(
-                    request.method,
-                    request.url.path,
-                    dict(request.query_params),
-                    dict(request.headers),
-                    body,
-                )
-            )
+            scope = request.scope
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            query = dict(request.query_params) if scope["query_string"] else {}
+            self.received.append(Received(scope["method"], scope["path"], query, headers, body))
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -83,7 +82,7 @@ def authorized(request: Request, key: str) -> bool:
 
 async def begin(request: Request, sim: SimState, error: ErrorFn) -> dict[str, Any] | Response:
     """Count the request, check the key and read the JSON body; a Response means "answer that"."""
-    path = request.url.path
+    path = request.scope["path"]
     sim.requests[path] = sim.requests.get(path, 0) + 1
     if sim.require_key is not None and not authorized(request, sim.require_key):
         sim.remember(request, None)
@@ -114,7 +113,7 @@ def make_plan(text: str, max_tokens: object, error: ErrorFn) -> Plan | Response:
 async def gate(directives: Directives, error: ErrorFn) -> Response | None:
     """Apply ``delay_ms``; answer ``status=N`` with an error (and ``retry_after`` header)."""
     if directives.delay_ms:
-        await asyncio.sleep(directives.delay_ms / 1000)
+        await anyio.sleep(directives.delay_ms / 1000)
     if directives.status is None:
         return None
     response = error(directives.status, f"Simulated error (HTTP {directives.status}).")
@@ -151,8 +150,10 @@ class EventStream(Response):
         content: Sequence[bytes],
         tail: Sequence[bytes],
         directives: Directives,
+        sim: SimState,
         media_type: str = "text/event-stream",
     ) -> None:
+        self.sim = sim
         self.status_code = 200
         self.background = None
         self.raw_headers = [
@@ -168,16 +169,30 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         if self.delay:
-            for i, event in enumerate(self.events):
-                if i:
-                    await asyncio.sleep(self.delay)
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+            # Paced: stop as soon as the client goes away instead of sleeping on.
+            async with anyio.create_task_group() as group:
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    self.sim.abandoned += 1
+                    group.cancel_scope.cancel()
+
+                group.start_soon(watch)
+                await self._paced(send)
+                group.cancel_scope.cancel()
         elif self.events:
             body = b"".join(self.events)
             await send({"type": "http.response.body", "body": body, "more_body": True})
         if not self.broken:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         # else: return with the body unfinished; the server closes the connection.
+
+    async def _paced(self, send: Send) -> None:
+        for i, event in enumerate(self.events):
+            if i:
+                await anyio.sleep(self.delay)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
 
 
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -80,19 +81,32 @@ def _response(rid: str, model: str, text: str, finish: str | None, usage: Any) -
     return answer
 
 
-def _stream(rid: str, model: str, p: Plan, sse: bool) -> EventStream:
+@lru_cache(maxsize=256)
+def _candidates(words: int) -> tuple[bytes, ...]:
+    """The ``{"candidates":[...],`` start of each content chunk, serialised once per length."""
+    return tuple(
+        orjson.dumps(
+            {"candidates": [{"content": {"parts": [{"text": t}], "role": "model"}, "index": 0}]}
+        )[:-1]
+        + b","
+        for t, _ in content_pieces(words)
+    )
+
+
+def _stream(sim: SimState, rid: str, model: str, p: Plan, sse: bool) -> EventStream:
     finish = "MAX_TOKENS" if p.truncated else "STOP"
     usage = None if p.directives.no_usage else gemini_usage(p)
-    chunks = [_response(rid, model, text, None, None) for text, _ in content_pieces(p.output)]
-    last = _response(rid, model, "", finish, usage)
+    ending = orjson.dumps({"modelVersion": model, "responseId": rid})[1:]
+    chunks = [start + ending for start in _candidates(p.output)]
+    last = orjson.dumps(_response(rid, model, "", finish, usage))
     if sse:
-        content = [b"data: " + orjson.dumps(c) + b"\r\n\r\n" for c in chunks]
-        tail = [b"data: " + orjson.dumps(last) + b"\r\n\r\n"]
-        return EventStream([], content, tail, p.directives)
+        content = [b"data: " + c + b"\r\n\r\n" for c in chunks]
+        tail = [b"data: " + last + b"\r\n\r\n"]
+        return EventStream([], content, tail, p.directives, sim)
     # Without alt=sse the stream is one JSON array, written element by element.
-    content = [b"[" * (i == 0) + b",\r\n" * (i > 0) + orjson.dumps(c) for i, c in enumerate(chunks)]
-    closing = (b",\r\n" if chunks else b"[") + orjson.dumps(last) + b"]"
-    return EventStream([], content, [closing], p.directives, media_type="application/json")
+    content = [(b",\r\n" if i else b"[") + c for i, c in enumerate(chunks)]
+    closing = (b",\r\n" if chunks else b"[") + last + b"]"
+    return EventStream([], content, [closing], p.directives, sim, media_type="application/json")
 
 
 def gemini_routes(sim: SimState) -> list[Route]:
@@ -118,7 +132,8 @@ def gemini_routes(sim: SimState) -> list[Route]:
             return refused
         rid = sim.next_id("resp-")
         if action == "streamGenerateContent":
-            return _stream(rid, model, p, request.query_params.get("alt") == "sse")
+            sse = request.query_params.get("alt") == "sse"
+            return _stream(sim, rid, model, p, sse)
         finish = "MAX_TOKENS" if p.truncated else "STOP"
         usage = None if p.directives.no_usage else gemini_usage(p)
         return json_response(_response(rid, model, generated_text(p.output), finish, usage))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -94,31 +95,44 @@ def _completion(cid: str, model: str, p: Plan) -> dict[str, Any]:
     return answer
 
 
-def _stream(cid: str, model: str, p: Plan, include_usage: bool) -> EventStream:
-    created = int(time.time())
+@lru_cache(maxsize=256)
+def _content_tails(words: int) -> tuple[bytes, ...]:
+    """The end of each content chunk of an answer (``,"choices":...}``), serialised once."""
+    return tuple(
+        b',"choices":'
+        + orjson.dumps(
+            [{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}]
+        )
+        + b',"usage":null}\n\n'
+        for text, _ in content_pieces(words)
+    )
+
+
+def _stream(sim: SimState, cid: str, model: str, p: Plan, include_usage: bool) -> EventStream:
+    # Every chunk starts alike: serialise that once and end it per chunk.
+    start = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": FINGERPRINT,
+    }
+    prefix = b"data: " + orjson.dumps(start)[:-1]
 
     def event(choices: list[Any], usage: dict[str, Any] | None = None) -> bytes:
-        chunk = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "system_fingerprint": FINGERPRINT,
-            "choices": choices,
-            "usage": usage,
-        }
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        rest = {"choices": choices, "usage": usage}
+        return prefix + b"," + orjson.dumps(rest)[1:] + b"\n\n"
 
     def delta(part: dict[str, Any], finish: str | None = None) -> list[Any]:
         return [{"index": 0, "delta": part, "logprobs": None, "finish_reason": finish}]
 
     head = [event(delta({"role": "assistant", "content": "", "refusal": None}))]
-    content = [event(delta({"content": text})) for text, _ in content_pieces(p.output)]
+    content = [prefix + tail for tail in _content_tails(p.output)]
     tail = [event(delta({}, "length" if p.truncated else "stop"))]
     if include_usage and not p.directives.no_usage:
         tail.append(event([], openai_usage(p, model)))
     tail.append(b"data: [DONE]\n\n")
-    return EventStream(head, content, tail, p.directives)
+    return EventStream(head, content, tail, p.directives, sim)
 
 
 def chat_routes(sim: SimState) -> list[Route]:
@@ -147,7 +161,7 @@ def chat_routes(sim: SimState) -> list[Route]:
         if body.get("stream") is True:
             options = body.get("stream_options")
             include = isinstance(options, dict) and options.get("include_usage") is True
-            return _stream(cid, model, p, include)
+            return _stream(sim, cid, model, p, include)
         return json_response(_completion(cid, model, p))
 
     return [Route("/v1/chat/completions", chat_completions, methods=["POST"])]

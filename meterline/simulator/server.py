@@ -39,7 +39,9 @@ def serve_in_thread(
 
     Yields the base URL, e.g. ``http://127.0.0.1:54321``, once the server accepts
     connections; stops it (and waits for the thread) on exit. ``port=0`` picks a free port.
-    Uvicorn's logging is left unconfigured, so it goes wherever the host process's goes.
+    Uvicorn's logging is left unconfigured, so it goes wherever the host process's goes (a
+    ``break_after`` stream makes uvicorn log "ASGI callable returned without completing
+    response." at ERROR: that is the simulated failure, not a bug).
     """
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
@@ -48,7 +50,7 @@ def serve_in_thread(
         log_config=None,
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        lifespan="auto",
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)

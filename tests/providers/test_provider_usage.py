@@ -237,7 +237,7 @@ def test_missing_usage_is_none_without_a_problem(read: Any) -> None:
          "usageMetadata.thoughtsTokenCount: negative (-3)"),
         (read_gemini_usage, "12", "usageMetadata: expected an object, got '12'"),
     ],
-    ids=repr,
+    ids=lambda value: getattr(value, "__name__", repr(value)),  # no addresses, for xdist
 )
 def test_malformed_usage_is_none_with_the_reason(read: Any, usage: object, problem: str) -> None:
     reading = read(usage)

@@ -38,7 +38,8 @@ def fed(accumulator: StreamAccumulator, events: list[dict[str, Any]]) -> StreamA
 
 # --- OpenAI ------------------------------------------------------------------------------------
 
-OPENAI_HEAD = b'"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini"'
+OPENAI_HEAD = (b'"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,'
+               b'"model":"gpt-4o-mini"')
 OPENAI_CONTENT = (
     b'data: {' + OPENAI_HEAD + b',"choices":[{"index":0,"delta":{"role":"assistant",'
     b'"content":""},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'

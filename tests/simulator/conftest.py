@@ -28,6 +28,7 @@ def sim(_served: tuple[str, SimState]) -> SimState:
     state = _served[1]
     state.requests.clear()
     state.received.clear()
+    state.abandoned = 0
     return state
 
 

@@ -227,3 +227,17 @@ def test_content_parts_count_as_text(http: httpx.Client, sim: SimState) -> None:
     usage = http.post("/v1/chat/completions", json=body).json()["usage"]
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (3, 1)
     assert sim.received[-1].body == body
+
+
+def test_a_paced_stream_stops_when_the_client_leaves(http: httpx.Client, sim: SimState) -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": ask("[[sim chunk_delay_ms=50 tokens=60]]"),
+        "stream": True,
+    }
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert next(response.iter_lines()).startswith("data: ")
+    deadline = time.monotonic() + 2
+    while sim.abandoned == 0:
+        assert time.monotonic() < deadline, "the simulator kept streaming to nobody"
+        time.sleep(0.01)
