@@ -7,6 +7,7 @@ streamed OpenAI-format chat, ``stream_options.include_usage``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,9 +15,9 @@ from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from meterline.api.http import MAX_BODY_BYTES
 from meterline.config import ProviderConfig
 from meterline.errors import AuthError, Forbidden, InvalidInput
 from meterline.gateway.recorder import Call
@@ -51,7 +52,7 @@ class Incoming:
     body: dict[str, Any]
     stream: bool
     client_wants_usage: bool
-    form: dict[str, str] | None = None
+    form: Form | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -79,15 +80,75 @@ async def authenticate(state: GatewayState, request: Request) -> ApiKey:
     return key
 
 
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_PARAM = re.compile(rb';\s*(name|filename)="([^"]*)"', re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class FormPart:
+    head: bytes
+    name: str
+    filename: str | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A multipart/form-data body, kept part by part so that it can be sent upstream as it came
+    (files included) with only the ``model`` field changed."""
+
+    boundary: bytes
+    parts: tuple[FormPart, ...]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The text fields (not the files)."""
+        return {p.name: p.value.decode("utf-8", "replace") for p in self.parts
+                if p.filename is None}
+
+    def replacing(self, name: str, value: str) -> tuple[bytes, str]:
+        """The body with field ``name`` set to ``value``, and its content type."""
+        delimiter = b"--" + self.boundary
+        out = []
+        for part in self.parts:
+            body = value.encode() if part.name == name and part.filename is None else part.value
+            out += [delimiter, b"\r\n", part.head, b"\r\n\r\n", body, b"\r\n"]
+        out += [delimiter, b"--\r\n"]
+        return b"".join(out), f"multipart/form-data; boundary={self.boundary.decode()}"
+
+
+def parse_form(raw: bytes, content_type: str) -> Form:
+    """Split a multipart/form-data body into its parts; InvalidInput if it is not one."""
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        raise InvalidInput("body: multipart/form-data without a boundary", field="body")
+    boundary = match.group(1).encode()
+    chunks = raw.split(b"--" + boundary)
+    parts: list[FormPart] = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            return Form(boundary, tuple(parts))
+        head, sep, value = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        params = {k.lower(): v for k, v in _PARAM.findall(head)}
+        if not sep or not value.endswith(b"\r\n") or b"name" not in params:
+            break
+        filename = params.get(b"filename")
+        parts.append(FormPart(head, params[b"name"].decode("utf-8", "replace"),
+                              filename.decode("utf-8", "replace") if filename is not None
+                              else None, value[:-2]))
+    raise InvalidInput("body: not a well-formed multipart/form-data body", field="body")
+
+
 async def read_body(request: Request, endpoint: str
-                    ) -> tuple[dict[str, Any], dict[str, str] | None]:
-    """The JSON body (or, for videos, the multipart form's fields)."""
+                    ) -> tuple[dict[str, Any], Form | None]:
+    """The JSON body (or, for videos, the multipart form: its text fields, and the form)."""
     content_type = request.headers.get("content-type", "")
-    if endpoint == "videos" and content_type.startswith("multipart/form-data"):
-        form = await request.form()
-        fields = {k: v for k, v in form.items() if not isinstance(v, UploadFile)}
-        return dict(fields), fields
     raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
+    if endpoint == "videos" and content_type.startswith("multipart/form-data"):
+        form = parse_form(raw, content_type)
+        return form.fields, form
     try:
         body = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError as exc:

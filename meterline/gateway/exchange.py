@@ -3,7 +3,6 @@ it — per endpoint and provider wire format (the readers live in ``meterline.pr
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,8 @@ from typing import Any, Final
 import orjson
 
 from meterline.domain.usage import Meter, Usage
-from meterline.gateway.calls import Incoming
+from meterline.errors import MeterlineError
+from meterline.gateway.calls import ENDPOINTS, Incoming
 from meterline.providers.estimate import estimate_prompt_tokens, estimate_tokens
 from meterline.providers.gemini import (
     gemini_chunk_to_openai,
@@ -48,14 +48,6 @@ class Outcome:
     media_type: str | None = None
 
 
-def _multipart(fields: Mapping[str, str]) -> tuple[bytes, str]:
-    boundary = "meterline" + secrets.token_hex(12)
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-             for name, value in fields.items()]
-    return ("".join(parts) + f"--{boundary}--\r\n").encode(), \
-        f"multipart/form-data; boundary={boundary}"
-
-
 def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Outgoing:
     """The request to send upstream; ``model`` is the upstream's id."""
     kind = incoming.provider.kind
@@ -66,7 +58,7 @@ def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Out
         return Outgoing(f"/v1beta/models/{model}:{action}", orjson.dumps(body),
                         "application/json", {"alt": "sse"} if incoming.stream else None)
     if incoming.form is not None:
-        content, content_type = _multipart({**incoming.form, "model": model})
+        content, content_type = incoming.form.replacing("model", model)
         return Outgoing(openai_path, content, content_type)
     body = {**incoming.body, "model": model}
     if kind == "openai" and incoming.stream:
@@ -89,9 +81,48 @@ def error_body_for_client(incoming: Incoming, status: int, raw: bytes) -> bytes:
 
 
 def _estimate(incoming: Incoming, output_text: str) -> Usage:
-    wire = incoming.provider.kind
+    # The body is in the client's wire format (OpenAI's for a Gemini upstream).
+    wire = ENDPOINTS[incoming.call.endpoint][0]
     return Usage.of(input_tokens=estimate_prompt_tokens(incoming.body, wire),
                     output_tokens=estimate_tokens(output_text))
+
+
+def _texts(value: object, keys: tuple[str, ...], out: list[str]) -> None:
+    if isinstance(value, Mapping):
+        for key in keys:
+            found = value.get(key)
+            if isinstance(found, str):
+                out.append(found)
+            elif found is not None and key in ("input", "args"):
+                out.append(orjson.dumps(found).decode())
+
+
+def answer_text(kind: str, body: Any) -> str:
+    """The generated text of a whole response (answer, reasoning, tool calls), from which the
+    output is estimated when the upstream reported no usage."""
+    out: list[str] = []
+    if not isinstance(body, Mapping):
+        return ""
+    if kind == "openai":
+        for choice in body.get("choices") or ():
+            message = choice.get("message") if isinstance(choice, Mapping) else None
+            _texts(message, ("reasoning_content", "content", "refusal"), out)
+            calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+            for call in calls if isinstance(calls, list) else ():
+                _texts(call.get("function") if isinstance(call, Mapping) else None,
+                       ("name", "arguments"), out)
+    elif kind == "anthropic":
+        for block in body.get("content") or ():
+            _texts(block, ("text", "thinking", "name", "input"), out)
+    else:
+        for candidate in body.get("candidates") or ():
+            content = candidate.get("content") if isinstance(candidate, Mapping) else None
+            parts = content.get("parts") if isinstance(content, Mapping) else None
+            for part in parts if isinstance(parts, list) else ():
+                _texts(part, ("text",), out)
+                _texts(part.get("functionCall") if isinstance(part, Mapping) else None,
+                       ("name", "args"), out)
+    return "".join(out)
 
 
 def _media(endpoint: str, request: Mapping[str, Any], response: Any
@@ -129,8 +160,9 @@ def complete(incoming: Incoming, endpoint: str, body: Any, raw: bytes) -> Outcom
     if reading.usage is not None:
         return Outcome(content, reading.usage, upstream_cost=cost,
                        media_type="application/json" if kind == "gemini" else None)
-    return Outcome(content, _estimate(incoming, raw.decode("utf-8", "replace")), estimated=True,
-                   upstream_cost=cost)
+    return Outcome(content, _estimate(incoming, answer_text(kind, body)), estimated=True,
+                   upstream_cost=cost,
+                   media_type="application/json" if kind == "gemini" else None)
 
 
 class Relay:
@@ -148,6 +180,11 @@ class Relay:
         self.passthrough = self.kind == "anthropic" or (
             self.kind == "openai" and incoming.client_wants_usage)
         self.created = int(time.time())
+        self.unfinished = False
+        # What the upstream was sent, for estimating the prompt when no usage comes: a Gemini
+        # upstream got the OpenAI body translated.
+        self.sent_body = openai_chat_to_gemini(incoming.body)[1] if self.kind == "gemini" \
+            else incoming.body
 
     def feed(self, chunk: bytes) -> bytes:
         events = self.parser.feed(chunk)
@@ -156,8 +193,19 @@ class Relay:
                 data = json_data(event)
                 if data is not None:
                     self.accumulator.feed(data)
+            self.unfinished = not chunk.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
             return chunk
         return b"".join(self._relay(event) for event in events)
+
+    def error_event(self, error: MeterlineError) -> bytes:
+        """An error event in the client's wire format, ending the stream after a failure."""
+        # An event the upstream left unfinished is ended first, so that the error is parsed.
+        lead = b"\n\n" if self.unfinished else b""
+        if self.kind == "anthropic":
+            return lead + encode_event(orjson.dumps({"type": "error", "error": {
+                "type": "api_error", "message": error.message}}), "error")
+        return lead + encode_event(orjson.dumps({"error": {
+            "message": error.message, "type": "api_error", "code": error.code}}))
 
     def close(self) -> bytes:
         tail = b"".join(self._relay(event) for event in self.parser.finish()) \
@@ -179,7 +227,7 @@ class Relay:
         return b"".join(encode_event(orjson.dumps(c)) for c in chunks)
 
     def usage(self) -> tuple[Usage, bool]:
-        billable = self.accumulator.billable_usage(self.incoming.body)
+        billable = self.accumulator.billable_usage(self.sent_body)
         return billable.usage, billable.estimated
 
     def upstream_cost(self) -> Decimal | None:

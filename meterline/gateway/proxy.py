@@ -28,6 +28,8 @@ from meterline.gateway.upstream import translate
 from meterline.services.metering import Pricing
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+#: Headers of an upstream error answer passed on to the client.
+RETRY_HEADERS = ("retry-after", "retry-after-ms")
 
 
 def _elapsed_ms(since: float) -> int:
@@ -105,6 +107,9 @@ def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
         call.error = wire.error_message(response.status_code, raw)
         _finish(state, call, seconds)
         out_raw = wire.error_body_for_client(incoming, response.status_code, raw)
+        # The provider's back-off advice, which the SDKs' retry logic reads.
+        headers.update({name: response.headers[name] for name in RETRY_HEADERS
+                        if name in response.headers})
         return Response(out_raw, response.status_code, headers=headers, media_type=media_type)
     body: Any = None
     if media_type.startswith("application/json"):
@@ -128,6 +133,7 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
     relay = wire.stream_relay(incoming)
     first: float | None = None
     upstream_seconds: float | None = None
+    failure = b""
     try:
         async for chunk in response.aiter_raw():
             if first is None:
@@ -142,8 +148,12 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
             yield tail
         call.status = "success"
     except httpx.HTTPError as exc:
-        call.status = "error"
-        call.error = translate(exc, incoming.provider).message
+        # The upstream broke the stream (or went silent): the client is told so with an error
+        # event in its wire format (the SDKs raise on it) after what did arrive.
+        error = translate(exc, incoming.provider)
+        call.status = "timeout" if isinstance(error, UpstreamTimeout) else "error"
+        call.error = error.message
+        failure = relay.error_event(error)
     except BaseException:
         # The client went away (the response task is cancelled): bill what was produced.
         call.status = "cancelled"
@@ -157,3 +167,5 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
         _finish(state, call, upstream_seconds)
         with anyio.CancelScope(shield=True):
             await opened.__aexit__(None, None, None)
+    if failure:
+        yield failure

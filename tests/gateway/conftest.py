@@ -43,7 +43,7 @@ MILLION = Decimal(1_000_000)
 #: The test price of every token model, per 1M tokens.
 TOKEN_PRICES = {"input_tokens": "1", "cached_input_tokens": "0.1", "cache_write_tokens": "1.25",
                 "output_tokens": "2"}
-TOKEN_MODELS = ("openai/gpt-5-nano", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash",
+TOKEN_MODELS = ("openai/gpt-5-nano", "anthropic/claude-sonnet-4-6", "gemini/gemini-2.5-flash",
                 "deepseek/deepseek-chat", "openrouter/openai/gpt-4o-mini")
 EMBEDDING_PRICE = Decimal("0.5")  # per 1M input tokens
 TTS_PRICE = Decimal("0.01")  # per 1K characters

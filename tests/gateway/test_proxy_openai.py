@@ -258,7 +258,7 @@ def test_models_lists_what_the_key_may_use(gateway):
         everything = [m.id for m in client.models.list()]
     assert "openai/gpt-5-nano" in everything
     assert "deepseek/deepseek-chat" in everything
-    assert "anthropic/claude-sonnet-4-5" in everything
+    assert "anthropic/claude-sonnet-4-6" in everything
     assert "gemini/gemini-2.5-flash" in everything
     assert all(m.split("/", 1)[0] in {"openai", "anthropic", "gemini", "deepseek", "openrouter"}
                for m in everything)

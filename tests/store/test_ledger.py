@@ -39,7 +39,7 @@ def row(event_id: str, *, tenant: str = "acme", request_id: str | None = None,
         "reasoning_tokens": 0, "characters": 0, "images": 0, "seconds": D(0), "requests": 0,
         "cost": D("0.00045"), "currency": "USD", "price_version_id": "acme/chat-1@2026-01-01",
         "billed_cost": D("0.00045"), "billed_currency": "USD", "fx_missing": False,
-        "estimated": False,
+        "estimated": False, "cost_mismatch": False,
     })
     out.update(overrides)
     return out
