@@ -50,7 +50,7 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
                            keys=KeyCache(engine, ttl=config.key_cache_seconds),
                            upstreams=Upstreams(router.providers),
                            recorder=Recorder(metering, journal))
-    drainer = Drainer(journal, ledger_sink(engine))
+    drainer = Drainer(journal, ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl"))
 
     async def refresh_prices() -> None:
         # Keeps the in-memory price book current off the response path (see Metering).

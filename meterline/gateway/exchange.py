@@ -181,6 +181,9 @@ class Relay:
             self.kind == "openai" and incoming.client_wants_usage)
         self.created = int(time.time())
         self.unfinished = False
+        #: The upstream's terminal event has arrived (OpenAI ``[DONE]``, Anthropic
+        #: ``message_stop``): the answer and its usage are complete.
+        self.ended = False
         # What the upstream was sent, for estimating the prompt when no usage comes: a Gemini
         # upstream got the OpenAI body translated.
         self.sent_body = openai_chat_to_gemini(incoming.body)[1] if self.kind == "gemini" \
@@ -193,6 +196,9 @@ class Relay:
                 data = json_data(event)
                 if data is not None:
                     self.accumulator.feed(data)
+                    self.ended = self.ended or data.get("type") == "message_stop"
+                else:
+                    self.ended = self.ended or event.data == "[DONE]"
             self.unfinished = not chunk.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
             return chunk
         return b"".join(self._relay(event) for event in events)
@@ -217,7 +223,10 @@ class Relay:
     def _relay(self, event: SSEEvent) -> bytes:
         data = json_data(event)
         if data is None:
-            return b"" if self.kind == "gemini" else encode_event(event.data, event.event)
+            if self.kind == "gemini":
+                return b""
+            self.ended = self.ended or event.data == "[DONE]"
+            return encode_event(event.data, event.event)
         self.accumulator.feed(data)
         if self.kind == "openai":
             return b"" if is_usage_only_chunk(data) else encode_event(event.data, event.event)

@@ -100,8 +100,8 @@ class Journal:
         self._segment: Path | None = None
         self._size = 0
         self._closed = False
-        self._unsynced: list[Path] = []  # rotated-out segments and a new name, for sync()
-        self._dir_dirty = False
+        self._unsynced: list[Path] = []  # segments rotated out since the last sync()
+        self._dir_dirty = False  # a segment was created since the last sync()
         _JOURNALS.add(self)
 
     # -- writing ---------------------------------------------------------------------------
@@ -196,7 +196,7 @@ class Journal:
         # The child shares the parent's open segment (and its lock); it must get its own.
         self._lock = threading.Lock()
         self._close_segment()
-        self._segment = None
+        self._segment, self._unsynced, self._dir_dirty = None, [], False
 
     # -- reading (implemented in meterline.gateway.drainer) ---------------------------------
 

@@ -83,9 +83,12 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
         except httpx.HTTPError as exc:
             await opened.__aexit__(None, None, None)
             error = translate(exc, incoming.provider)
-            call.status, call.error = "error", error.message
+            call.status = "timeout" if isinstance(error, UpstreamTimeout) else "error"
+            call.error = error.message
+            call.http_status = response.status_code
             call.latency_ms = _elapsed_ms(started)
             _finish(state, call, None)
+            error.context["request_id"] = call.request_id
             raise error from exc
         await opened.__aexit__(None, None, None)
         return _complete(state, incoming, endpoint, response, raw, started)
@@ -131,40 +134,54 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
                  response: httpx.Response, started: float) -> AsyncIterator[bytes]:
     call = incoming.call
     relay = wire.stream_relay(incoming)
-    first: float | None = None
     upstream_seconds: float | None = None
+    recorded = False
     failure = b""
-    try:
-        async for chunk in response.aiter_raw():
-            if first is None:
-                first = time.perf_counter()
-                upstream_seconds = first - started
-                call.ttft_ms = int(upstream_seconds * 1000)
-            out = relay.feed(chunk)
-            if out:
-                yield out
-        tail = relay.close()
-        if tail:
-            yield tail
-        call.status = "success"
-    except httpx.HTTPError as exc:
-        # The upstream broke the stream (or went silent): the client is told so with an error
-        # event in its wire format (the SDKs raise on it) after what did arrive.
-        error = translate(exc, incoming.provider)
-        call.status = "timeout" if isinstance(error, UpstreamTimeout) else "error"
-        call.error = error.message
-        failure = relay.error_event(error)
-    except BaseException:
-        # The client went away (the response task is cancelled): bill what was produced.
-        call.status = "cancelled"
-        call.error = "client disconnected"
-        raise
-    finally:
+
+    def record(status: str, error: str | None = None) -> None:
+        nonlocal recorded
+        if recorded:
+            return
+        recorded = True
+        call.status, call.error = status, error
         call.http_status = response.status_code
         call.latency_ms = _elapsed_ms(started)
         call.usage, call.estimated = relay.usage()
         call.upstream_cost = relay.upstream_cost()
         _finish(state, call, upstream_seconds)
+
+    try:
+        async for chunk in response.aiter_raw():
+            if upstream_seconds is None:
+                upstream_seconds = time.perf_counter() - started
+                call.ttft_ms = int(upstream_seconds * 1000)
+            out = relay.feed(chunk)
+            if relay.ended:
+                # The answer is complete: journal it before the client has the last of it, so
+                # that a process killed right after cannot lose it (SPEC §7.4).
+                record("success")
+            if out:
+                yield out
+        tail = relay.close()
+        record("success")
+        if tail:
+            yield tail
+    except httpx.HTTPError as exc:
+        if not recorded:
+            # The upstream broke the stream (or went silent): the client is told so with an
+            # error event in its wire format (the SDKs raise on it) after what did arrive.
+            error = translate(exc, incoming.provider)
+            record("timeout" if isinstance(error, UpstreamTimeout) else "error", error.message)
+            failure = relay.error_event(error)
+    except Exception as exc:
+        record("error", f"gateway error while relaying the stream ({exc.__class__.__name__})")
+        raise
+    except BaseException:
+        # The client went away (the response task is cancelled or the generator closed):
+        # bill what the upstream produced.
+        record("cancelled", "client disconnected")
+        raise
+    finally:
         with anyio.CancelScope(shield=True):
             await opened.__aexit__(None, None, None)
     if failure:

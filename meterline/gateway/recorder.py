@@ -10,17 +10,21 @@ delivered twice is charged once.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, localcontext
+from pathlib import Path
 from typing import Any
 
+import orjson
+import psycopg
 from sqlalchemy import Engine
 
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter, Usage
-from meterline.errors import MeterlineError
+from meterline.errors import MeterlineError, StoreError
 from meterline.gateway.journal import Journal
 from meterline.services.metering import Metering, Pricing
 from meterline.store import ledger
@@ -138,18 +142,50 @@ def _record_from_journal(item: Mapping[str, Any]) -> NewRecord:
     return NewRecord(row, lines)
 
 
-def ledger_sink(engine: Engine) -> Any:
-    """The drainer's sink: write journal batches into the ledger (idempotent)."""
+def _write(engine: Engine, records: list[NewRecord]) -> None:
+    users: dict[str, set[str]] = {}
+    for record in records:
+        if record.row.get("user_id"):
+            users.setdefault(record.row["tenant_id"], set()).add(record.row["user_id"])
+    with engine.begin() as conn:
+        for tenant_id in sorted(users):
+            ensure_users(conn, tenant_id, users[tenant_id])
+        ledger.write_records(conn, records)
+
+
+def _refused_by_data(exc: StoreError) -> bool:
+    """The database refused the data itself (not: the database is unreachable)."""
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.IntegrityError | psycopg.errors.IntegrityError
+                      | psycopg.errors.DataError)
+
+
+def ledger_sink(engine: Engine, rejected: Path) -> Any:
+    """The drainer's sink: write journal batches into the ledger (idempotent).
+
+    When the database is unreachable the batch fails and the drainer retries it later. When the
+    database refuses one record's data, the batch is written record by record and each refused
+    record is set aside in ``rejected`` (JSON lines) and logged, so it cannot hold up the rest.
+    """
 
     def sink(batch: Sequence[Mapping[str, Any]]) -> None:
         records = [_record_from_journal(item) for item in batch]
-        users: dict[str, set[str]] = {}
-        for record in records:
-            if record.row.get("user_id"):
-                users.setdefault(record.row["tenant_id"], set()).add(record.row["user_id"])
-        with engine.begin() as conn:
-            for tenant_id in sorted(users):
-                ensure_users(conn, tenant_id, users[tenant_id])
-            ledger.write_records(conn, records)
+        try:
+            _write(engine, records)
+            return
+        except StoreError as exc:
+            if not _refused_by_data(exc):
+                raise
+        for item, record in zip(batch, records, strict=True):
+            try:
+                _write(engine, [record])
+            except StoreError as exc:
+                if not _refused_by_data(exc):
+                    raise
+                log.error("ledger refused call %s: %s; set aside in %s",
+                          record.row.get("request_id"), exc.message, rejected)
+                with rejected.open("ab") as handle:
+                    handle.write(orjson.dumps({"record": item, "error": exc.message},
+                                              default=str) + b"\n")
 
     return sink

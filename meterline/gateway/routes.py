@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from meterline.api.errors import ANTHROPIC_PATHS, answer
 from meterline.api.http import JsonResponse
+from meterline.errors import MeterlineError
 from meterline.gateway import proxy
 from meterline.gateway.calls import authenticate
 from meterline.gateway.state import GatewayState
+from meterline.services.metering import new_request_id
 
 router = APIRouter(tags=["gateway"])
 
@@ -18,34 +21,46 @@ def gateway(request: Request) -> GatewayState:
     return found
 
 
+async def _proxy(request: Request, endpoint: str) -> Response:
+    """Every gateway answer has ``x-meterline-request-id`` (SPEC §3), errors included: the
+    recorded call's id when the call was made (a timeout), a fresh one when it was refused."""
+    try:
+        return await proxy.handle(gateway(request), request, endpoint)
+    except MeterlineError as exc:
+        response = answer(exc, anthropic=request.url.path in ANTHROPIC_PATHS)
+        response.headers["x-meterline-request-id"] = str(
+            exc.context.get("request_id") or new_request_id())
+        return response
+
+
 @router.post("/v1/chat/completions", summary="OpenAI chat completions (stream and not)")
 async def chat_completions(request: Request) -> Response:
-    return await proxy.handle(gateway(request), request, "chat")
+    return await _proxy(request, "chat")
 
 
 @router.post("/v1/embeddings", summary="OpenAI embeddings")
 async def embeddings(request: Request) -> Response:
-    return await proxy.handle(gateway(request), request, "embeddings")
+    return await _proxy(request, "embeddings")
 
 
 @router.post("/v1/images/generations", summary="OpenAI image generation, billed per image")
 async def images(request: Request) -> Response:
-    return await proxy.handle(gateway(request), request, "images")
+    return await _proxy(request, "images")
 
 
 @router.post("/v1/audio/speech", summary="OpenAI text to speech, billed per character")
 async def speech(request: Request) -> Response:
-    return await proxy.handle(gateway(request), request, "speech")
+    return await _proxy(request, "speech")
 
 
 @router.post("/v1/videos", summary="OpenAI-format video generation, billed per second")
 async def videos(request: Request) -> Response:
-    return await proxy.handle(gateway(request), request, "videos")
+    return await _proxy(request, "videos")
 
 
 @router.post("/v1/messages", summary="Anthropic messages (stream and not)")
 async def messages(request: Request) -> Response:
-    return await proxy.handle(gateway(request), request, "messages")
+    return await _proxy(request, "messages")
 
 
 @router.get("/v1/models", summary="The models this key may use")
