@@ -64,7 +64,7 @@ def threads_for(concurrency: int) -> int:
 
 
 def run_wrk(wrk: str, url: str, script: Path, concurrency: int, seconds: float,
-            timeout_s: int = 10) -> WrkResult:
+            timeout_s: int = 30) -> WrkResult:
     argv = [wrk, "--latency", "-t", str(threads_for(concurrency)), "-c", str(concurrency),
             "-d", f"{max(1, round(seconds))}s", "--timeout", f"{timeout_s}s", "-s", str(script),
             url]

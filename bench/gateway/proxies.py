@@ -30,6 +30,9 @@ ADMIN_TOKEN = "bench-admin-token"
 MESSAGES = [{"role": "system", "content": "You are a benchmark."},
             {"role": "user", "content": "Say something short about proxies."}]
 #: The price added for the fake models (USD per 1M tokens), so every call is priced.
+#: The upstream model name LiteLLM is configured with: one in its bundled cost map, so that it
+#: costs every call on its default path (nginx answers whatever the name).
+LITELLM_PRICED_MODEL = "gpt-4o-mini"
 PRICES = {"input_tokens": "0.15", "cached_input_tokens": "0.075", "output_tokens": "0.60"}
 
 MODES = ("plain", "stream")
@@ -47,8 +50,9 @@ class Direct:
 
     name = "direct"
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, nginx_pgid: int) -> None:
         self.upstream = upstream
+        self.pgid = nginx_pgid  # the CPU counted for direct calls is nginx's
 
     def url(self, mode: str) -> str:
         return f"{self.upstream}/{'sse' if mode == 'stream' else 'plain'}/v1/chat/completions"
@@ -64,11 +68,13 @@ class Direct:
 
 
 class Meterline:
-    """``meterline serve --workers 1`` with a fresh SQLite database and journal in ``workdir``."""
+    """``meterline serve --workers 1`` with a fresh SQLite database and journal in ``workdir``,
+    run from the source tree ``source`` (put first on PYTHONPATH: a scratch copy with a change
+    can be measured against the same upstream)."""
 
     name = "meterline"
 
-    def __init__(self, workdir: Path, upstream: str) -> None:
+    def __init__(self, workdir: Path, upstream: str, source: Path = REPO) -> None:
         self.dir = workdir / "meterline"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "meterline.db"
@@ -99,7 +105,7 @@ journal_dir = "{self.dir / 'journal'}"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("METERLINE_")}
         env |= {"METERLINE_CONFIG": str(config), "METERLINE_ADMIN_TOKEN": ADMIN_TOKEN,
-                "BENCH_FAKE_API_KEY": "fake", "PYTHONPATH": str(REPO)}
+                "BENCH_FAKE_API_KEY": "fake", "PYTHONPATH": str(source)}
         self.child: Child = start_child(
             "meterline", [sys.executable, "-m", "meterline.cli", "serve", "--port",
                           str(self.port), "--workers", "1"],
@@ -110,6 +116,10 @@ journal_dir = "{self.dir / 'journal'}"
 
     @property
     def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def pgid(self) -> int:
         return self.child.pid
 
     def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -220,8 +230,8 @@ def ensure_litellm(log: Path) -> Path:
 
 class LiteLLM:
     """``litellm --config cfg.yaml --num_workers 1``: no database, a master key, one
-    deployment per mode pointing at nginx, with a custom price so that LiteLLM costs the call
-    as well."""
+    deployment per mode pointing at nginx, as a model LiteLLM has a price for (it costs every
+    call, as meterline does)."""
 
     name = "litellm"
 
@@ -231,17 +241,14 @@ class LiteLLM:
         command = ensure_litellm(self.dir / "install.log")
         # Auth on, like meterline's: the master key (no database, so no virtual keys).
         self.master_key = f"sk-bench-{secrets.token_hex(24)}"
-        per_token_in, per_token_out = "0.00000015", "0.0000006"
         entries = []
         for name, path in ((MODEL, "plain"), (f"{MODEL}-stream", "sse")):
             entries.append(f"""\
   - model_name: {name}
     litellm_params:
-      model: openai/{MODEL}
+      model: openai/{LITELLM_PRICED_MODEL}
       api_base: {upstream}/{path}/v1
       api_key: fake
-      input_cost_per_token: {per_token_in}
-      output_cost_per_token: {per_token_out}
 """)
         config = self.dir / "config.yaml"
         config.write_text("model_list:\n" + "".join(entries) + f"""\
@@ -279,6 +286,10 @@ general_settings:
 
     @property
     def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def pgid(self) -> int:
         return self.child.pid
 
     def url(self, mode: str) -> str:

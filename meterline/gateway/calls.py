@@ -26,6 +26,9 @@ from meterline.gateway.state import GatewayState
 from meterline.services.metering import new_request_id
 from meterline.store.accounts import ApiKey
 
+#: The ledger's limits (usage_records.event_id and .model).
+MAX_EVENT_ID = 200
+MAX_MODEL = 200
 #: endpoint -> (client wire format, upstream path for an OpenAI-kind provider)
 ENDPOINTS: Mapping[str, tuple[str, str]] = {
     "chat": ("openai", "/chat/completions"),
@@ -194,8 +197,16 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidInput("model: missing (a string such as openai/gpt-5-nano)", field="model")
+    idempotency_key = request.headers.get("idempotency-key") or None
+    # What the ledger cannot store is refused now, before the provider is paid for a call
+    # whose record the database would then refuse.
+    if idempotency_key is not None and len(idempotency_key) > MAX_EVENT_ID:
+        raise InvalidInput(f"Idempotency-Key: longer than {MAX_EVENT_ID} characters",
+                           field="Idempotency-Key")
     book, _ = state.metering.snapshot()
     target = state.router.resolve(model, book)
+    if len(target.model) > MAX_MODEL:
+        raise InvalidInput(f"model: longer than {MAX_MODEL} characters", field="model")
     if not _allowed(key, model, target):
         raise Forbidden(f"this key may not use {model!r}", model=model)
     if target.provider.kind not in SERVES[endpoint]:
@@ -211,7 +222,7 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
         key_id=key.id, user_id=user[:128] if user else None, requested_model=model,
         model=target.model, provider=target.provider.name, endpoint=endpoint,
         started_at=started, tags=_tags(request), metadata=_metadata(request),
-        event_id=request.headers.get("idempotency-key") or None,
+        event_id=idempotency_key,
     )
     headers = {k: v for k, v in request.headers.items()}
     return Incoming(call, key, target, body, stream, wants_usage, form, headers)

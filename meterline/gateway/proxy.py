@@ -151,7 +151,9 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
         _finish(state, call, upstream_seconds)
 
     try:
-        async for chunk in response.aiter_raw():
+        # Decoded bytes: an upstream may compress its stream (its Content-Encoding is not
+        # passed on to the client).
+        async for chunk in response.aiter_bytes():
             if upstream_seconds is None:
                 upstream_seconds = time.perf_counter() - started
                 call.ttft_ms = int(upstream_seconds * 1000)

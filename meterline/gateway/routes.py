@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -21,16 +23,24 @@ def gateway(request: Request) -> GatewayState:
     return found
 
 
-async def _proxy(request: Request, endpoint: str) -> Response:
+async def _answered(request: Request, handler: Callable[[], Awaitable[Response]]
+                    ) -> Response:
     """Every gateway answer has ``x-meterline-request-id`` (SPEC §3), errors included: the
     recorded call's id when the call was made (a timeout), a fresh one when it was refused."""
     try:
-        return await proxy.handle(gateway(request), request, endpoint)
+        response = await handler()
     except MeterlineError as exc:
         response = answer(exc, anthropic=request.url.path in ANTHROPIC_PATHS)
         response.headers["x-meterline-request-id"] = str(
             exc.context.get("request_id") or new_request_id())
         return response
+    if "x-meterline-request-id" not in response.headers:
+        response.headers["x-meterline-request-id"] = new_request_id()
+    return response
+
+
+async def _proxy(request: Request, endpoint: str) -> Response:
+    return await _answered(request, lambda: proxy.handle(gateway(request), request, endpoint))
 
 
 @router.post("/v1/chat/completions", summary="OpenAI chat completions (stream and not)")
@@ -64,16 +74,19 @@ async def messages(request: Request) -> Response:
 
 
 @router.get("/v1/models", summary="The models this key may use")
-async def models(request: Request) -> JsonResponse:
-    state = gateway(request)
-    key = await authenticate(state, request)
-    book, _ = state.metering.snapshot()
-    names = state.router.servable(book)
-    if key.models:
-        names = [n for n in names if n in key.models or n.split("/", 1)[-1] in key.models]
-    return JsonResponse({"object": "list", "data": [
-        {"id": name, "object": "model", "created": 0, "owned_by": name.split("/", 1)[0]}
-        for name in names]})
+async def models(request: Request) -> Response:
+    async def listing() -> Response:
+        state = gateway(request)
+        key = await authenticate(state, request)
+        book, _ = state.metering.snapshot()
+        names = state.router.servable(book)
+        if key.models:
+            names = [n for n in names if n in key.models or n.split("/", 1)[-1] in key.models]
+        return JsonResponse({"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": name.split("/", 1)[0]}
+            for name in names]})
+
+    return await _answered(request, listing)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

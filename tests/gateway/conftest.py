@@ -2,10 +2,11 @@
 of it served over real HTTP, driven with the official SDKs.
 
 ``upstream`` is one simulator per test process (it requires the provider key ``sk-upstream``, so
-a call only succeeds if the gateway sent the configured key). ``gateway`` is a gateway per test
-module and database (SQLite and PostgreSQL), with a tenant ``acme``, a key bound to user ``bob``
-and test prices in force since 2026-11-01, so that expected costs are round and exact.
-``start_gateway`` builds one with other settings (short timeouts, a short key cache).
+a call only succeeds if the gateway sent the configured key). ``gateway`` is a gateway per
+database (SQLite and PostgreSQL) shared by the session, with a tenant ``acme``, a key bound to
+user ``bob`` and test prices in force since 2026-11-01, so that expected costs are round and
+exact. ``gateway_factory`` starts a fresh one with other settings (short timeouts, a short key
+cache, other providers) for one test.
 
 Records reach the ledger through the journal and the drainer, a fraction of a second after the
 response; ``Gateway.record`` polls ``GET /api/usage?request_id=`` until the record is there.
@@ -34,7 +35,6 @@ from meterline.api.app import create_app
 from meterline.config import Config, ProviderConfig, Secret
 from meterline.simulator import SimState, create_simulator, serve_in_thread
 from meterline.simulator.directives import generated_text
-
 from tests.conftest import ADMIN, ADMIN_TOKEN, PG_SERVER, LiveServer
 
 UPSTREAM_KEY = "sk-upstream"
@@ -241,9 +241,11 @@ def fresh_database(kind: str, directory: Path) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def gateway(request: pytest.FixtureRequest, upstream: Upstream,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One gateway per database for the whole session (per xdist worker): tests find their
+    own records by request id, so they do not see each other."""
     directory = tmp_path_factory.mktemp(f"gateway-{request.param}")
     with fresh_database(request.param, directory) as url, \
             start_gateway(url, directory / "journal", upstream) as gw:

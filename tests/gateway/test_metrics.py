@@ -37,7 +37,8 @@ def sample(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
 
 
-def test_metrics_after_calls(gateway):
+def test_metrics_after_calls(gateway_factory):
+    gateway = gateway_factory()  # counters of its own
     ids = []
     with gateway.openai() as client:
         for prompt in ("one", "one two three [[sim tokens=4]]"):

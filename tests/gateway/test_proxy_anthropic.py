@@ -9,6 +9,7 @@ import asyncio
 import anthropic
 import pytest
 
+from meterline.simulator.anthropic import anthropic_error
 from tests.gateway.conftest import TEXT, UPSTREAM_KEY, marker, money, token_cost, words
 
 MODEL = "anthropic/claude-sonnet-4-6"
@@ -136,9 +137,9 @@ def test_upstream_errors_keep_anthropics_shape(gateway):
                                  (broken, 500, "api_error")):
         response = caught.value.response
         assert response.status_code == status
-        body = response.json()
-        assert body == {"type": "error", "error": {
-            "type": kind, "message": f"Simulated error (HTTP {status})."}}
+        assert response.content == anthropic_error(status,
+                                                   f"Simulated error (HTTP {status}).").body
+        assert response.json()["error"]["type"] == kind
         record = gateway.record(response.headers["x-meterline-request-id"])
         assert record["status"] == "error"
         assert record["http_status"] == status
@@ -176,3 +177,22 @@ def test_gateway_errors_take_anthropics_shape(gateway):
     assert wrong["error"]["code"] == "invalid_request"
     assert wrong["error"]["field"] == "model"
     assert gateway.upstream.count() == count  # none of them reached the provider
+
+
+def test_plain_http_client_without_an_api_version(gateway):
+    """A client that sends no ``anthropic-version`` gets the gateway's default upstream; the
+    gateway's key may come as ``x-api-key``."""
+    m = marker()
+    with gateway.http() as http:
+        answer = http.post("/v1/messages", headers={"x-api-key": gateway.key}, json={
+            "model": MODEL, "max_tokens": 5,
+            "messages": [{"role": "user", "content": f"{m} hello"}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["content"][0]["text"] == "lorem ipsum dolor sit amet"
+    assert answer.json()["stop_reason"] == "max_tokens"
+    sent = gateway.upstream.one(m)
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert sent.headers["x-api-key"] == UPSTREAM_KEY
+    record = gateway.record(answer.headers["x-meterline-request-id"])
+    check_record(record, {"input_tokens": 2, "output_tokens": 5})
+    assert answer.headers["x-meterline-cost"] == record["cost"] == "0.000012"

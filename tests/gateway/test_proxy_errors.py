@@ -5,7 +5,9 @@ bad input refused before anything reaches the provider."""
 from __future__ import annotations
 
 import json
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import httpx
@@ -13,7 +15,8 @@ import openai
 import pytest
 
 from meterline.providers.estimate import MESSAGE_OVERHEAD
-from tests.gateway.conftest import TEXT, marker, money, token_cost, words
+from meterline.simulator.openai import openai_error
+from tests.gateway.conftest import TEXT, UPSTREAM_KEY, marker, money, token_cost, words
 
 MODEL = "openai/gpt-5-nano"
 
@@ -27,7 +30,7 @@ def user(content: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
-# --- upstream errors -------------------------------------------------------------------------------
+# --- upstream errors -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("status", "error_class", "code"), [
     (429, openai.RateLimitError, "rate_limit_exceeded"),
@@ -36,17 +39,16 @@ def user(content: str) -> list[dict[str, str]]:
 ])
 def test_upstream_error_passed_back_and_recorded(gateway, status, error_class, code):
     m = marker()
-    directive = f"[[sim status={status} retry_after=2]]" if status == 429 \
-        else f"[[sim status={status}]]"
+    extra = " retry_after=2" if status == 429 else ""
+    directive = f"[[sim status={status}{extra}]]"
     with gateway.openai() as client, pytest.raises(error_class) as caught:
         client.chat.completions.create(model=MODEL, messages=user(f"{m} {directive}"),
                                        extra_headers={"x-meterline-tags": "t"})
     response = caught.value.response
     assert response.status_code == status
     # The body is the provider's, byte for byte.
-    assert response.json() == {"error": {"message": f"Simulated error (HTTP {status}).",
-                                         "type": response.json()["error"]["type"],
-                                         "param": None, "code": code}}
+    assert response.content == openai_error(status, f"Simulated error (HTTP {status}).").body
+    assert response.json()["error"]["code"] == code
     assert "x-meterline-cost" not in response.headers
     if status == 429:
         assert response.headers["retry-after"] == "2"
@@ -75,18 +77,29 @@ def test_upstream_error_on_a_streamed_request(gateway):
 def test_upstream_timeout(gateway_factory, upstream):
     gw = gateway_factory(timeout=0.5)
     started = time.monotonic()
-    with gw.openai() as client:
-        with pytest.raises(openai.APIStatusError) as plain:
+
+    def plain():
+        with gw.openai() as client:
             client.chat.completions.create(model=MODEL, messages=user("[[sim delay_ms=1500]]"))
-        with pytest.raises(openai.APIStatusError) as streamed:
+
+    def streamed():
+        with gw.openai() as client:
             client.chat.completions.create(model=MODEL, stream=True,
                                            messages=user("[[sim delay_ms=1500]]"))
-    with gw.anthropic() as client, pytest.raises(anthropic.APIStatusError) as messages:
-        client.messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=5,
-                               messages=user("[[sim delay_ms=1500]]"))
-    assert time.monotonic() - started < 3.5
-    for caught in (plain, streamed, messages):
-        response = caught.value.response
+
+    def messages():
+        with gw.anthropic() as client:
+            client.messages.create(model="anthropic/claude-sonnet-4-6", max_tokens=5,
+                                   messages=user("[[sim delay_ms=1500]]"))
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(call) for call in (plain, streamed, messages)]
+        errors = [future.exception(timeout=10) for future in futures]
+    assert time.monotonic() - started < 1.4
+    assert isinstance(errors[2], anthropic.APIStatusError)
+    for error in errors:
+        assert isinstance(error, openai.APIStatusError | anthropic.APIStatusError), error
+        response = error.response
         assert response.status_code == 504
         body = response.json()
         assert body["error"]["code"] == "upstream_timeout"
@@ -96,20 +109,20 @@ def test_upstream_timeout(gateway_factory, upstream):
         assert record["error"] and "0.5 s" in record["error"]
         assert record["latency_ms"] >= 450
         assert record["usage"] == {}
-    assert messages.value.response.json()["type"] == "error"  # Anthropic's shape there
+    assert errors[2].response.json()["type"] == "error"  # Anthropic's shape there
     # A stream that goes silent for longer than the timeout midway.
     with gw.openai() as client, client.chat.completions.create(
             model=MODEL, messages=user("slow [[sim chunk_delay_ms=800 tokens=3]]"),
             stream=True) as stream:
         request_id = stream.response.headers["x-meterline-request-id"]
-        with pytest.raises(openai.APIError, match="0.5 s"):
+        with pytest.raises(openai.APIError, match=r"0\.5 s"):
             list(stream)
     record = gw.record(request_id)
     assert record["status"] == "timeout"
     assert record["estimated"] is True
 
 
-# --- broken, abandoned and usage-less streams -------------------------------------------------------
+# --- broken, abandoned and usage-less streams ----------------------------------------------------
 
 def test_stream_broken_by_the_upstream_openai(gateway):
     prompt = "tell me [[sim break_after=3]]"
@@ -161,12 +174,12 @@ def test_stream_broken_by_the_upstream_anthropic(gateway):
 @pytest.mark.xfail(strict=True, reason="AnthropicStream takes the midway cumulative "
                    "message_delta for the final usage (meterline/providers/streams.py)")
 def test_anthropic_stream_broken_after_a_midway_usage_update_is_estimated(gateway):
-    with gateway.http() as http:
-        with http.stream("POST", "/v1/messages", headers=gateway.headers(), json={
-                "model": "anthropic/claude-sonnet-4-6", "max_tokens": 50, "stream": True,
-                "messages": user("go on [[sim break_after=12]]")}) as response:
-            request_id = response.headers["x-meterline-request-id"]
-            response.read()
+    body = {"model": "anthropic/claude-sonnet-4-6", "max_tokens": 50, "stream": True,
+            "messages": user("go on [[sim break_after=12]]")}
+    with gateway.http() as http, http.stream("POST", "/v1/messages", headers=gateway.headers(),
+                                             json=body) as response:
+        request_id = response.headers["x-meterline-request-id"]
+        response.read()
     record = gateway.record(request_id)
     assert record["estimated"] is True
     assert record["usage"]["output_tokens"] >= 12  # 12 words arrived; the midway update said 8
@@ -224,10 +237,11 @@ def test_stream_without_usage_is_estimated(gateway):
         raw.headers["x-meterline-request-id"])["cost"]
 
 
-# --- bad input ------------------------------------------------------------------------------------
+# --- bad input -----------------------------------------------------------------------------------
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
+    assert response.headers["x-meterline-request-id"].startswith("req_")
     body = response.json()
     assert set(body) == {"error"}
     error = body["error"]
@@ -284,6 +298,14 @@ def test_bad_input_is_refused_before_the_upstream(gateway):
                                             json={"model": "anthropic/claude-sonnet-4-6",
                                                   "input": "x"}), 400, "invalid_request")
         assert wrong_endpoint["field"] == "model"
+        # What the ledger could not store is refused before the provider is paid.
+        long_key = error_of(http.post("/v1/chat/completions", json=chat, headers=gateway.headers(
+            **{"Idempotency-Key": "k" * 201})), 400, "invalid_request")
+        assert long_key["field"] == "Idempotency-Key"
+        long_model = error_of(http.post("/v1/chat/completions", headers=gateway.headers(),
+                                        json={**chat, "model": "openrouter/" + "x" * 190}),
+                              400, "invalid_request")
+        assert long_model["field"] == "model" and "200" in long_model["message"]
         broken_form = error_of(http.post(
             "/v1/videos", headers=gateway.headers(
                 **{"content-type": "multipart/form-data; boundary=xyz"}),
@@ -333,10 +355,30 @@ def test_idempotency_key_charges_once(gateway):
     with gateway.openai() as client:
         first = client.chat.completions.with_raw_response.create(
             model=MODEL, messages=user("hi"), extra_headers={"Idempotency-Key": key})
-        first.parse()
+        again = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=user("hi"), extra_headers={"Idempotency-Key": key})
+        later = client.chat.completions.with_raw_response.create(model=MODEL,
+                                                                 messages=user("hi"))
+    assert first.parse().choices and again.parse().choices and later.parse().choices
     record = gateway.record(first.headers["x-meterline-request-id"])
     assert record["id"] == key
+    gateway.record(later.headers["x-meterline-request-id"])  # the journal drains in order
     records = gateway.admin.get("/api/usage", params={"tenant": gateway.tenant,
                                                        "limit": 10_000}).json()["records"]
     assert [r["request_id"] for r in records if r["id"] == key] == [record["request_id"]]
-    assert json.dumps(records).count(key) == 1
+    assert again.headers["x-meterline-request-id"] not in {r["request_id"] for r in records}
+
+
+def test_provider_key_never_reaches_logs_answers_or_records(gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    seen = []
+    with gateway.http() as http:
+        for content in ("hi", "x [[sim status=500]]", "y [[sim status=401]]",
+                        "z [[sim break_after=1]]"):
+            answer = http.post("/v1/chat/completions", headers=gateway.headers(), json={
+                "model": MODEL, "messages": user(content), "stream": "break" in content})
+            record = gateway.record(answer.headers["x-meterline-request-id"])
+            seen += [answer.text, json.dumps(dict(answer.headers)), json.dumps(record)]
+    assert [json.loads(s)["status"] for s in seen[2::3]] == ["success", "error", "error", "error"]
+    assert all(UPSTREAM_KEY not in text for text in seen)
+    assert UPSTREAM_KEY not in caplog.text

@@ -68,7 +68,8 @@ def test_images_priced_per_image_by_size_and_quality(gateway):
         high = client.images.with_raw_response.generate(
             model=model, prompt="a red fox", n=3, size="1024x1024", quality="high")
         low = client.images.with_raw_response.generate(
-            model=model, prompt="a blue fox", quality="low", extra_headers={"x-meterline-user": "li"})
+            model=model, prompt="a blue fox", quality="low",
+            extra_headers={"x-meterline-user": "li"})
         plain = client.images.with_raw_response.generate(model=model, prompt="a fox", n=2)
     assert [d.b64_json for d in high.parse().data] == [PNG_1X1] * 3
     check_record(gateway, high.headers, endpoint="images", model=model, usage={"images": 3},

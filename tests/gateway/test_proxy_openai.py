@@ -5,9 +5,16 @@ sync and async, streamed and not: what the client sees, what went upstream, what
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from decimal import Decimal
 
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from meterline.config import ProviderConfig, Secret
+from meterline.simulator import serve_in_thread
 from tests.gateway.conftest import (
     TEXT,
     UPSTREAM_KEY,
@@ -267,3 +274,75 @@ def test_models_lists_what_the_key_may_use(gateway):
         listed = client.models.list()
         assert [(m.id, m.owned_by) for m in listed] == [
             ("deepseek/deepseek-chat", "deepseek"), ("openai/gpt-5-nano", "openai")]
+
+
+def test_stream_bytes_as_a_plain_http_client_sees_them(gateway):
+    """Without ``stream_options`` no usage is in the bytes at all; the stream ends in [DONE]."""
+    m = marker()
+    with gateway.http() as http, http.stream(
+            "POST", "/v1/chat/completions", headers=gateway.headers(),
+            json={"model": "openai/gpt-5-nano", "stream": True,
+                  "messages": [{"role": "user", "content": f"{m} [[sim tokens=3]]"}]}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = response.read().decode()
+    events = [e for e in body.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert all(c["usage"] is None and c["choices"] for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) \
+        == "lorem ipsum dolor"
+    assert gateway.upstream.one(m).body["stream_options"] == {"include_usage": True}
+    record = gateway.record(response.headers["x-meterline-request-id"])
+    assert record["usage"] == {"input_tokens": 1, "output_tokens": 3}
+
+
+def compressed_upstream() -> Starlette:
+    """An OpenAI-compatible upstream that gzips its answers, streams included."""
+    def chunk(choices, usage=None):
+        return b"data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk",
+                                       "created": 1, "model": "m", "choices": choices,
+                                       "usage": usage}).encode() + b"\n\n"
+
+    async def chat(request):
+        body = await request.json()
+        usage = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+        if body.get("stream"):
+            raw = b"".join([
+                chunk([{"index": 0, "delta": {"content": "packed"}, "finish_reason": None}]),
+                chunk([{"index": 0, "delta": {"content": " words"}, "finish_reason": "stop"}]),
+                chunk([], usage), b"data: [DONE]\n\n"])
+            media = "text/event-stream"
+        else:
+            raw = json.dumps({"id": "c2", "object": "chat.completion", "created": 1,
+                              "model": "m", "usage": usage, "choices": [{
+                                  "index": 0, "finish_reason": "stop", "message": {
+                                      "role": "assistant", "content": "packed words"}}]}).encode()
+            media = "application/json"
+        return Response(gzip.compress(raw), media_type=media,
+                        headers={"content-encoding": "gzip"})
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def test_compressed_upstream_answers_are_decoded(gateway_factory):
+    with serve_in_thread(compressed_upstream()) as zipped:
+        gw = gateway_factory(providers=(ProviderConfig(
+            "zipped", "openai", zipped + "/v1", Secret("k"), allow_unknown_models=True),))
+        with gw.openai() as client:
+            with client.chat.completions.create(
+                    model="zipped/m", messages=[{"role": "user", "content": "hi"}],
+                    stream=True) as stream:
+                request_id = stream.response.headers["x-meterline-request-id"]
+                chunks = list(stream)
+            plain = client.chat.completions.with_raw_response.create(
+                model="zipped/m", messages=[{"role": "user", "content": "hi"}])
+            assert plain.parse().choices[0].message.content == "packed words"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) \
+        == "packed words"
+    assert all(c.usage is None for c in chunks)
+    for rid in (request_id, plain.headers["x-meterline-request-id"]):
+        record = gw.record(rid)
+        assert record["status"] == "success"
+        assert record["usage"] == {"input_tokens": 7, "output_tokens": 2}
+        assert record["estimated"] is False
+        assert record["pricing"] == "unpriced"
