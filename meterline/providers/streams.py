@@ -198,8 +198,14 @@ class AnthropicStream(StreamAccumulator):
             if isinstance(message, Mapping):
                 self._merge(message.get("usage"))
         elif kind == "message_delta":
-            if self._merge(event_data.get("usage")):
+            # Counts are cumulative and may come more than once; only the delta that ends the
+            # message (it has a stop reason) carries the final count.
+            merged = self._merge(event_data.get("usage"))
+            delta = event_data.get("delta")
+            if merged and isinstance(delta, Mapping) and delta.get("stop_reason"):
                 self._final = True
+        elif kind == "message_stop":
+            self._final = bool(self._usage)
         elif kind == "content_block_start":
             block = event_data.get("content_block")
             if isinstance(block, Mapping):
