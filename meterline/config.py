@@ -123,6 +123,12 @@ def _routes(raw: object) -> tuple[RouteConfig, ...]:
     return tuple(out)
 
 
+def _positive(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidInput(f"config: {field} must be a positive number", field=field)
+    return float(value)
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
                 **overrides: Any) -> Config:
     """Read the config file (if any) and the environment into a Config."""
@@ -149,6 +155,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         "routes": _routes(data.get("routes", [])),
         "journal_dir": str(env.get("METERLINE_JOURNAL_DIR") or gateway.get("journal_dir")
                            or "./meterline-journal"),
+        "key_cache_seconds": _positive(gateway.get("key_cache_seconds", 10.0),
+                                       "gateway.key_cache_seconds"),
     }
     values.update(overrides)
     return Config(**values)

@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from meterline.api.http import MAX_BODY_BYTES
 from meterline.config import ProviderConfig
+from meterline.domain.events import MAX_USER_LENGTH
 from meterline.errors import AuthError, Forbidden, InvalidInput
 from meterline.gateway.recorder import Call
 from meterline.gateway.routing import Target
@@ -214,12 +215,15 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
                            f"provider, which does not serve this endpoint", field="model")
     tenant = await state.tenant(key.tenant_id)
     user = request.headers.get("x-meterline-user") or key.user_id
+    if user is not None and (len(user) > MAX_USER_LENGTH or "\x00" in user):
+        raise InvalidInput(f"x-meterline-user: at most {MAX_USER_LENGTH} characters",
+                           field="x-meterline-user")
     stream = bool(body.get("stream")) and endpoint in ("chat", "messages")
     options = body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     call = Call(
         request_id=new_request_id(), tenant_id=key.tenant_id, tenant_currency=tenant.currency,
-        key_id=key.id, user_id=user[:128] if user else None, requested_model=model,
+        key_id=key.id, user_id=user, requested_model=model,
         model=target.model, provider=target.provider.name, endpoint=endpoint,
         started_at=started, tags=_tags(request), metadata=_metadata(request),
         event_id=idempotency_key,

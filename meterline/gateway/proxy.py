@@ -109,6 +109,12 @@ def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
         call.status = "error"
         call.error = wire.error_message(response.status_code, raw)
         _finish(state, call, seconds)
+        if response.status_code == 401:
+            # The provider refused meterline's own credentials: not the client's key's fault,
+            # so the client must not be told its key is invalid.
+            raise UpstreamError(f"{incoming.provider.name} refused the gateway's credentials "
+                                f"(HTTP 401): {call.error}", provider=incoming.provider.name,
+                                request_id=call.request_id)
         out_raw = wire.error_body_for_client(incoming, response.status_code, raw)
         # The provider's back-off advice, which the SDKs' retry logic reads.
         headers.update({name: response.headers[name] for name in RETRY_HEADERS

@@ -382,3 +382,15 @@ def test_provider_key_never_reaches_logs_answers_or_records(gateway, caplog):
     seen += [json.dumps(r) for r in records]
     assert all(UPSTREAM_KEY not in text for text in seen)
     assert UPSTREAM_KEY not in caplog.text
+
+
+def test_provider_refusing_the_gateways_own_key_is_a_502_not_a_401(gateway):
+    """The client's meterline key is fine: telling it "invalid key" would send it hunting."""
+    with gateway.http() as http:
+        response = http.post("/v1/chat/completions", headers=gateway.headers(),
+                             json={"model": MODEL, "messages": user("hi [[sim status=401]]")})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "upstream_error" and "credentials" in error["message"]
+    record = gateway.record(response.headers["x-meterline-request-id"])
+    assert (record["status"], record["http_status"]) == ("error", 401)
