@@ -110,9 +110,13 @@ journal_dir = "{self.dir / 'journal'}"
             "meterline", [sys.executable, "-m", "meterline.cli", "serve", "--port",
                           str(self.port), "--workers", "1"],
             self.dir / "server.log", env=env, cwd=self.dir)
-        wait_until(lambda: httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200,
-                   90, self.child)
-        self._setup()
+        try:
+            wait_until(lambda: httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200,
+                       90, self.child)
+            self._setup()
+        except (RuntimeError, httpx.HTTPError) as exc:
+            self.child.stop()
+            raise RuntimeError(f"meterline did not start: {exc}\n{self.child.tail()}") from None
 
     @property
     def pid(self) -> int:
@@ -165,14 +169,20 @@ journal_dir = "{self.dir / 'journal'}"
                                "WHERE user_id = ?", (tag,)).fetchone()
         return int(row[0]), int(row[1])
 
-    def wait_metered(self, tag: str, at_least: int, timeout: float = 60) -> tuple[int, int]:
+    def wait_metered(self, tag: str, at_least: int, timeout: float = 60,
+                     stalled: float = 10) -> tuple[int, int]:
         """The ledger count for ``tag`` once the drainer has caught up: at least ``at_least``
-        and unchanged for a second, or whatever is there after ``timeout``."""
+        and unchanged for a second; or whatever is there after ``timeout``, or once it has not
+        moved for ``stalled`` seconds (the drain is stuck: the table will say so)."""
         deadline = time.monotonic() + timeout
-        last = (-1, -1)
+        last, moved = (-1, -1), time.monotonic()
         while True:
             now = self.metered(tag)
-            if (now[0] >= at_least and now == last) or time.monotonic() > deadline:
+            if now != last:
+                moved = time.monotonic()
+            elif now[0] >= at_least or time.monotonic() - moved > stalled:
+                return now
+            if time.monotonic() > deadline:
                 return now
             last = now
             time.sleep(1.0)
@@ -280,7 +290,7 @@ general_settings:
                 if answer.status_code != 200:
                     raise RuntimeError(f"check call ({mode}): {answer.status_code} "
                                        f"{answer.text[:300]}")
-        except RuntimeError as exc:
+        except (RuntimeError, httpx.HTTPError) as exc:
             self.child.stop()
             raise LiteLLMUnavailable(f"litellm did not start: {exc}") from None
 

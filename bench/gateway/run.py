@@ -21,6 +21,7 @@ import os
 import platform
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 # Run as a script: this directory is on sys.path, so its modules import by name.
 import pyspy
@@ -164,8 +167,8 @@ def measure(wrk: str, target: Direct | Meterline | LiteLLM, mode: str, concurren
         cell.other_load = max(0.0, others) / (cell.result.seconds * (os.cpu_count() or 1))
         if isinstance(target, Meterline):
             cell.ledger = target.wait_metered(tag, cell.result.requests, timeout=120)
-    except RuntimeError as exc:
-        cell.note = str(exc).splitlines()[0][:120]
+    except (RuntimeError, httpx.HTTPError, sqlite3.Error) as exc:
+        cell.note = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
     return cell
 
 
@@ -197,7 +200,7 @@ def run_target(name: str, wrk: str, upstream: str, nginx: Child, args: argparse.
             target = Meterline(workdir, upstream, args.meterline_src)
         else:
             target = LiteLLM(workdir, upstream)
-    except (LiteLLMUnavailable, RuntimeError) as exc:
+    except (LiteLLMUnavailable, RuntimeError, OSError, httpx.HTTPError) as exc:
         reason = str(exc).strip().splitlines()[0][:200]
         print(f"  unavailable: {reason}", flush=True)
         run.unavailable[name] = reason
