@@ -247,67 +247,66 @@ class Metering:
         return NewRecord(row, priced.rating.lines if priced.rating else ())
 
     # -- rerating -----------------------------------------------------------------------
-    def convert_missing_fx(self, progress: Callable[[int], None] | None = None
-                           ) -> tuple[int, int]:
-        """Convert records stored without an FX rate, where one now covers them:
-        (converted, still missing)."""
+    def _complete_records(self, fetch: Callable[[Connection, str], list[Any]],
+                          complete: Callable[[Connection, Any, str], bool | None],
+                          progress: Callable[[int], None] | None) -> tuple[int, int]:
+        """Walk records that ``fetch`` finds, in request-id order and batches, and let
+        ``complete`` fill each in (given the tenant's currency): True done, False not possible
+        yet, None done meanwhile by another process. Returns (done, not possible yet)."""
         self.refresh(force=True)
         done = left = 0
         after = ""
+        currencies: dict[str, str] = {}
         while True:
             with self.engine.begin() as conn:
-                batch = ledger.fx_missing(conn, after=after)
+                batch = fetch(conn, after)
                 if not batch:
                     break
-                currencies: dict[str, str] = {}
                 for record in batch:
                     after = record.request_id
                     if record.tenant_id not in currencies:
                         currencies[record.tenant_id] = get_tenant(conn, record.tenant_id).currency
-                    try:
-                        billed, rate_used = self._fx.convert(
-                            Amount(record.cost, record.currency),
-                            currencies[record.tenant_id], record.occurred_at)
-                    except FxRateMissing:
-                        left += 1
-                        continue
-                    if ledger.fill_fx(conn, record.request_id, billed.number, billed.currency,
-                                      rate_used):
-                        done += 1
+                    outcome = complete(conn, record, currencies[record.tenant_id])
+                    done += outcome is True
+                    left += outcome is False
             if progress is not None:
                 progress(len(batch))
         return done, left
 
+    def convert_missing_fx(self, progress: Callable[[int], None] | None = None
+                           ) -> tuple[int, int]:
+        """Convert records stored without an FX rate, where one now covers them:
+        (converted, still missing)."""
+
+        def convert(conn: Connection, record: Any, currency: str) -> bool | None:
+            try:
+                billed, rate_used = self._fx.convert(Amount(record.cost, record.currency),
+                                                     currency, record.occurred_at)
+            except FxRateMissing:
+                return False
+            return ledger.fill_fx(conn, record.request_id, billed.number, billed.currency,
+                                  rate_used) or None
+
+        return self._complete_records(lambda conn, after: ledger.fx_missing(conn, after=after),
+                                      convert, progress)
+
     def rerate(self, progress: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Price unpriced records that now have a price: (priced, still unpriced)."""
-        self.refresh(force=True)
-        done = left = 0
-        after = ""
-        while True:
-            with self.engine.begin() as conn:
-                batch = ledger.unpriced(conn, after=after)
-                if not batch:
-                    break
-                currencies: dict[str, str] = {}
-                for record in batch:
-                    after = record.request_id
-                    if record.tenant_id not in currencies:
-                        currencies[record.tenant_id] = get_tenant(conn, record.tenant_id).currency
-                    usage = Usage.parse({m: getattr(record, m) for m in USAGE_COLUMNS
-                                         if getattr(record, m)})
-                    priced = self.price(record.model, usage, record.occurred_at,
-                                        record.attributes or {}, currencies[record.tenant_id])
-                    if priced.rating is None:
-                        left += 1
-                        continue
-                    values = priced.columns()
-                    values.pop("pricing")
-                    if ledger.price_unpriced(conn, record.request_id, values,
-                                             priced.rating.lines):
-                        done += 1
-            if progress is not None:
-                progress(len(batch))
-        return done, left
+
+        def price(conn: Connection, record: Any, currency: str) -> bool | None:
+            usage = Usage.parse({m: getattr(record, m) for m in USAGE_COLUMNS
+                                 if getattr(record, m)})
+            priced = self.price(record.model, usage, record.occurred_at,
+                                record.attributes or {}, currency)
+            if priced.rating is None:
+                return False
+            values = priced.columns()
+            values.pop("pricing")
+            return ledger.price_unpriced(conn, record.request_id, values,
+                                         priced.rating.lines) or None
+
+        return self._complete_records(lambda conn, after: ledger.unpriced(conn, after=after),
+                                      price, progress)
 
 
 def _result(event_id: str, request_id: str, cost: Decimal | None, currency: str | None,

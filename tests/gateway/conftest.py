@@ -28,14 +28,13 @@ from typing import Any
 import anthropic
 import httpx
 import openai
-import psycopg
 import pytest
 
 from meterline.api.app import create_app
 from meterline.config import Config, ProviderConfig, Secret
 from meterline.simulator import SimState, create_simulator, serve_in_thread
 from meterline.simulator.directives import generated_text
-from tests.conftest import ADMIN, ADMIN_TOKEN, PG_SERVER, LiveServer
+from tests.conftest import ADMIN, ADMIN_TOKEN, LiveServer, fresh_database
 
 UPSTREAM_KEY = "sk-upstream"
 PRICE_FROM = "2026-11-01"
@@ -223,22 +222,6 @@ def start_gateway(database_url: str, journal_dir: Path, up: Upstream,
         assert created.status_code == 201, created.text
         add_test_prices(admin)
         yield Gateway(url, admin, up)
-
-
-@contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
-    """A new SQLite file or PostgreSQL schema (as ``database_url`` in tests/conftest.py)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'meterline.db'}"
-        return
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
