@@ -212,14 +212,17 @@ def run_target(name: str, wrk: str, upstream: str, nginx: Child, args: argparse.
                 run.cells.append(cell)
                 progress(cell)
         if isinstance(target, Meterline):
-            check_ledger(target, run, args)
+            check_ledger(target, run)
             if args.profile:
-                run.profile = profile(target, wrk, args, workdir)
+                try:
+                    run.profile = profile(target, wrk, args, workdir)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    print(f"  profile failed: {exc}", flush=True)
     finally:
         target.stop()
 
 
-def check_ledger(target: Meterline, run: Run, args: argparse.Namespace) -> None:
+def check_ledger(target: Meterline, run: Run) -> None:
     """A record read back through the admin API, and one cell counted through it too."""
     sample = target.sample_record()
     if sample:
@@ -247,9 +250,8 @@ def profile(target: Meterline, wrk: str, args: argparse.Namespace, workdir: Path
     if spy is None:
         print("  --profile: py-spy not found (pip install py-spy)", flush=True)
         return None
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    raw = RESULTS / f"gateway-{stamp}-meterline-pyspy.txt"
+    raw = args.output.with_name(args.output.stem + "-meterline-pyspy.txt")
+    raw.parent.mkdir(parents=True, exist_ok=True)
     seconds = max(args.duration, 5)
     script = write_script(workdir / "profile.lua", target.body("plain"),
                           target.headers("profile-plain-c32"))
@@ -264,10 +266,13 @@ def profile(target: Meterline, wrk: str, args: argparse.Namespace, workdir: Path
         return None
     summary = pyspy.summarize(raw)
     header = (f"py-spy record -f raw, {seconds:g} s, meterline pid {target.pid}, "
-              f"during plain c=32 at {result.rps:.0f} req/s (raw stacks: "
-              f"{raw.relative_to(REPO)})")
+              f"during plain c=32 at {result.rps:.0f} req/s (raw stacks: {_shown(raw)})")
     print("  " + header, flush=True)
     return header + "\n" + summary
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _ms(value: float) -> str:
@@ -429,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{missing} not found. Install with:\n    {INSTALL}", file=sys.stderr)
         return 2
 
+    started = datetime.now(UTC)
+    args.output = (args.output or RESULTS / f"gateway-{started.strftime('%Y-%m-%d')}.md").resolve()
     busy = machine_busy()
     if args.wait_idle > 0 and busy > BUSY_WARN:
         print(f"the machine is {100 * busy:.0f}% busy: waiting up to {args.wait_idle:g} s for "
@@ -438,7 +445,6 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(5)
             busy = machine_busy(2.0)
     run = Run()
-    started = datetime.now(UTC)
     workdir = Path(tempfile.mkdtemp(prefix="meterline-gwbench-"))
     print(f"gateway benchmark: {args.duration:g} s per cell, concurrency "
           f"{' '.join(map(str, args.concurrency))}, modes {' '.join(args.modes)}; "
@@ -483,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(run.profile)
 
-    output = args.output or RESULTS / f"gateway-{started.strftime('%Y-%m-%d')}.md"
+    output = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     parts = [f"# Gateway benchmark, {started.strftime('%Y-%m-%d %H:%M')} UTC", "",
              "`python3 bench/gateway/run.py " + " ".join(sys.argv[1:] if argv is None
@@ -496,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     if run.profile:
         parts += ["## Profile", "", "```", run.profile, "```", ""]
     output.write_text("\n".join(parts))
-    print(f"\nsaved {output}")
+    print(f"\nsaved {_shown(output)}")
     return 0
 
 

@@ -147,19 +147,17 @@ def _write_sqlite(conn: Connection, records: Sequence[dict[str, Any]],
     raw = conn.connection.driver_connection
     assert raw is not None
     marks = ", ".join("?" for _ in RECORD_COLUMNS)
-    # only a clash on (tenant, event id) is a duplicate; OR IGNORE would also swallow NOT NULL
-    # and request-id clashes, and the rows found below would then be someone else's
-    raw.executemany(f"INSERT INTO usage_records ({', '.join(RECORD_COLUMNS)}) "
-                    f"VALUES ({marks}) ON CONFLICT (tenant_id, event_id) DO NOTHING", record_rows)
+    # Only a clash on (tenant, event id) is a duplicate (OR IGNORE would also swallow NOT NULL
+    # and request-id clashes). RETURNING, row by row, says exactly which rows went in: a batch
+    # delivered again by the journal carries request ids that are already stored.
+    insert = (f"INSERT INTO usage_records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
+              "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING request_id")
     ours = {r["request_id"]: r["event_id"] for r in records}
     inserted_ids: set[str] = set()
-    ids = list(ours)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        found = raw.execute(
-            "SELECT request_id FROM usage_records WHERE request_id IN "
-            f"({', '.join('?' for _ in chunk)})", chunk).fetchall()
-        inserted_ids.update(row[0] for row in found)
+    for row in record_rows:
+        found = raw.execute(insert, row).fetchone()
+        if found is not None:
+            inserted_ids.add(found[0])
     request_index = LINE_COLUMNS.index("request_id")
     new_lines = [row for row in lines if row[request_index] in inserted_ids]
     if new_lines:

@@ -73,9 +73,11 @@ def test_a_redelivered_batch_is_charged_once(engine: Engine, tmp_path: Path) -> 
     batches: list[list[dict[str, object]]] = []
     journal.drain(batches.append)
     journal.close()
-    sink = ledger_sink(engine, tmp_path / "rejected.jsonl")
+    rejected = tmp_path / "rejected.jsonl"
+    sink = ledger_sink(engine, rejected)
     sink(batches[0])
     sink(batches[0])  # a crash between commit and checkpoint delivers the batch again
+    assert not rejected.exists()  # a duplicate is not a refusal
     with engine.connect() as conn:
         costs = list(conn.scalars(select(usage_records.c.cost)))
     assert priced.rating is not None
