@@ -26,12 +26,14 @@ from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter, Usage
 from meterline.errors import MeterlineError, StoreError
 from meterline.gateway.journal import Journal
-from meterline.services.metering import Metering, Pricing
+from meterline.services.metering import Metering, Pricing, set_usage_columns
 from meterline.store import ledger
 from meterline.store.accounts import ensure_users
 from meterline.store.ledger import NewRecord
 
 log = logging.getLogger("meterline.gateway")
+
+ZERO_USAGE = {meter.value: 0 for meter in Meter}
 
 #: Relative difference between the upstream's own cost and ours that flags a call.
 COST_TOLERANCE = Decimal("0.01")
@@ -113,9 +115,8 @@ class Recorder:
             "metadata": call.metadata, "upstream_cost": call.upstream_cost,
             "cost_mismatch": False,
         }
-        for meter in Meter:
-            value = usage.get(meter)
-            row[meter.value] = value if meter is Meter.SECONDS else int(value)
+        row.update(ZERO_USAGE)
+        set_usage_columns(row, usage)
         row.update(priced.columns())
         row["provider"] = call.provider
         if priced.rating is None:

@@ -47,6 +47,12 @@ _PROCESS_TAG = secrets.token_hex(4)
 _sequence = itertools.count()
 
 
+def set_usage_columns(row: dict[str, Any], usage: Usage) -> None:
+    """Write a call's quantities into a ledger row (which starts with every meter at 0)."""
+    for meter, quantity in usage.quantities.items():
+        row[_METER_COLUMN[meter]] = quantity if meter is Meter.SECONDS else int(quantity)
+
+
 def new_request_id() -> str:
     """Unique without coordination and roughly time-ordered: ns clock, a random tag drawn once
     per process, and a per-process counter."""
@@ -241,8 +247,7 @@ class Metering:
         row["attributes"] = dict(event.attributes) or None
         row["tags"] = list(event.tags) or None
         row["metadata"] = dict(event.metadata) or None
-        for meter, quantity in event.usage.quantities.items():
-            row[_METER_COLUMN[meter]] = quantity if meter is Meter.SECONDS else int(quantity)
+        set_usage_columns(row, event.usage)
         row.update(priced.columns())
         return NewRecord(row, priced.rating.lines if priced.rating else ())
 
