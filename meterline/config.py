@@ -62,6 +62,36 @@ class RouteConfig:
 
 
 @dataclass(frozen=True)
+class WebhookSetting:
+    """A webhook alerts are sent to (checked further by meterline.alerts.WebhookConfig)."""
+
+    url: Secret  # DingTalk and WeCom put their access token in the URL
+    format: str = "json"
+    secret: Secret | None = None
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Spend control: budgets, quotas and rate limits (see docs/limits.md)."""
+
+    #: How long a call's hold on a budget or quota lasts if its record never arrives (its
+    #: process died and never came back); a restarted process releases it sooner by draining.
+    hold_seconds: float = 900.0
+    #: The output a call may produce when it names no max_tokens and the catalog knows no
+    #: maximum for its model: its worst case for budgets and quotas.
+    default_max_output_tokens: int = 32_768
+    #: The length a video call is held for when it names no seconds.
+    default_video_seconds: int = 20
+    #: How long the list of budgets and quotas is trusted before it is read again (a new
+    #: budget takes effect within this time in every process).
+    cache_seconds: float = 2.0
+    #: Shared counters for rate limits across processes; without it, the database is used.
+    redis_url: str | None = None
+    #: Where alerts are sent ([[alerts.webhooks]] url, format, secret_env).
+    webhooks: tuple[WebhookSetting, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
     admin_token: Secret | None = None
@@ -72,6 +102,7 @@ class Config:
     journal_dir: str = "./meterline-journal"
     #: How long a checked API key is trusted before it is looked up again (revocation delay).
     key_cache_seconds: float = 10.0
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     demo: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -129,6 +160,45 @@ def _positive(value: object, field: str) -> float:
     return float(value)
 
 
+def _webhooks(raw: object, env: Mapping[str, str]) -> tuple[WebhookSetting, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("config: alerts.webhooks must be an array of tables",
+                           field="alerts.webhooks")
+    out = []
+    for index, item in enumerate(raw):
+        where = f"alerts.webhooks[{index}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
+            raise InvalidInput(f"config: {where} needs a url", field=f"{where}.url")
+        secret_env = item.get("secret_env")
+        secret = env.get(secret_env) if isinstance(secret_env, str) else None
+        out.append(WebhookSetting(Secret(item["url"]), str(item.get("format", "json")),
+                                  Secret(secret) if secret else None))
+    return tuple(out)
+
+
+def _limits(raw: Mapping[str, Any], alerts: Mapping[str, Any],
+            env: Mapping[str, str]) -> LimitsConfig:
+    defaults = LimitsConfig()
+    redis = env.get("METERLINE_REDIS_URL") or raw.get("redis_url")
+    if redis is not None and (not isinstance(redis, str) or not redis.startswith(
+            ("redis://", "rediss://", "unix://"))):
+        raise InvalidInput("config: limits.redis_url must be a redis:// URL",
+                           field="limits.redis_url")
+    return LimitsConfig(
+        hold_seconds=_positive(raw.get("hold_seconds", defaults.hold_seconds),
+                               "limits.hold_seconds"),
+        default_max_output_tokens=int(_positive(
+            raw.get("default_max_output_tokens", defaults.default_max_output_tokens),
+            "limits.default_max_output_tokens")),
+        default_video_seconds=int(_positive(
+            raw.get("default_video_seconds", defaults.default_video_seconds),
+            "limits.default_video_seconds")),
+        cache_seconds=_positive(raw.get("cache_seconds", defaults.cache_seconds),
+                                "limits.cache_seconds"),
+        redis_url=redis or None,
+        webhooks=_webhooks(alerts.get("webhooks", []), env))
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
                 **overrides: Any) -> Config:
     """Read the config file (if any) and the environment into a Config."""
@@ -157,6 +227,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
                            or "./meterline-journal"),
         "key_cache_seconds": _positive(gateway.get("key_cache_seconds", 10.0),
                                        "gateway.key_cache_seconds"),
+        "limits": _limits(_table(data, "limits"), _table(data, "alerts"), env),
     }
     values.update(overrides)
     return Config(**values)

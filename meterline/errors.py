@@ -14,6 +14,10 @@
     ├── FxRateMissing                   no stored FX rate covers a conversion (never guessed)
     ├── AuthError                       a missing, unknown, revoked or expired key (HTTP 401)
     ├── Forbidden                       a key that may not use a model (HTTP 403)
+    ├── LimitExceeded                   a call that no longer fits a limit (HTTP 402)
+    │   ├── BudgetExceeded              a ``block`` budget has not enough money left
+    │   └── QuotaExceeded               a prepaid quota has not enough units left
+    ├── RateLimited                     a key over its requests/tokens per minute (HTTP 429)
     ├── UpstreamError                   the provider failed or broke the connection (HTTP 502)
     │   └── UpstreamTimeout             the provider did not answer in time (HTTP 504)
     ├── Conflict                        a request that clashes with stored state (HTTP 409)
@@ -90,6 +94,24 @@ class AuthError(MeterlineError):
 
 class Forbidden(MeterlineError):
     code = "model_not_allowed"
+
+
+class LimitExceeded(MeterlineError):
+    code = "limit_exceeded"
+
+
+class BudgetExceeded(LimitExceeded):
+    code = "budget_exceeded"
+
+
+class QuotaExceeded(LimitExceeded):
+    code = "quota_exceeded"
+
+
+class RateLimited(MeterlineError):
+    """Carries ``retry_after`` (whole seconds) in its context, sent as ``Retry-After``."""
+
+    code = "rate_limited"
 
 
 class UpstreamError(MeterlineError):

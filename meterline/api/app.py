@@ -9,14 +9,17 @@ from pathlib import Path
 
 import anyio
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from meterline import __version__
-from meterline.api import admin, errors, health, usage
+from meterline.alerts.webhooks import Notifier, WebhookConfig
+from meterline.api import admin, errors, health, limits, usage
 from meterline.api.state import AppState
 from meterline.config import Config
 from meterline.errors import MeterlineError
 from meterline.gateway import routes as gateway_routes
+from meterline.gateway.admission import Admission
 from meterline.gateway.drainer import Drainer
 from meterline.gateway.journal import Journal
 from meterline.gateway.keys import KeyCache
@@ -24,13 +27,26 @@ from meterline.gateway.recorder import Recorder, ledger_sink
 from meterline.gateway.routing import Router
 from meterline.gateway.state import GatewayState
 from meterline.gateway.upstream import Upstreams
+from meterline.services import alerts as alert_service
 from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
 from meterline.services.metering import Metering
 from meterline.simulator.app import create_simulator
+from meterline.store import budgets as budget_store
 from meterline.store.engine import make_engine
 
 log = logging.getLogger("meterline")
 DEMO_SIMULATOR_PATH = "/_simulator"
+HOLD_SWEEP_SECONDS = 30.0
+ALERT_POLL_SECONDS = 2.0
+#: Projections move slowly: checked every 150 polls (five minutes).
+PROJECTION_EVERY = 150
+
+
+def _release_expired(engine: Engine) -> None:
+    with engine.begin() as conn:
+        released = budget_store.release_expired(conn)
+    if released:
+        log.warning("released %d budget holds of calls never recorded in time", released)
 
 
 def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
@@ -49,8 +65,10 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
     gateway = GatewayState(metering=metering, router=router,
                            keys=KeyCache(engine, ttl=config.key_cache_seconds),
                            upstreams=Upstreams(router.providers),
-                           recorder=Recorder(metering, journal))
+                           recorder=Recorder(metering, journal),
+                           admission=Admission(engine, config.limits))
     drainer = Drainer(journal, ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl"))
+    gateway.recorder.on_held = drainer.notify
 
     async def refresh_prices() -> None:
         # Keeps the in-memory price book current off the response path (see Metering).
@@ -61,17 +79,50 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
             except MeterlineError as exc:
                 log.warning("price refresh failed: %s", exc)
 
+    async def release_expired_holds() -> None:
+        # Holds of calls whose process died are released by whichever process looks first.
+        while True:
+            await anyio.sleep(HOLD_SWEEP_SECONDS)
+            try:
+                await run_in_threadpool(_release_expired, engine)
+            except MeterlineError as exc:
+                log.warning("releasing expired holds failed: %s", exc)
+
+    hooks = [WebhookConfig(h.url.reveal(), h.format, h.secret)
+             for h in config.limits.webhooks]
+    notifier = Notifier()
+
+    async def notify_alerts() -> None:
+        # Alerts are rows first (created with the spend that crossed a threshold, in whichever
+        # process wrote it); sending them is this loop's job, off every call's path.
+        ticks = 0
+        while True:
+            await anyio.sleep(ALERT_POLL_SECONDS)
+            ticks += 1
+            try:
+                if ticks % PROJECTION_EVERY == 0:
+                    await run_in_threadpool(alert_service.check_projections, engine)
+                if hooks:
+                    for alert in await run_in_threadpool(
+                            alert_service.claim_for_notification, engine):
+                        notifier.start(alert, hooks)
+            except MeterlineError as exc:
+                log.warning("alert notification failed: %s", exc)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(metering.refresh, force=True)
         drainer.start()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(refresh_prices)
+            tasks.start_soon(release_expired_holds)
+            tasks.start_soon(notify_alerts)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
         await gateway.upstreams.aclose()
+        await notifier.aclose()
         await run_in_threadpool(drainer.stop)
         journal.close()
         engine.dispose()
@@ -84,7 +135,8 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(usage.router)
     app.include_router(admin.router)
-    app.include_router(gateway_routes.router)
+    app.include_router(limits.router)
+    gateway_routes.install(app)
     if config.demo:
         # The demo's upstream providers are simulated by the server itself.
         app.mount(DEMO_SIMULATOR_PATH, create_simulator())

@@ -105,9 +105,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from meterline.cli import accounts, db, prices, serve, usage
+    from meterline.cli import accounts, db, limits, prices, scan, serve, usage
 
-    for module in (serve, db, accounts, prices, usage):
+    for module in (serve, db, accounts, prices, usage, limits, scan):
         module.register(cli)
 
 

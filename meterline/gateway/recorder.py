@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, localcontext
@@ -68,6 +68,8 @@ class Call:
     metadata: dict[str, Any] | None = None
     event_id: str | None = None
     upstream_cost: Decimal | None = None
+    #: The call holds budget: its record releases the hold, so it is drained at once.
+    held: bool = False
 
 
 #: For comparing costs only (nothing stored): rounding is harmless here, and the upstream's
@@ -87,6 +89,8 @@ class Recorder:
     def __init__(self, metering: Metering, journal: Journal) -> None:
         self.metering = metering
         self.journal = journal
+        #: Called after journaling a call that holds budget (the drainer's ``notify``).
+        self.on_held: Callable[[], None] | None = None
 
     def price(self, call: Call) -> Pricing:
         """The call's price; a call that cannot be priced is still recorded (unpriced, with a
@@ -127,6 +131,8 @@ class Recorder:
                   "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
                  for ln in (priced.rating.lines if priced.rating else ())]
         self.journal.append({"row": row, "lines": lines})
+        if call.held and self.on_held is not None:
+            self.on_held()
         return priced
 
 

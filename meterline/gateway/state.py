@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
+from meterline.gateway.admission import Admission
 from meterline.gateway.keys import KeyCache
 from meterline.gateway.metrics import Metrics
 from meterline.gateway.recorder import Recorder
@@ -22,6 +23,7 @@ class GatewayState:
     keys: KeyCache
     upstreams: Upstreams
     recorder: Recorder
+    admission: Admission
     metrics: Metrics = field(default_factory=Metrics)
     _tenants: dict[str, Tenant] = field(default_factory=dict)
 

@@ -60,6 +60,9 @@ api_keys = Table(
     Column("expires_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Rate limits (requests and tokens per minute), shared by every gateway process.
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", BigInteger, nullable=True),
 )
 
 admin_tokens = Table(
@@ -180,4 +183,70 @@ charge_lines = Table(
     Column("unit_price", Money, nullable=False),
     Column("per", Integer, nullable=False),
     Column("amount", Money, nullable=False),
+)
+
+# -- spend control (budgets, holds, alerts) ----------------------------------------------------
+
+budgets = Table(
+    "budgets", metadata,
+    Column("id", String(32), primary_key=True),
+    # Scope.key_text: one budget per scope and period (NULLs would defeat a unique constraint).
+    Column("scope_key", String(700), nullable=False),
+    Column("tenant_id", String(64), nullable=True, index=True),
+    Column("user_id", String(128), nullable=True),
+    Column("key_id", String(32), nullable=True),
+    Column("provider", String(64), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("period", String(8), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("thresholds", Json, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("scope_key", "period"),
+)
+
+# Spent and reserved per budget and period, kept in step with the ledger: a record's cost is
+# added in the same transaction that writes the record, and its hold released there too.
+budget_periods = Table(
+    "budget_periods", metadata,
+    Column("budget_id", String(32), primary_key=True),
+    Column("period_start", UtcDateTime, primary_key=True),
+    Column("spent", Money, nullable=False),
+    Column("reserved", Money, nullable=False),
+)
+
+# A call's hold on a budget, from admission until its record reaches the ledger (or it expires).
+budget_holds = Table(
+    "budget_holds", metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("budget_id", String(32), primary_key=True),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("budget_id", String(32), nullable=True),
+    Column("tenant_id", String(64), nullable=True, index=True),
+    Column("scope", String(800), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("threshold", Money, nullable=False),
+    Column("percentage", Money, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("limit_amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("notified_at", UtcDateTime, nullable=True),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    # Once per budget, period, kind and threshold, however many processes see the crossing.
+    UniqueConstraint("budget_id", "period_start", "kind", "threshold"),
 )

@@ -36,6 +36,7 @@ def test_upgrade_creates_every_table_and_column(engine: Engine) -> None:
         assert set(ALL_TABLES) == {
             "tenants", "users", "api_keys", "admin_tokens", "providers", "models",
             "model_aliases", "price_versions", "fx_rates", "usage_records", "charge_lines",
+            "budgets", "budget_periods", "budget_holds", "alerts",
         }
         for table in metadata.sorted_tables:
             columns = {c["name"] for c in inspector.get_columns(table.name)}

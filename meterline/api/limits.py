@@ -1,0 +1,89 @@
+"""Admin API for spend control: budgets and alerts (quotas live in api/quotas.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from meterline.api.auth import admin
+from meterline.api.http import JsonResponse, json_body
+from meterline.api.state import state
+from meterline.errors import InvalidInput
+from meterline.services import alerts as alert_service
+from meterline.services import budgets as budget_service
+
+router = APIRouter(prefix="/api", tags=["limits"], dependencies=[Depends(admin)])
+
+
+class BudgetIn(BaseModel):
+    """A budget: every scope field left out widens it (none at all: the whole deployment)."""
+
+    tenant: str | None = None
+    user: str | None = None
+    key: str | None = Field(None, description="an API key's id")
+    provider: str | None = None
+    model: str | None = None
+    amount: str = Field(description='decimal string, e.g. "10"')
+    currency: str | None = Field(None, description="default: the tenant's, else reporting")
+    period: str = Field("month", description="day, month or total")
+    mode: str = Field("block", description="block or alert")
+    thresholds: list[str] | None = Field(None, description='default ["0.5", "0.8", "1"]')
+    timezone: str | None = Field(None, description="periods' timezone; default the tenant's")
+
+
+def _numbers_as_text(raw: Any) -> Any:
+    """JSON numbers arrive as floats; their shortest repr is the text the client wrote."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
+    out = dict(raw)
+    for name in ("amount",):
+        if isinstance(out.get(name), float):
+            out[name] = repr(out[name])
+    if isinstance(out.get("thresholds"), list):
+        out["thresholds"] = [repr(t) if isinstance(t, float) else t for t in out["thresholds"]]
+    return out
+
+
+@router.post("/budgets", status_code=201, summary="Create or change a budget",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": BudgetIn.model_json_schema()}}, "required": True}})
+async def set_budget(request: Request) -> JsonResponse:
+    raw = _numbers_as_text(await json_body(request))
+    app = state(request)
+    found = await run_in_threadpool(budget_service.set_budget, app.engine, raw,
+                                    app.config.reporting_currency)
+    return JsonResponse(found, status_code=201)
+
+
+@router.get("/budgets", summary="Budgets with spent, reserved, remaining and projection")
+async def list_budgets(request: Request, tenant: str | None = None) -> JsonResponse:
+    found = await run_in_threadpool(budget_service.list_state, state(request).engine, tenant)
+    return JsonResponse({"budgets": found})
+
+
+@router.delete("/budgets/{budget_id}", summary="Delete a budget")
+async def delete_budget(budget_id: str, request: Request) -> JsonResponse:
+    await run_in_threadpool(budget_service.delete, state(request).engine, budget_id)
+    return JsonResponse({"deleted": budget_id})
+
+
+class ResolveIn(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+@router.get("/alerts", summary="Alerts, newest first")
+async def list_alerts(request: Request, tenant: str | None = None,
+                      resolved: bool | None = None,
+                      limit: int = Query(100, ge=1, le=10_000)) -> JsonResponse:
+    found = await run_in_threadpool(alert_service.list_json, state(request).engine, tenant,
+                                    resolved, limit)
+    return JsonResponse({"alerts": found})
+
+
+@router.post("/alerts/resolve", summary="Resolve alerts")
+async def resolve_alerts(body: ResolveIn, request: Request) -> JsonResponse:
+    count = await run_in_threadpool(alert_service.resolve, state(request).engine, body.ids)
+    return JsonResponse({"resolved": count})

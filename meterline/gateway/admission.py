@@ -1,0 +1,165 @@
+"""Admission: before a call goes upstream, hold its worst-case cost against every ``block``
+budget that covers it (SPEC §1 "reservation", §7.3), or refuse it with 402.
+
+The worst case is what the call could cost at most: every input token as a cache write where
+that is dearer, and all the output it may produce (its ``max_tokens``, else the model's maximum
+output, else ``limits.default_max_output_tokens``). Input tokens are bounded by the UTF-8 bytes
+of the request body — a byte-level BPE token covers at least one byte — so the hold is an upper
+bound without running a tokenizer. The hold is released when the call's record reaches the
+ledger (in that same transaction), so calls in flight can never spend past a limit together.
+
+Calls no ``block`` budget covers cost no database round trip: the budget list is cached per
+process for ``limits.cache_seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from meterline.config import LimitsConfig
+from meterline.domain.budgets import Budget, remaining
+from meterline.domain.fx import FxTable
+from meterline.domain.money import format_decimal
+from meterline.domain.pricebook import PriceBook
+from meterline.domain.prices import PriceVersion
+from meterline.domain.rating import rate
+from meterline.domain.usage import Usage
+from meterline.errors import BudgetExceeded, FxRateMissing, NotFound
+from meterline.store import budgets as store
+from meterline.store.budgets import Hold, convert
+
+if TYPE_CHECKING:  # calls.py needs the gateway state, which holds an Admission
+    from meterline.gateway.calls import Incoming
+
+
+def _count(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else default
+
+
+def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
+               limits: LimitsConfig) -> tuple[list[Usage], dict[str, str]]:
+    """The usages whose dearest price bounds the call's cost, and the price attributes."""
+    body = incoming.body
+    if endpoint == "images":
+        attributes = {k: str(body[k]) for k in ("size", "quality") if body.get(k)}
+        return [Usage.of(images=_count(body.get("n"), 1))], attributes
+    if endpoint == "speech":
+        text = body.get("input")
+        return [Usage.of(characters=len(text) if isinstance(text, str) else 0)], {}
+    if endpoint == "videos":
+        attributes = {k: str(body[k]) for k in ("size", "resolution") if body.get(k)}
+        seconds = body.get("seconds")
+        try:
+            held = Decimal(str(seconds)) if seconds is not None else None
+        except ArithmeticError:
+            held = None
+        if held is None or not held.is_finite() or held <= 0:
+            held = Decimal(limits.default_video_seconds)
+        return [Usage.of(seconds=held)], attributes
+    prompt = len(orjson.dumps(body))
+    if endpoint == "embeddings":
+        return [Usage.of(input_tokens=prompt)], {}
+    model_max = version.max_output_tokens if version is not None else None
+    fallback = model_max or limits.default_max_output_tokens
+    output = _count(body.get("max_completion_tokens"), 0) or _count(
+        body.get("max_tokens"), 0) or fallback
+    output *= _count(body.get("n"), 1)
+    return [Usage.of(input_tokens=prompt, output_tokens=output),
+            Usage.of(input_tokens=prompt, cache_write_tokens=prompt, output_tokens=output)], {}
+
+
+class Admission:
+    def __init__(self, engine: Engine, limits: LimitsConfig) -> None:
+        self.engine = engine
+        self.limits = limits
+        self._budgets: list[Budget] = []
+        self._loaded_at = float("-inf")
+
+    async def budgets(self) -> list[Budget]:
+        if time.monotonic() - self._loaded_at > self.limits.cache_seconds:
+            self._budgets = await run_in_threadpool(self._load)
+            self._loaded_at = time.monotonic()
+        return self._budgets
+
+    def _load(self) -> list[Budget]:
+        with self.engine.connect() as conn:
+            return [b for b in store.list_budgets(conn) if b.mode == "block"]
+
+    async def admit(self, incoming: Incoming, endpoint: str, book: PriceBook,
+                    fx: FxTable) -> None:
+        """Hold the call's worst case against its block budgets, or raise BudgetExceeded."""
+        call = incoming.call
+        covering = [b for b in await self.budgets()
+                    if b.scope.covers(call.tenant_id, call.user_id, call.key_id, call.provider,
+                                      call.model)]
+        if not covering:
+            return
+        cost, currency = self._worst_cost(incoming, endpoint, book, covering[0])
+        holds = []
+        for budget in covering:
+            try:
+                amount = convert(cost, currency, budget.currency, call.started_at, fx)
+            except FxRateMissing as exc:
+                raise BudgetExceeded(
+                    f"budget {budget.describe()} ({budget.id}) is in {budget.currency}, and no "
+                    f"FX rate converts this call's {currency} price: {exc.message}",
+                    budget=budget.id) from exc
+            start, end = budget.bounds(call.started_at)
+            holds.append(Hold(budget, start, end, amount))
+        refusal = await run_in_threadpool(self._reserve, call.request_id, holds)
+        if refusal is not None:
+            raise _exceeded(refusal)
+        call.held = True
+
+    def _worst_cost(self, incoming: Incoming, endpoint: str, book: PriceBook,
+                    budget: Budget) -> tuple[Decimal, str]:
+        call = incoming.call
+        try:
+            version = book.version_at(call.model, call.started_at)
+        except NotFound as exc:
+            raise BudgetExceeded(
+                f"budget {budget.describe()} ({budget.id}) blocks calls it cannot bound: "
+                f"{call.model} has no price ({exc.message})", budget=budget.id) from exc
+        usages, attributes = worst_case(incoming, endpoint, version, self.limits)
+        ratings = [rate(usage, version, call.started_at, attributes) for usage in usages]
+        dearest = max(ratings, key=lambda r: r.total.number)
+        return dearest.total.number, dearest.currency
+
+    def _reserve(self, request_id: str, holds: Sequence[Hold]) -> store.Refusal | None:
+        expires = datetime.now(UTC) + timedelta(seconds=self.limits.hold_seconds)
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            refusal = store.reserve(conn, request_id, holds, expires)
+            if refusal is not None:
+                transaction.rollback()
+        return refusal
+
+
+def _shown(value: Decimal) -> str:
+    """Money in a message: converted holds carry dozens of places, six say enough."""
+    return format_decimal(value.quantize(Decimal("0.000001"), rounding=ROUND_UP)
+                          if value.as_tuple().exponent < -6 else value)  # type: ignore[operator]
+
+
+def _exceeded(refusal: store.Refusal) -> BudgetExceeded:
+    hold, budget = refusal.hold, refusal.hold.budget
+    left = remaining(budget.limit, refusal.spent, refusal.reserved)
+    resets = (f"; it resets at {hold.period_end.astimezone(budget.zone).isoformat()}"
+              if hold.period_end is not None else "")
+    context: Mapping[str, Any] = {
+        "budget": budget.id, "limit": format_decimal(budget.limit),
+        "remaining": _shown(left), "currency": budget.currency}
+    return BudgetExceeded(
+        f"budget exceeded: {budget.describe()} ({budget.id}) has {_shown(left)} "
+        f"{budget.currency} left of {format_decimal(budget.limit)} (spent "
+        f"{_shown(refusal.spent)}, held by calls in flight {_shown(refusal.reserved)}); "
+        f"this call may cost up to {_shown(hold.amount)} {budget.currency}{resets}",
+        **context)

@@ -1,0 +1,74 @@
+"""Listing and resolving alerts; checking budgets' projections for an overrun alert."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from meterline.domain.alerts import Alert
+from meterline.domain.budgets import period_label, projection
+from meterline.domain.money import format_decimal
+from meterline.store import alerts as store
+from meterline.store import budgets as budget_store
+
+
+def alert_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "budget_id": row.budget_id, "tenant": row.tenant_id, "scope": row.scope,
+        "kind": row.kind, "level": row.level, "threshold": format_decimal(row.threshold),
+        "percentage": format_decimal(row.percentage), "amount": format_decimal(row.amount),
+        "limit": format_decimal(row.limit_amount), "currency": row.currency,
+        "period": row.period, "message": row.message, "created_at": row.created_at.isoformat(),
+        "notified": row.notified_at is not None, "resolved": row.resolved_at is not None,
+        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
+    }
+
+
+def to_alert(row: Any) -> Alert:
+    return Alert(id=row.id, scope=row.scope, budget_id=row.budget_id, level=row.level,
+                 kind=row.kind, percentage=row.percentage, amount=row.amount,
+                 limit=row.limit_amount, currency=row.currency, period=row.period,
+                 message=row.message, created_at=row.created_at,
+                 resolved=row.resolved_at is not None)
+
+
+def claim_for_notification(engine: Engine) -> list[Alert]:
+    """New alerts, each claimed by exactly one process to send."""
+    with engine.begin() as conn:
+        return [to_alert(r) for r in store.claim_unnotified(conn)]
+
+
+def list_json(engine: Engine, tenant: str | None = None, resolved: bool | None = None,
+              limit: int = 100) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [alert_json(r) for r in store.list_alerts(conn, tenant_id=tenant,
+                                                         resolved=resolved, limit=limit)]
+
+
+def resolve(engine: Engine, ids: Sequence[str]) -> int:
+    with engine.begin() as conn:
+        return store.resolve(conn, ids)
+
+
+def check_projections(engine: Engine, now: datetime | None = None) -> int:
+    """Alert (once per period) on every budget whose month-end projection exceeds its limit."""
+    now = now or datetime.now(UTC)
+    created = 0
+    with engine.begin() as conn:
+        found = budget_store.list_budgets(conn)
+        bounds = {b.id: b.bounds(now) for b in found}
+        counters = budget_store.counters(conn, [(b.id, bounds[b.id][0]) for b in found])
+        for budget in found:
+            start, end = bounds[budget.id]
+            counter = counters.get((budget.id, start))
+            if counter is None or end is None:
+                continue
+            projected = projection(counter.spent, start, end, now)
+            if projected > budget.limit and store.add(conn, store.projected_alert(
+                    budget, start, projected, counter.spent,
+                    period_label(budget.period, start, budget.zone), now)):
+                created += 1
+    return created

@@ -1,0 +1,144 @@
+"""SPEC §7.3, no overshoot: gateway processes sharing one database, hundreds of concurrent calls
+against one ``block`` budget: recorded spend never passes the limit, every call that fits is
+served and the rest get 402, and no hold is left behind.
+
+The model is priced so that a call's worst case equals its real cost (input free, output
+exactly ``max_tokens``), so exactly ``FITTING`` calls fit whatever the interleaving: the test
+can tell a served call too many (overshoot) from one too few (a call that fitted was refused).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN, ADMIN_TOKEN
+from tests.gateway.conftest import UPSTREAM_KEY, fresh_database, money
+from tests.gateway.test_kill import KEY_ENV, Gateway
+
+MODEL = "openrouter/meterline/flat"
+OUTPUT = 16  # the simulator's answer: 16 tokens, so max_tokens = 16 is its exact worst case
+PER_CALL = Decimal(OUTPUT) * 2 / 1_000_000
+FITTING = 50
+CALLS = 220
+
+
+def start(processes: int, database: str, upstream: Any, tmp_path: Path) -> list[Gateway]:
+    config = tmp_path / "meterline.toml"
+    config.write_text(f"""
+[limits]
+cache_seconds = 0.2
+
+[[providers]]
+name = "openrouter"
+kind = "openai"
+base_url = "{upstream.url}/v1"
+api_key_env = "{KEY_ENV}"
+allow_unknown_models = true
+""")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
+    base.update({"METERLINE_DATABASE_URL": database, "METERLINE_ADMIN_TOKEN": ADMIN_TOKEN,
+                 "METERLINE_CONFIG": str(config), KEY_ENV: UPSTREAM_KEY})
+    first = Gateway({**base, "METERLINE_JOURNAL_DIR": str(tmp_path / "journal-0")},
+                    tmp_path / "gateway-0.log")
+    # The others start once the first has migrated the database.
+    with ThreadPoolExecutor(processes) as pool:
+        rest = list(pool.map(lambda n: Gateway(
+            {**base, "METERLINE_JOURNAL_DIR": str(tmp_path / f"journal-{n}")},
+            tmp_path / f"gateway-{n}.log"), range(1, processes)))
+    return [first, *rest]
+
+
+def hammer(urls: list[str], keys: list[str], calls: int, concurrency: int) -> list[int]:
+    def one(index: int) -> int:
+        with httpx.Client(base_url=urls[index % len(urls)], timeout=60) as http:
+            answer = http.post("/v1/chat/completions",
+                               headers={"Authorization": f"Bearer {keys[index % len(keys)]}"},
+                               json={"model": MODEL, "max_tokens": OUTPUT,
+                                     "messages": [{"role": "user", "content": "hi"}]})
+        if answer.status_code == 402:
+            assert answer.json()["error"]["code"] == "budget_exceeded", answer.text
+        return answer.status_code
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(one, range(calls)))
+
+
+def wait_settled(admin: httpx.Client, budget_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        found = next(b for b in admin.get("/api/budgets").json()["budgets"]
+                     if b["id"] == budget_id)
+        if money(found["reserved"]) == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("kind, processes, shared_by_two_keys", [
+    ("postgresql", 4, False),
+    ("postgresql", 4, True),
+    ("sqlite", 1, False),
+])
+def test_concurrent_calls_never_overshoot_a_block_budget(kind: str, processes: int,
+                                                         shared_by_two_keys: bool,
+                                                         upstream: Any,
+                                                         tmp_path: Path) -> None:
+    with fresh_database(kind, tmp_path) as database:
+        gateways = start(processes, database, upstream, tmp_path)
+        try:
+            with httpx.Client(base_url=gateways[0].url, headers=ADMIN, timeout=30) as admin:
+                assert admin.post("/api/tenants", json={"name": "acme"}).status_code == 201
+                price = admin.post("/api/prices", json={
+                    "model": MODEL, "currency": "USD", "billing_type": "token", "unit": "1M",
+                    "effective_from": "2026-01-01", "prices": {"input_tokens": "0",
+                                                               "output_tokens": "2"}})
+                assert price.status_code == 201, price.text
+                keys = [admin.post("/api/keys", json={"tenant": "acme"}).json()
+                        for _ in range(2 if shared_by_two_keys else 1)]
+                scope = {"tenant": "acme"} if shared_by_two_keys else {"key": keys[0]["id"]}
+                created = admin.post("/api/budgets", json={
+                    **scope, "amount": str(PER_CALL * FITTING), "currency": "USD",
+                    "period": "month", "mode": "block", "provider": "openrouter"})
+                assert created.status_code == 201, created.text
+                budget_id = created.json()["id"]
+                time.sleep(0.5)  # every process's budget cache has seen it
+
+                statuses = hammer([g.url for g in gateways], [k["key"] for k in keys],
+                                  CALLS, concurrency=32 if processes > 1 else 16)
+
+                final = wait_settled(admin, budget_id)
+                records = admin.get("/api/usage", params={"tenant": "acme", "limit": 1000}
+                                    ).json()["records"]
+        finally:
+            for gateway in gateways:
+                gateway.stop()
+        assert sorted(set(statuses)) == [200, 402], statuses
+        assert statuses.count(200) == FITTING
+        assert statuses.count(402) == CALLS - FITTING
+        assert len(records) == FITTING
+        spent = sum((money(r["cost"]) for r in records), Decimal(0))
+        assert spent == PER_CALL * FITTING == money(final["spent"])
+        assert money(final["reserved"]) == 0 and money(final["remaining"]) == 0
+        leftover = _holds_left(database)
+        assert leftover == 0
+
+
+def _holds_left(database: str) -> int:
+    from sqlalchemy import func, select
+
+    from meterline.store.engine import make_engine
+    from meterline.store.schema import budget_holds
+
+    engine = make_engine(database)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(budget_holds)).scalar_one())
+    finally:
+        engine.dispose()
