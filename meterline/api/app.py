@@ -32,6 +32,7 @@ from meterline.services.bootstrap import ensure_admin_token, prepare_database, s
 from meterline.services.metering import Metering
 from meterline.simulator.app import create_simulator
 from meterline.store import budgets as budget_store
+from meterline.store import quotas as quota_store
 from meterline.store.engine import make_engine
 
 log = logging.getLogger("meterline")
@@ -44,9 +45,9 @@ PROJECTION_EVERY = 150
 
 def _release_expired(engine: Engine) -> None:
     with engine.begin() as conn:
-        released = budget_store.release_expired(conn)
+        released = budget_store.release_expired(conn) + quota_store.release_expired(conn)
     if released:
-        log.warning("released %d budget holds of calls never recorded in time", released)
+        log.warning("released %d holds of calls never recorded in time", released)
 
 
 def create_app(config: Config, *, prepare: bool = True) -> FastAPI:

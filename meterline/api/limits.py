@@ -1,4 +1,4 @@
-"""Admin API for spend control: budgets and alerts (quotas live in api/quotas.py)."""
+"""Admin API for spend control: budgets, alerts, quotas and plans."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from meterline.api.state import state
 from meterline.errors import InvalidInput
 from meterline.services import alerts as alert_service
 from meterline.services import budgets as budget_service
+from meterline.services import quotas as quota_service
 
 router = APIRouter(prefix="/api", tags=["limits"], dependencies=[Depends(admin)])
 
@@ -87,3 +88,62 @@ async def list_alerts(request: Request, tenant: str | None = None,
 async def resolve_alerts(body: ResolveIn, request: Request) -> JsonResponse:
     count = await run_in_threadpool(alert_service.resolve, state(request).engine, body.ids)
     return JsonResponse({"resolved": count})
+
+
+class GrantIn(BaseModel):
+    tenant: str
+    user: str | None = None
+    type: str = Field(description="text_token, image, tts_character or video_second")
+    amount: int | str = Field(description="whole units")
+    bonus: int | str | None = Field(None, description="extra units of a package")
+    source: str = Field("admin_grant", description="plan, package or admin_grant")
+    reference: str | None = None
+    reason: str | None = None
+    expires_at: str | None = None
+
+
+@router.post("/quotas/grants", status_code=201, summary="Grant quota units to a tenant",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": GrantIn.model_json_schema()}}, "required": True}})
+async def grant_quota(request: Request) -> JsonResponse:
+    raw = await json_body(request)
+    if not isinstance(raw, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
+    found = await run_in_threadpool(quota_service.grant, state(request).engine, raw)
+    return JsonResponse(found, status_code=201)
+
+
+@router.get("/quotas/{tenant}", summary="A tenant's quota balance by type and source, "
+                                         "and its quota ledger")
+async def show_quota(tenant: str, request: Request,
+                     history: int = Query(100, ge=0, le=10_000)) -> JsonResponse:
+    found = await run_in_threadpool(quota_service.show, state(request).engine, tenant, history)
+    return JsonResponse(found)
+
+
+class PlanIn(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    allowances: dict[str, int] = Field(description="units per cycle by quota type")
+
+
+@router.post("/plans", status_code=201, summary="Create or change a subscription plan")
+async def set_plan(body: PlanIn, request: Request) -> JsonResponse:
+    found = await run_in_threadpool(quota_service.set_plan, state(request).engine, body.id,
+                                    body.allowances)
+    return JsonResponse(found, status_code=201)
+
+
+@router.get("/plans", summary="Subscription plans")
+async def list_plans(request: Request) -> JsonResponse:
+    return JsonResponse({"plans": await run_in_threadpool(quota_service.list_plans,
+                                                          state(request).engine)})
+
+
+class SubscriptionIn(BaseModel):
+    plan: str
+
+
+@router.put("/tenants/{tenant}/plan", summary="Subscribe a tenant to a plan")
+async def subscribe(tenant: str, body: SubscriptionIn, request: Request) -> JsonResponse:
+    return JsonResponse(await run_in_threadpool(quota_service.subscribe, state(request).engine,
+                                                tenant, body.plan))

@@ -1,12 +1,14 @@
-"""``meterline budgets …`` and ``meterline alerts …``."""
+"""``meterline budgets …``, ``alerts …``, ``quota …`` and ``plans …``."""
 
 from __future__ import annotations
 
 import click
 
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.errors import InvalidInput
 from meterline.services import alerts as alert_service
 from meterline.services import budgets as budget_service
+from meterline.services import quotas as quota_service
 
 
 @click.group()
@@ -111,6 +113,114 @@ def alerts_resolve(ctx: Context, alert_ids: tuple[str, ...]) -> None:
     click.echo(f"{count} alert(s) resolved")
 
 
+@click.group()
+def quota() -> None:
+    """Grant and show prepaid quotas (text tokens, images, TTS characters, video seconds)."""
+
+
+@quota.command("grant")
+@click.option("--tenant", required=True)
+@click.option("--user", default=None, help="Grant to this end user only.")
+@click.option("--type", "quota_type", required=True,
+              type=click.Choice(["text_token", "image", "tts_character", "video_second"]))
+@click.option("--amount", required=True, help="Whole units.")
+@click.option("--bonus", default=None, help="Extra units of a package.")
+@click.option("--source", type=click.Choice(["plan", "package", "admin_grant"]),
+              default="admin_grant", show_default=True)
+@click.option("--ref", "reference", default=None, help="Reference id (order, ticket).")
+@click.option("--reason", default=None)
+@click.option("--expires", "expires_at", default=None, help="ISO time the grant expires.")
+@json_option
+@pass_context
+@handle_errors
+def quota_grant(ctx: Context, tenant: str, user: str | None, quota_type: str, amount: str,
+                bonus: str | None, source: str, reference: str | None, reason: str | None,
+                expires_at: str | None, as_json: bool) -> None:
+    """Credit a tenant with quota units."""
+    found = quota_service.grant(ctx.ready_engine(), {
+        "tenant": tenant, "user": user, "type": quota_type, "amount": amount, "bonus": bonus,
+        "source": source, "reference": reference, "reason": reason, "expires_at": expires_at})
+    if as_json:
+        emit_json(found)
+    else:
+        click.echo(f"grant {found['id']}: {found['credited']} {found['type']} units to "
+                   f"{found['tenant']} ({found['source']})")
+
+
+@quota.command("show")
+@click.option("--tenant", required=True)
+@click.option("--history", type=click.IntRange(0, 10_000), default=20, show_default=True,
+              help="How many ledger entries to show.")
+@json_option
+@pass_context
+@handle_errors
+def quota_show(ctx: Context, tenant: str, history: int, as_json: bool) -> None:
+    """Show a tenant's quota balance by type and source, and its recent ledger."""
+    found = quota_service.show(ctx.ready_engine(), tenant, history)
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(f"tenant {found['tenant']}, cycle {found['cycle']} (plan allowances reset "
+               f"{found['resets_at']})")
+    for name, b in found["types"].items():
+        sources = ", ".join(f"{s} {n}" for s, n in b["by_source"].items() if n)
+        click.echo(f"{name}	available {b['available']}	reserved {b['reserved']}"
+                   + (f"	({sources})" if sources else ""))
+    for entry in found["history"]:
+        click.echo(f"{entry['at']}	{entry['kind']}	{entry['type']}	{entry['delta']:+d}	"
+                   f"{entry['request_id'] or entry['note'] or ''}")
+
+
+@click.group()
+def plans() -> None:
+    """Subscription plans: monthly quota allowances that reset each cycle."""
+
+
+@plans.command("set")
+@click.argument("plan_id")
+@click.option("--allow", "allowances", multiple=True, required=True, metavar="TYPE=UNITS",
+              help="An allowance per cycle, e.g. text_token=1000000 (repeatable).")
+@pass_context
+@handle_errors
+def plans_set(ctx: Context, plan_id: str, allowances: tuple[str, ...]) -> None:
+    """Create or change plan PLAN_ID."""
+    parsed = {}
+    for item in allowances:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--allow {item!r}: expected TYPE=UNITS", field="allow")
+        parsed[name.strip()] = value.strip()
+    found = quota_service.set_plan(ctx.ready_engine(), plan_id, parsed)
+    click.echo(f"plan {found['id']}: " + ", ".join(f"{t} {n}" for t, n in
+                                                   found["allowances"].items()))
+
+
+@plans.command("list")
+@json_option
+@pass_context
+@handle_errors
+def plans_list(ctx: Context, as_json: bool) -> None:
+    """List plans."""
+    found = quota_service.list_plans(ctx.ready_engine())
+    if as_json:
+        emit_json(found)
+        return
+    for plan in found:
+        click.echo(f"{plan['id']}	" + ", ".join(f"{t} {n}" for t, n in
+                                                 plan["allowances"].items()))
+
+
+@plans.command("subscribe")
+@click.option("--tenant", required=True)
+@click.option("--plan", "plan_id", required=True)
+@pass_context
+@handle_errors
+def plans_subscribe(ctx: Context, tenant: str, plan_id: str) -> None:
+    """Put a tenant on a plan (its allowances are granted from the current cycle)."""
+    found = quota_service.subscribe(ctx.ready_engine(), tenant, plan_id)
+    click.echo(f"tenant {found['tenant']} is on plan {found['plan']}")
+
+
 def register(cli: click.Group) -> None:
-    cli.add_command(budgets)
-    cli.add_command(alerts)
+    for group in (budgets, alerts, quota, plans):
+        cli.add_command(group)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,13 +32,15 @@ from meterline.domain.money import format_decimal
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import rate
-from meterline.domain.usage import Usage
-from meterline.errors import BudgetExceeded, FxRateMissing, NotFound
+from meterline.domain.usage import Meter, Usage
+from meterline.errors import BudgetExceeded, FxRateMissing, NotFound, QuotaExceeded
 from meterline.store import budgets as store
+from meterline.store import quotas as quota_store
 from meterline.store.budgets import Hold, convert
 
 if TYPE_CHECKING:  # calls.py needs the gateway state, which holds an Admission
     from meterline.gateway.calls import Incoming
+    from meterline.gateway.recorder import Call
 
 
 def _count(value: object, default: int) -> int:
@@ -77,33 +80,79 @@ def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
             Usage.of(input_tokens=prompt, cache_write_tokens=prompt, output_tokens=output)], {}
 
 
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    budgets: list[Budget]
+    quotas: set[tuple[str, str]]
+
+
+def quota_units(usage: Usage) -> dict[str, int]:
+    return quota_store.units_of({"input_tokens": usage.get(Meter.INPUT_TOKENS),
+                                 "output_tokens": usage.get(Meter.OUTPUT_TOKENS),
+                                 "images": usage.get(Meter.IMAGES),
+                                 "characters": usage.get(Meter.CHARACTERS),
+                                 "seconds": usage.get(Meter.SECONDS)})
+
+
 class Admission:
     def __init__(self, engine: Engine, limits: LimitsConfig) -> None:
         self.engine = engine
         self.limits = limits
-        self._budgets: list[Budget] = []
+        self._cached = _Limits([], set())
         self._loaded_at = float("-inf")
 
-    async def budgets(self) -> list[Budget]:
+    async def current(self) -> _Limits:
         if time.monotonic() - self._loaded_at > self.limits.cache_seconds:
-            self._budgets = await run_in_threadpool(self._load)
+            self._cached = await run_in_threadpool(self._load)
             self._loaded_at = time.monotonic()
-        return self._budgets
+        return self._cached
 
-    def _load(self) -> list[Budget]:
+    def _load(self) -> _Limits:
         with self.engine.connect() as conn:
-            return [b for b in store.list_budgets(conn) if b.mode == "block"]
+            return _Limits([b for b in store.list_budgets(conn) if b.mode == "block"],
+                           quota_store.tenants_with_quota(conn))
 
     async def admit(self, incoming: Incoming, endpoint: str, book: PriceBook,
                     fx: FxTable) -> None:
-        """Hold the call's worst case against its block budgets, or raise BudgetExceeded."""
+        """Hold the call's worst case against its block budgets and quotas, or raise
+        BudgetExceeded / QuotaExceeded."""
         call = incoming.call
-        covering = [b for b in await self.budgets()
+        limits = await self.current()
+        covering = [b for b in limits.budgets
                     if b.scope.covers(call.tenant_id, call.user_id, call.key_id, call.provider,
                                       call.model)]
-        if not covering:
+        quota_types = {t for tenant, t in limits.quotas if tenant == call.tenant_id}
+        if not covering and not quota_types:
             return
-        cost, currency = self._worst_cost(incoming, endpoint, book, covering[0])
+        try:
+            version: PriceVersion | None = book.version_at(call.model, call.started_at)
+        except NotFound as exc:
+            if covering:
+                raise BudgetExceeded(
+                    f"budget {covering[0].describe()} ({covering[0].id}) blocks calls it cannot "
+                    f"bound: {call.model} has no price ({exc.message})",
+                    budget=covering[0].id) from exc
+            version = None
+        usages, attributes = worst_case(incoming, endpoint, version, self.limits)
+        needs = {t: n for t, n in quota_units(usages[0]).items() if t in quota_types}
+        holds = self._budget_holds(call, covering, version, usages, attributes, fx)
+        if not holds and not needs:
+            return
+        refusal = await run_in_threadpool(self._reserve, call, holds, needs)
+        if isinstance(refusal, store.Refusal):
+            raise _exceeded(refusal)
+        if isinstance(refusal, quota_store.Shortage):
+            raise _short(refusal)
+        call.held = True
+
+    def _budget_holds(self, call: Call, covering: Sequence[Budget],
+                      version: PriceVersion | None, usages: Sequence[Usage],
+                      attributes: Mapping[str, str], fx: FxTable) -> list[Hold]:
+        if not covering or version is None:
+            return []
+        ratings = [rate(usage, version, call.started_at, attributes) for usage in usages]
+        dearest = max(ratings, key=lambda r: r.total.number)
+        cost, currency = dearest.total.number, dearest.currency
         holds = []
         for budget in covering:
             try:
@@ -115,32 +164,32 @@ class Admission:
                     budget=budget.id) from exc
             start, end = budget.bounds(call.started_at)
             holds.append(Hold(budget, start, end, amount))
-        refusal = await run_in_threadpool(self._reserve, call.request_id, holds)
-        if refusal is not None:
-            raise _exceeded(refusal)
-        call.held = True
+        return holds
 
-    def _worst_cost(self, incoming: Incoming, endpoint: str, book: PriceBook,
-                    budget: Budget) -> tuple[Decimal, str]:
-        call = incoming.call
-        try:
-            version = book.version_at(call.model, call.started_at)
-        except NotFound as exc:
-            raise BudgetExceeded(
-                f"budget {budget.describe()} ({budget.id}) blocks calls it cannot bound: "
-                f"{call.model} has no price ({exc.message})", budget=budget.id) from exc
-        usages, attributes = worst_case(incoming, endpoint, version, self.limits)
-        ratings = [rate(usage, version, call.started_at, attributes) for usage in usages]
-        dearest = max(ratings, key=lambda r: r.total.number)
-        return dearest.total.number, dearest.currency
-
-    def _reserve(self, request_id: str, holds: Sequence[Hold]) -> store.Refusal | None:
+    def _reserve(self, call: Call, holds: Sequence[Hold], needs: Mapping[str, int]
+                 ) -> store.Refusal | quota_store.Shortage | None:
+        """Budgets and quotas in one transaction: all held, or nothing."""
         expires = datetime.now(UTC) + timedelta(seconds=self.limits.hold_seconds)
         with self.engine.connect() as conn, conn.begin() as transaction:
-            refusal = store.reserve(conn, request_id, holds, expires)
+            refusal: store.Refusal | quota_store.Shortage | None = store.reserve(
+                conn, call.request_id, holds, expires)
+            if refusal is None and needs:
+                zone = quota_store.tenant_zone(conn, call.tenant_id)
+                refusal = quota_store.reserve(conn, call.request_id, call.tenant_id,
+                                              call.user_id, needs, call.started_at, zone,
+                                              expires)
             if refusal is not None:
                 transaction.rollback()
         return refusal
+
+
+def _short(shortage: quota_store.Shortage) -> QuotaExceeded:
+    resets = (f"; the plan allowance resets at {shortage.resets_at.isoformat()}"
+              if shortage.resets_at is not None else "")
+    return QuotaExceeded(
+        f"quota exceeded: {shortage.type} has {shortage.available} units left (after calls in "
+        f"flight); this call may use up to {shortage.requested}{resets}",
+        type=shortage.type, available=shortage.available, requested=shortage.requested)
 
 
 def _shown(value: Decimal) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select, update
 
 from meterline.domain.money import format_decimal
 from meterline.domain.rating import ChargeLine
-from meterline.store import budgets, bulk
+from meterline.store import budgets, bulk, quotas
 from meterline.store.schema import charge_lines, usage_records
 
 PRICED = "priced"
@@ -52,8 +52,10 @@ def write_records(conn: Connection, records: Sequence[NewRecord]) -> set[str]:
     line_rows = [line_row(r.row["request_id"], number, line)
                  for r in records for number, line in enumerate(r.lines, start=1)]
     inserted = bulk.write(conn, [r.row for r in records], line_rows)
-    # Budgets count what went in, in this same transaction (SPEC §7.3).
-    budgets.apply_records(conn, [r.row for r in records if r.row["event_id"] in inserted])
+    # Budgets and quotas count what went in, in this same transaction (SPEC §7.3).
+    new = [r.row for r in records if r.row["event_id"] in inserted]
+    budgets.apply_records(conn, new)
+    quotas.apply_records(conn, new)
     return inserted
 
 

@@ -250,3 +250,75 @@ alerts = Table(
     # Once per budget, period, kind and threshold, however many processes see the crossing.
     UniqueConstraint("budget_id", "period_start", "kind", "threshold"),
 )
+
+# -- quotas (prepaid allowances) ---------------------------------------------------------------
+
+plans = Table(
+    "plans", metadata,
+    Column("id", String(64), primary_key=True),
+    # {quota type: units per cycle}
+    Column("allowances", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+tenant_plans = Table(
+    "tenant_plans", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("plan_id", String(64), nullable=False),
+    Column("since", UtcDateTime, nullable=False),
+)
+
+quota_grants = Table(
+    "quota_grants", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=True),
+    Column("type", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("bonus", BigInteger, nullable=False),
+    # What is left of the grant, kept in step with its ledger entries (the hot path reads this;
+    # `quota show` derives the same from the entries).
+    Column("remaining", BigInteger, nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("cycle", String(7), nullable=True),
+    Column("granted_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Index("ix_quota_grants_tenant_type", "tenant_id", "type"),
+    # A plan's allowance is granted once per tenant, type and cycle, by whichever process
+    # first needs it.
+    Index("uq_quota_grants_plan_cycle", "tenant_id", "type", "cycle", unique=True,
+          postgresql_where=text("source = 'plan'"), sqlite_where=text("source = 'plan'")),
+)
+
+quota_entries = Table(
+    "quota_entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("grant_id", String(32), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("note", Text, nullable=True),
+    Index("ix_quota_entries_tenant_type", "tenant_id", "type"),
+)
+
+# Units held by calls in flight, per tenant and type, and each call's hold.
+quota_counters = Table(
+    "quota_counters", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("type", String(16), primary_key=True),
+    Column("reserved", BigInteger, nullable=False),
+)
+
+quota_holds = Table(
+    "quota_holds", metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("type", String(16), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)

@@ -1,5 +1,5 @@
 """SPEC §7.3, no overshoot: gateway processes sharing one database, hundreds of concurrent calls
-against one ``block`` budget: recorded spend never passes the limit, every call that fits is
+against one ``block`` budget (or quota): recorded spend never passes the limit, every call that fits is
 served and the rest get 402, and no hold is left behind.
 
 The model is priced so that a call's worst case equals its real cost (input free, output
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_TOKEN
@@ -56,15 +57,18 @@ allow_unknown_models = true
     return [first, *rest]
 
 
-def hammer(urls: list[str], keys: list[str], calls: int, concurrency: int) -> list[int]:
+BODY = {"model": MODEL, "max_tokens": OUTPUT, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def hammer(urls: list[str], keys: list[str], calls: int, concurrency: int,
+           refusal: str = "budget_exceeded") -> list[int]:
     def one(index: int) -> int:
         with httpx.Client(base_url=urls[index % len(urls)], timeout=60) as http:
             answer = http.post("/v1/chat/completions",
                                headers={"Authorization": f"Bearer {keys[index % len(keys)]}"},
-                               json={"model": MODEL, "max_tokens": OUTPUT,
-                                     "messages": [{"role": "user", "content": "hi"}]})
+                               json=BODY)
         if answer.status_code == 402:
-            assert answer.json()["error"]["code"] == "budget_exceeded", answer.text
+            assert answer.json()["error"]["code"] == refusal, answer.text
         return answer.status_code
 
     with ThreadPoolExecutor(concurrency) as pool:
@@ -134,11 +138,67 @@ def _holds_left(database: str) -> int:
     from sqlalchemy import func, select
 
     from meterline.store.engine import make_engine
-    from meterline.store.schema import budget_holds
+    from meterline.store.schema import budget_holds, quota_holds
 
     engine = make_engine(database)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(budget_holds)).scalar_one())
+            return sum(int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                       for table in (budget_holds, quota_holds))
     finally:
         engine.dispose()
+
+
+TOKENS_PER_CALL = 1 + OUTPUT  # "hi" is one token to the simulator
+
+
+@pytest.mark.parametrize("kind, processes", [("postgresql", 4), ("sqlite", 1)])
+def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, upstream: Any,
+                                                  tmp_path: Path) -> None:
+    """A call is held at its worst case (its body's bytes as input tokens, plus max_tokens),
+    which is more than it uses, so how many calls fit depends on the interleaving: the units
+    consumed never pass the grant, and once the run is over, calls go on being served one by
+    one until what is left is less than a call's hold."""
+    granted = TOKENS_PER_CALL * FITTING
+    with fresh_database(kind, tmp_path) as database:
+        gateways = start(processes, database, upstream, tmp_path)
+        try:
+            with httpx.Client(base_url=gateways[0].url, headers=ADMIN, timeout=30) as admin:
+                assert admin.post("/api/tenants", json={"name": "acme"}).status_code == 201
+                key = admin.post("/api/keys", json={"tenant": "acme"}).json()["key"]
+                done = admin.post("/api/quotas/grants", json={
+                    "tenant": "acme", "type": "text_token", "amount": granted,
+                    "source": "package"})
+                assert done.status_code == 201, done.text
+                time.sleep(0.5)
+                statuses = hammer([g.url for g in gateways], [key], CALLS,
+                                  32 if processes > 1 else 16, "quota_exceeded")
+                later: list[int] = []
+                while not later or later[-1] == 200:
+                    later += hammer([gateways[0].url], [key], 1, 1, "quota_exceeded")
+                    _wait_quota_settled(admin)
+                balance = _wait_quota_settled(admin)
+                records = admin.get("/api/usage", params={"tenant": "acme", "limit": 1000}
+                                    ).json()["records"]
+        finally:
+            for gateway in gateways:
+                gateway.stop()
+        assert set(statuses) <= {200, 402} and statuses.count(200) > 0
+        served = statuses.count(200) + later.count(200)
+        assert len(records) == served
+        used = sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in records)
+        assert used == served * TOKENS_PER_CALL <= granted
+        text = balance["types"]["text_token"]
+        assert text["available"] == granted - used and text["reserved"] == 0
+        # Refused at the end only because a call's hold no longer fits what is left.
+        assert text["available"] < len(orjson.dumps(BODY)) + OUTPUT
+        assert _holds_left(database) == 0
+
+
+def _wait_quota_settled(admin: httpx.Client) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        found: dict[str, Any] = admin.get("/api/quotas/acme").json()
+        if found["types"]["text_token"]["reserved"] == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

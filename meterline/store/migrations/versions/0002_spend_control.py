@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-30 15:46:45.036869
+Create Date: 2026-11-30 15:55:36.218505
 """
 
 from __future__ import annotations
@@ -84,6 +84,71 @@ def upgrade() -> None:
     with op.batch_alter_table('budgets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_budgets_tenant_id'), ['tenant_id'], unique=False)
 
+    op.create_table('plans',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('allowances', meterline.store.types.Json(), nullable=False),
+    sa.Column('created_at', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_plans'))
+    )
+    op.create_table('quota_counters',
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('reserved', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', 'type', name=op.f('pk_quota_counters'))
+    )
+    op.create_table('quota_entries',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('grant_id', sa.String(length=32), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('delta', sa.BigInteger(), nullable=False),
+    sa.Column('at', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('request_id', sa.String(length=40), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_entries'))
+    )
+    with op.batch_alter_table('quota_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quota_entries_grant_id'), ['grant_id'], unique=False)
+        batch_op.create_index('ix_quota_entries_tenant_type', ['tenant_id', 'type'], unique=False)
+
+    op.create_table('quota_grants',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=True),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('bonus', sa.BigInteger(), nullable=False),
+    sa.Column('remaining', sa.BigInteger(), nullable=False),
+    sa.Column('reference', sa.String(length=200), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('cycle', sa.String(length=7), nullable=True),
+    sa.Column('granted_at', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', meterline.store.types.UtcDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quota_grants'))
+    )
+    with op.batch_alter_table('quota_grants', schema=None) as batch_op:
+        batch_op.create_index('ix_quota_grants_tenant_type', ['tenant_id', 'type'], unique=False)
+        batch_op.create_index('uq_quota_grants_plan_cycle', ['tenant_id', 'type', 'cycle'], unique=True, postgresql_where=sa.text("source = 'plan'"), sqlite_where=sa.text("source = 'plan'"))
+
+    op.create_table('quota_holds',
+    sa.Column('request_id', sa.String(length=40), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('expires_at', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('request_id', 'type', name=op.f('pk_quota_holds'))
+    )
+    with op.batch_alter_table('quota_holds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quota_holds_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('tenant_plans',
+    sa.Column('tenant_id', sa.String(length=64), nullable=False),
+    sa.Column('plan_id', sa.String(length=64), nullable=False),
+    sa.Column('since', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('tenant_id', name=op.f('pk_tenant_plans'))
+    )
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rpm', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('tpm', sa.BigInteger(), nullable=True))
@@ -97,6 +162,23 @@ def downgrade() -> None:
         batch_op.drop_column('tpm')
         batch_op.drop_column('rpm')
 
+    op.drop_table('tenant_plans')
+    with op.batch_alter_table('quota_holds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quota_holds_expires_at'))
+
+    op.drop_table('quota_holds')
+    with op.batch_alter_table('quota_grants', schema=None) as batch_op:
+        batch_op.drop_index('uq_quota_grants_plan_cycle', postgresql_where=sa.text("source = 'plan'"), sqlite_where=sa.text("source = 'plan'"))
+        batch_op.drop_index('ix_quota_grants_tenant_type')
+
+    op.drop_table('quota_grants')
+    with op.batch_alter_table('quota_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_quota_entries_tenant_type')
+        batch_op.drop_index(batch_op.f('ix_quota_entries_grant_id'))
+
+    op.drop_table('quota_entries')
+    op.drop_table('quota_counters')
+    op.drop_table('plans')
     with op.batch_alter_table('budgets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_budgets_tenant_id'))
 
