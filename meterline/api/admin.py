@@ -34,6 +34,8 @@ class KeyIn(BaseModel):
     models: list[str] | None = None
     name: str | None = Field(None, max_length=128)
     expires_at: datetime | None = None
+    rpm: int | None = Field(None, gt=0, description="requests per minute (all processes)")
+    tpm: int | None = Field(None, gt=0, description="tokens per minute (all processes)")
 
 
 class FxIn(BaseModel):
@@ -91,7 +93,8 @@ async def create_key(body: KeyIn, request: Request) -> JsonResponse:
         with _run(request).begin() as conn:
             secret, key = accounts.create_key(conn, body.tenant, user_id=body.user,
                                               models=body.models, name=body.name,
-                                              expires_at=expires_at)
+                                              expires_at=expires_at, rpm=body.rpm,
+                                              tpm=body.tpm)
         return {"key": secret, **key.to_json()}
     return JsonResponse(await run_in_threadpool(work), status_code=201)
 

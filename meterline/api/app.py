@@ -23,6 +23,7 @@ from meterline.gateway.admission import Admission
 from meterline.gateway.drainer import Drainer
 from meterline.gateway.journal import Journal
 from meterline.gateway.keys import KeyCache
+from meterline.gateway.ratelimit import DatabaseLimiter, RateLimits, RedisLimiter
 from meterline.gateway.recorder import Recorder, ledger_sink
 from meterline.gateway.routing import Router
 from meterline.gateway.state import GatewayState
@@ -67,7 +68,10 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
                            keys=KeyCache(engine, ttl=config.key_cache_seconds),
                            upstreams=Upstreams(router.providers),
                            recorder=Recorder(metering, journal),
-                           admission=Admission(engine, config.limits))
+                           admission=Admission(engine, config.limits),
+                           rate_limits=RateLimits(
+                               RedisLimiter(config.limits.redis_url) if config.limits.redis_url
+                               else DatabaseLimiter(engine)))
     drainer = Drainer(journal, ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl"))
     gateway.recorder.on_held = drainer.notify
 
@@ -124,6 +128,7 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
                 tasks.cancel_scope.cancel()
         await gateway.upstreams.aclose()
         await notifier.aclose()
+        await gateway.rate_limits.limiter.aclose()
         await run_in_threadpool(drainer.stop)
         journal.close()
         engine.dispose()

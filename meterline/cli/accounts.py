@@ -61,17 +61,20 @@ def keys() -> None:
 @click.option("--models", default=None, help="Comma list of models the key may use.")
 @click.option("--name", default=None)
 @click.option("--expires", default=None, help="Expiry, ISO 8601.")
+@click.option("--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute.")
+@click.option("--tpm", type=click.IntRange(min=1), default=None, help="Tokens per minute.")
 @json_option
 @pass_context
 @handle_errors
 def keys_create(ctx: Context, tenant: str, user: str | None, models: str | None,
-                name: str | None, expires: str | None, as_json: bool) -> None:
+                name: str | None, expires: str | None, rpm: int | None, tpm: int | None,
+                as_json: bool) -> None:
     """Create an API key; the key is printed once and stored hashed."""
     expires_at = parse_timestamp(expires, "--expires") if expires else None
     allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
     with ctx.ready_engine().begin() as conn:
         secret, key = accounts.create_key(conn, tenant, user_id=user, models=allowed, name=name,
-                                          expires_at=expires_at)
+                                          expires_at=expires_at, rpm=rpm, tpm=tpm)
     if as_json:
         emit_json({"key": secret, "id": key.id, **key.to_json()})
     else:

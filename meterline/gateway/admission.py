@@ -22,7 +22,9 @@ from decimal import ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import psycopg
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from meterline.config import LimitsConfig
@@ -33,9 +35,16 @@ from meterline.domain.pricebook import PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import rate
 from meterline.domain.usage import Meter, Usage
-from meterline.errors import BudgetExceeded, FxRateMissing, NotFound, QuotaExceeded
+from meterline.errors import (
+    BudgetExceeded,
+    FxRateMissing,
+    NotFound,
+    QuotaExceeded,
+    StoreError,
+)
 from meterline.store import budgets as store
 from meterline.store import quotas as quota_store
+from meterline.store import reservations
 from meterline.store.budgets import Hold, convert
 
 if TYPE_CHECKING:  # calls.py needs the gateway state, which holds an Admission
@@ -169,17 +178,19 @@ class Admission:
     def _reserve(self, call: Call, holds: Sequence[Hold], needs: Mapping[str, int]
                  ) -> store.Refusal | quota_store.Shortage | None:
         """Budgets and quotas in one transaction: all held, or nothing."""
-        expires = datetime.now(UTC) + timedelta(seconds=self.limits.hold_seconds)
-        with self.engine.connect() as conn, conn.begin() as transaction:
-            refusal: store.Refusal | quota_store.Shortage | None = store.reserve(
-                conn, call.request_id, holds, expires)
-            if refusal is None and needs:
-                zone = quota_store.tenant_zone(conn, call.tenant_id)
-                refusal = quota_store.reserve(conn, call.request_id, call.tenant_id,
-                                              call.user_id, needs, call.started_at, zone,
-                                              expires)
-            if refusal is not None:
-                transaction.rollback()
+        request = reservations.Request(
+            call.request_id, call.tenant_id, call.user_id, call.started_at,
+            call.tenant_timezone,
+            datetime.now(UTC) + timedelta(seconds=self.limits.hold_seconds))
+        try:
+            with self.engine.connect() as conn, conn.begin() as transaction:
+                refusal = reservations.reserve(conn, request, holds, needs)
+                if refusal is not None:
+                    transaction.rollback()
+        except (SQLAlchemyError, psycopg.Error) as exc:
+            # Without its holds a limited call must not go out: refused, not let through.
+            raise StoreError(f"cannot check budgets and quotas: the database is unreachable "
+                             f"({exc.__class__.__name__})") from exc
         return refusal
 
 

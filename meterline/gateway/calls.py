@@ -226,7 +226,7 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
         key_id=key.id, user_id=user, requested_model=model,
         model=target.model, provider=target.provider.name, endpoint=endpoint,
         started_at=started, tags=_tags(request), metadata=_metadata(request),
-        event_id=idempotency_key,
+        event_id=idempotency_key, tenant_timezone=tenant.timezone,
     )
     headers = {k: v for k, v in request.headers.items()}
     return Incoming(call, key, target, body, stream, wants_usage, form, headers)

@@ -70,6 +70,8 @@ class Call:
     upstream_cost: Decimal | None = None
     #: The call holds budget: its record releases the hold, so it is drained at once.
     held: bool = False
+    #: The tenant's timezone, in which quota plan cycles turn.
+    tenant_timezone: str = "UTC"
 
 
 #: For comparing costs only (nothing stored): rounding is harmless here, and the upstream's

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from meterline.gateway.admission import Admission
 from meterline.gateway.keys import KeyCache
 from meterline.gateway.metrics import Metrics
+from meterline.gateway.ratelimit import RateLimits
 from meterline.gateway.recorder import Recorder
 from meterline.gateway.routing import Router
 from meterline.gateway.upstream import Upstreams
@@ -24,6 +25,7 @@ class GatewayState:
     upstreams: Upstreams
     recorder: Recorder
     admission: Admission
+    rate_limits: RateLimits
     metrics: Metrics = field(default_factory=Metrics)
     _tenants: dict[str, Tenant] = field(default_factory=dict)
 

@@ -47,13 +47,15 @@ def _scope(conn: Connection, raw: Mapping[str, Any]) -> Scope:
 
 def _price_currencies(conn: Connection, scope: Scope, now: datetime) -> set[str]:
     """The currencies of the prices in force for the models the scope's calls can reach: those
-    of the configured providers (every process records its providers at start)."""
+    of the configured providers (every process records its providers at start), or of the whole
+    catalog where none is configured (usage is only reported, from anywhere)."""
     book = load_pricebook(conn)
     configured = {row.name for row in conn.execute(select(providers.c.name))}
     found = set()
     for model in book.models():
         provider = model.split("/", 1)[0]
-        if provider not in configured or scope.provider not in (None, provider) or \
+        if (configured and provider not in configured) or \
+                scope.provider not in (None, provider) or \
                 scope.model not in (None, model):
             continue
         try:

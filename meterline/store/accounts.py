@@ -55,6 +55,8 @@ class ApiKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
+    rpm: int | None = None
+    tpm: int | None = None
 
     def usable(self, at: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or at < self.expires_at)
@@ -65,7 +67,7 @@ class ApiKey:
             "prefix": self.prefix, "models": self.models,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at.isoformat(), "rpm": self.rpm, "tpm": self.tpm,
         }
 
 
@@ -120,8 +122,13 @@ def list_users(conn: Connection, tenant_id: str) -> list[str]:
 
 def create_key(conn: Connection, tenant_id: str, *, user_id: str | None = None,
                models: list[str] | None = None, name: str | None = None,
-               expires_at: datetime | None = None) -> tuple[str, ApiKey]:
+               expires_at: datetime | None = None, rpm: int | None = None,
+               tpm: int | None = None) -> tuple[str, ApiKey]:
     """Returns the secret (shown once) and the stored key."""
+    for limit, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 < value <= 10**12):
+            raise InvalidInput(f"{limit}: must be a whole number above zero", field=limit)
     get_tenant(conn, tenant_id)
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidInput("expires_at: needs a timezone", field="expires_at")
@@ -130,18 +137,18 @@ def create_key(conn: Connection, tenant_id: str, *, user_id: str | None = None,
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(id="key_" + secrets.token_hex(8), tenant_id=tenant_id, user_id=user_id,
                  name=name, prefix=secret[:10], models=models or None, expires_at=expires_at,
-                 revoked_at=None, created_at=_now())
+                 revoked_at=None, created_at=_now(), rpm=rpm, tpm=tpm)
     conn.execute(api_keys.insert().values(
         id=key.id, tenant_id=tenant_id, user_id=user_id, name=name, prefix=key.prefix,
         key_hash=hash_secret(secret), models=key.models, expires_at=expires_at,
-        created_at=key.created_at,
+        created_at=key.created_at, rpm=rpm, tpm=tpm,
     ))
     return secret, key
 
 
 def _key(row: Any) -> ApiKey:
     return ApiKey(row.id, row.tenant_id, row.user_id, row.name, row.prefix, row.models,
-                  row.expires_at, row.revoked_at, row.created_at)
+                  row.expires_at, row.revoked_at, row.created_at, row.rpm, row.tpm)
 
 
 def list_keys(conn: Connection, tenant_id: str | None = None) -> list[ApiKey]:

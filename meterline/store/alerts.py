@@ -64,8 +64,8 @@ def _row(budget: Budget, period_start: datetime, kind: str, threshold: Decimal, 
 def add(conn: Connection, row: dict[str, Any]) -> bool:
     """Insert an alert unless this budget, period, kind and threshold already has one."""
     done = conn.execute(insert_ignore(conn, alerts, ["budget_id", "period_start", "kind",
-                                                     "threshold"]), [row])
-    return bool(done.rowcount)
+                                                     "threshold"]).returning(alerts.c.id), row)
+    return done.first() is not None
 
 
 def list_alerts(conn: Connection, *, tenant_id: str | None = None,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.types import TypeEngine
 
 from meterline.domain.budgets import Budget, Scope, crossed, period_label
@@ -37,7 +37,7 @@ from meterline.store.alerts import threshold_alert
 from meterline.store.pricing import load_fx
 from meterline.store.schema import budget_holds, budget_periods, budgets, usage_records
 from meterline.store.types import Money, UtcDateTime, money_sum
-from meterline.store.upsert import insert_ignore
+from meterline.store.upsert import PerDialect, upsert
 
 ZERO = Decimal(0)
 PeriodKey = tuple[str, datetime]
@@ -186,22 +186,25 @@ def counters(conn: Connection, keys: Iterable[PeriodKey]) -> dict[PeriodKey, Cou
 
 
 def _lock(conn: Connection, keys: Iterable[PeriodKey]) -> dict[PeriodKey, Counter]:
-    """Make sure the period rows exist, lock them in one order and read them."""
+    """Make sure the period rows exist, lock them (in one order) and read them: one statement,
+    an upsert whose no-op update takes the row locks (on SQLite, the write lock)."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    # A write first: on SQLite it takes the write lock before anything is read.
-    conn.execute(insert_ignore(conn, budget_periods, ["budget_id", "period_start"]),
-                 [{"budget_id": b, "period_start": p, "spent": ZERO, "reserved": ZERO}
-                  for b, p in wanted])
+    rows = conn.execute(_LOCK.get(conn), [
+        {"budget_id": b, "period_start": p, "spent": ZERO, "reserved": ZERO}
+        for b, p in wanted])
+    return {(r.budget_id, r.period_start): Counter(r.spent, r.reserved) for r in rows}
+
+
+def _lock_statement(conn: Connection) -> Any:
     c = budget_periods.c
-    query = (select(c.budget_id, c.period_start, c.spent, c.reserved)
-             .where(or_(*(and_(c.budget_id == b, c.period_start == p) for b, p in wanted)))
-             .order_by(c.budget_id, c.period_start))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {(r.budget_id, r.period_start): Counter(r.spent, r.reserved)
-            for r in conn.execute(query)}
+    return upsert(conn, budget_periods).on_conflict_do_update(
+        index_elements=["budget_id", "period_start"], set_={"reserved": c.reserved}
+    ).returning(c.budget_id, c.period_start, c.spent, c.reserved)
+
+
+_LOCK = PerDialect(_lock_statement)
 
 
 _BIND_TYPES: dict[str, TypeEngine[Any]] = {
@@ -246,7 +249,17 @@ def reserve(conn: Connection, request_id: str, holds: Sequence[Hold],
     nothing was changed that the caller must keep (it may roll back or commit)."""
     if not holds:
         return None
-    found = _lock(conn, [(h.budget.id, h.period_start) for h in holds])
+    decided = decide(holds, _lock(conn, [(h.budget.id, h.period_start) for h in holds]))
+    if isinstance(decided, Refusal):
+        return decided
+    _store(conn, decided)
+    conn.execute(insert(budget_holds), hold_rows(request_id, holds, expires_at))
+    return None
+
+
+def decide(holds: Sequence[Hold], found: Mapping[PeriodKey, Counter]
+           ) -> dict[PeriodKey, Counter] | Refusal:
+    """The counters after holding every budget, or the first that refuses."""
     changed: dict[PeriodKey, Counter] = {}
     with localcontext(MONEY_CONTEXT):
         for hold in sorted(holds, key=lambda h: (h.budget.id, h.period_start)):
@@ -256,11 +269,14 @@ def reserve(conn: Connection, request_id: str, holds: Sequence[Hold],
                     now.spent + now.reserved + hold.amount > hold.budget.limit):
                 return Refusal(hold, now.spent, now.reserved)
             changed[key] = Counter(now.spent, now.reserved + hold.amount)
-    _store(conn, changed)
-    conn.execute(insert(budget_holds), [
-        {"request_id": request_id, "budget_id": h.budget.id, "period_start": h.period_start,
-         "amount": h.amount, "expires_at": expires_at} for h in holds])
-    return None
+    return changed
+
+
+def hold_rows(request_id: str, holds: Sequence[Hold], expires_at: datetime
+              ) -> list[dict[str, Any]]:
+    return [{"request_id": request_id, "budget_id": h.budget.id,
+             "period_start": h.period_start, "amount": h.amount, "expires_at": expires_at}
+            for h in holds]
 
 
 def release(conn: Connection, request_ids: Sequence[str]) -> None:

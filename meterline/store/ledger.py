@@ -95,6 +95,9 @@ def price_unpriced(conn: Connection, request_id: str, values: dict[str, Any],
     if lines:
         conn.execute(charge_lines.insert(), [line_row(request_id, number, line)
                                              for number, line in enumerate(lines, start=1)])
+    # Its cost now counts towards the budgets covering it (its quota units already did).
+    priced = conn.execute(select(usage_records).where(c.request_id == request_id)).one()
+    budgets.apply_records(conn, [{**priced._mapping, "source": "rerate"}])
     return True
 
 

@@ -34,7 +34,7 @@ from meterline.store.schema import (
     tenant_plans,
     tenants,
 )
-from meterline.store.upsert import insert_ignore
+from meterline.store.upsert import PerDialect, upsert
 
 
 def units_of(record: Mapping[str, Any]) -> dict[str, int]:
@@ -67,7 +67,9 @@ def add_grant(conn: Connection, grant: Grant) -> bool:
               "reason": grant.reason, "cycle": grant.cycle, "granted_at": grant.granted_at,
               "expires_at": grant.expires_at}
     if grant.source == "plan":
-        if not conn.execute(_insert_plan_grant(conn), values).rowcount:
+        # RETURNING, not rowcount, says whether the row went in (psycopg reports a skipped
+        # ON CONFLICT row as one).
+        if conn.execute(_insert_plan_grant(conn), values).first() is None:
             return False
     else:
         conn.execute(insert(quota_grants).values(**values))
@@ -81,7 +83,8 @@ def _insert_plan_grant(conn: Connection) -> Any:
     where = text("source = 'plan'")
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(quota_grants).on_conflict_do_nothing(
-        index_elements=["tenant_id", "type", "cycle"], index_where=where)
+        index_elements=["tenant_id", "type", "cycle"], index_where=where
+    ).returning(quota_grants.c.id)
 
 
 def new_grant_id() -> str:
@@ -130,15 +133,20 @@ def _usable(rows: Sequence[Any], quota_type: str, at: datetime, zone: str,
 
 
 def _lock(conn: Connection, tenant_id: str, types: Iterable[str]) -> dict[str, int]:
-    wanted = sorted(set(types))
-    conn.execute(insert_ignore(conn, quota_counters, ["tenant_id", "type"]),
-                 [{"tenant_id": tenant_id, "type": t, "reserved": 0} for t in wanted])
+    """The tenant's counters of these types, created if need be and locked: one upsert."""
+    rows = conn.execute(_LOCK.get(conn), [{"tenant_id": tenant_id, "type": t, "reserved": 0}
+                                          for t in sorted(set(types))])
+    return {r.type: r.reserved for r in rows}
+
+
+def _lock_statement(conn: Connection) -> Any:
     c = quota_counters.c
-    query = select(c.type, c.reserved).where(c.tenant_id == tenant_id,
-                                             c.type.in_(wanted)).order_by(c.type)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {r.type: r.reserved for r in conn.execute(query)}
+    return upsert(conn, quota_counters).on_conflict_do_update(
+        index_elements=["tenant_id", "type"], set_={"reserved": c.reserved}
+    ).returning(c.type, c.reserved)
+
+
+_LOCK = PerDialect(_lock_statement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +166,24 @@ def reserve(conn: Connection, request_id: str, tenant_id: str, user: str | None,
         return None
     reserved = _lock(conn, tenant_id, needs)
     rows = _grants(conn, tenant_id, needs, user)
-    if any(_usable(rows, t, at, zone, n).shortfall for t, n in needs.items()) and \
-            ensure_plan_grants(conn, tenant_id, at, zone):
+    shortage = decide(rows, reserved, needs, at, zone)
+    if shortage is not None and ensure_plan_grants(conn, tenant_id, at, zone):
         rows = _grants(conn, tenant_id, needs, user)  # a new cycle's plan allowance
+        shortage = decide(rows, reserved, needs, at, zone)
+    if shortage is not None:
+        return shortage
+    c = quota_counters.c
+    for quota_type, amount in needs.items():
+        conn.execute(update(quota_counters).where(c.tenant_id == tenant_id,
+                                                  c.type == quota_type)
+                     .values(reserved=reserved[quota_type] + amount))
+    conn.execute(insert(quota_holds), hold_rows(request_id, tenant_id, needs, expires_at))
+    return None
+
+
+def decide(rows: Sequence[Any], reserved: Mapping[str, int], needs: Mapping[str, int],
+           at: datetime, zone: str) -> Shortage | None:
+    """None if every type has ``need`` units beyond what calls in flight hold."""
     for quota_type, amount in sorted(needs.items()):
         allocation = _usable(rows, quota_type, at, zone, amount + reserved[quota_type])
         if allocation.shortfall:
@@ -168,15 +191,13 @@ def reserve(conn: Connection, request_id: str, tenant_id: str, user: str | None,
             plan = any(r.source == "plan" for r in rows if r.type == quota_type)
             return Shortage(quota_type, amount, available,
                             rules.next_cycle_start(at, zone) if plan else None)
-    c = quota_counters.c
-    for quota_type, amount in needs.items():
-        conn.execute(update(quota_counters).where(c.tenant_id == tenant_id,
-                                                  c.type == quota_type)
-                     .values(reserved=reserved[quota_type] + amount))
-    conn.execute(insert(quota_holds), [
-        {"request_id": request_id, "type": t, "tenant_id": tenant_id, "amount": n,
-         "expires_at": expires_at} for t, n in needs.items()])
     return None
+
+
+def hold_rows(request_id: str, tenant_id: str, needs: Mapping[str, int],
+              expires_at: datetime) -> list[dict[str, Any]]:
+    return [{"request_id": request_id, "type": t, "tenant_id": tenant_id, "amount": n,
+             "expires_at": expires_at} for t, n in needs.items()]
 
 
 def _release(conn: Connection, rows: Sequence[Any]) -> None:

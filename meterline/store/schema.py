@@ -322,3 +322,12 @@ quota_holds = Table(
     Column("amount", BigInteger, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
+
+# Requests and tokens per key and minute, for rate limits when no Redis is configured.
+rate_windows = Table(
+    "rate_windows", metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("window_start", UtcDateTime, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+)

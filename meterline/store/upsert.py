@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -13,3 +14,22 @@ def insert_ignore(conn: Connection, table: Table, conflict: list[str]) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+
+
+def upsert(conn: Connection, table: Table) -> Any:
+    """The backend's ``INSERT`` with ``on_conflict_do_update`` (and ``.excluded``)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+class PerDialect:
+    """A statement built once per backend, so SQLAlchemy's compiled cache serves it."""
+
+    def __init__(self, build: Callable[[Connection], Any]) -> None:
+        self.build = build
+        self._built: dict[str, Any] = {}
+
+    def get(self, conn: Connection) -> Any:
+        found = self._built.get(conn.dialect.name)
+        if found is None:
+            found = self._built[conn.dialect.name] = self.build(conn)
+        return found

@@ -1,6 +1,6 @@
 """SPEC §7.3, no overshoot: gateway processes sharing one database, hundreds of concurrent calls
-against one ``block`` budget (or quota): recorded spend never passes the limit, every call that fits is
-served and the rest get 402, and no hold is left behind.
+against one ``block`` budget (or quota): recorded spend never passes the limit, every call that
+fits is served and the rest get 402, and no hold is left behind.
 
 The model is priced so that a call's worst case equals its real cost (input free, output
 exactly ``max_tokens``), so exactly ``FITTING`` calls fit whatever the interleaving: the test

@@ -133,3 +133,34 @@ def test_each_threshold_alerts_once(engine: Engine) -> None:
         (D("0.5"), "info", D("0.6")), (D("0.8"), "warning", D("1.2")),
         (D("1"), "critical", D("1.2"))]
     assert counter(engine, budget).spent == D("1.2")
+
+
+def test_a_projected_overrun_alerts_once_per_period(engine: Engine) -> None:
+    from meterline.services.alerts import check_projections
+
+    with engine.begin() as conn:
+        accounts.create_tenant(conn, "acme", "USD", "UTC")
+        budget = budgets.save_budget(conn, Scope(tenant="acme"), period="month", mode="alert",
+                                     amount=D("1"), currency="USD",
+                                     thresholds=DEFAULT_THRESHOLDS, timezone="UTC")
+    start, _ = budget.bounds(NOW)
+    tenth = start + timedelta(days=10)
+    write(engine, row("e1", occurred_at=start + timedelta(days=1), cost=D("0.4")))
+    assert check_projections(engine, tenth) == 1  # 0.4 in 10 days: about 1.2 by month end
+    assert check_projections(engine, tenth + timedelta(hours=1)) == 0
+    with engine.connect() as conn:
+        found = conn.execute(select(alerts.c.kind, alerts.c.level, alerts.c.amount)).all()
+    assert [(r.kind, r.level, r.amount) for r in found] == [
+        ("projected_overrun", "warning", D("0.4"))]
+
+
+def test_a_rerated_record_counts_when_it_gets_its_cost(engine: Engine) -> None:
+    budget = setup(engine, tenant="acme")
+    write(engine, row("e1", occurred_at=NOW, pricing=ledger.UNPRICED, cost=None, currency=None,
+                      billed_cost=None, billed_currency=None))
+    assert counter(engine, budget).spent == 0
+    with engine.begin() as conn:
+        assert ledger.price_unpriced(conn, "req_acme_e1", {
+            "cost": D("0.3"), "currency": "USD", "billed_cost": D("0.3"),
+            "billed_currency": "USD", "price_version_id": "acme/chat-1@x"}, [])
+    assert counter(engine, budget).spent == D("0.3")

@@ -37,7 +37,7 @@ def test_upgrade_creates_every_table_and_column(engine: Engine) -> None:
             "tenants", "users", "api_keys", "admin_tokens", "providers", "models",
             "model_aliases", "price_versions", "fx_rates", "usage_records", "charge_lines",
             "budgets", "budget_periods", "budget_holds", "alerts", "plans", "tenant_plans",
-            "quota_grants", "quota_entries", "quota_counters", "quota_holds",
+            "quota_grants", "quota_entries", "quota_counters", "quota_holds", "rate_windows",
         }
         for table in metadata.sorted_tables:
             columns = {c["name"] for c in inspector.get_columns(table.name)}

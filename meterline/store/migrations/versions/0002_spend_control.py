@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-30 15:55:36.218505
+Create Date: 2026-11-30 16:03:42.421726
 """
 
 from __future__ import annotations
@@ -143,6 +143,13 @@ def upgrade() -> None:
     with op.batch_alter_table('quota_holds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quota_holds_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('rate_windows',
+    sa.Column('key_id', sa.String(length=32), nullable=False),
+    sa.Column('window_start', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('requests', sa.BigInteger(), nullable=False),
+    sa.Column('tokens', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('key_id', 'window_start', name=op.f('pk_rate_windows'))
+    )
     op.create_table('tenant_plans',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('plan_id', sa.String(length=64), nullable=False),
@@ -163,6 +170,7 @@ def downgrade() -> None:
         batch_op.drop_column('rpm')
 
     op.drop_table('tenant_plans')
+    op.drop_table('rate_windows')
     with op.batch_alter_table('quota_holds', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quota_holds_expires_at'))
 

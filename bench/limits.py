@@ -1,0 +1,160 @@
+"""Benchmark: what budgets and quotas add to a call — reserve (before the upstream call, on the
+response path) and settle (records written in batches with their holds released, as the
+journal drainer does, off the response path; per record) — p50 and p99, on SQLite and
+PostgreSQL, at concurrency 1 and 64.
+
+Each call holds one key budget, one tenant budget and a text-token quota, the common case of
+a tenant on a plan with a spending cap per key.
+
+    python bench/limits.py [--calls 2000] [--concurrency 1 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from meterline.config import LimitsConfig
+from meterline.domain.budgets import DEFAULT_THRESHOLDS, Scope
+from meterline.domain.quotas import Grant
+from meterline.gateway.admission import Admission
+from meterline.gateway.recorder import Call
+from meterline.store import accounts, budgets, ledger, quotas
+from meterline.store.budgets import Hold
+from meterline.store.engine import make_engine
+from meterline.store.ledger import NewRecord
+from meterline.store.migrate import upgrade
+from meterline.store.schema import usage_records
+
+PG_SERVER = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def prepare(url: str) -> tuple[Admission, list[Hold], str]:
+    engine = make_engine(url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        accounts.create_tenant(conn, "acme", "USD", "UTC")
+        _, key = accounts.create_key(conn, "acme")
+        made = [budgets.save_budget(conn, scope, period="month", mode="block",
+                                    amount=Decimal(10**9), currency="USD",
+                                    thresholds=DEFAULT_THRESHOLDS, timezone="UTC")
+                for scope in (Scope(key=key.id, tenant="acme"), Scope(tenant="acme"))]
+        quotas.add_grant(conn, Grant("qg_bench", "acme", None, "text_token", "package",
+                                     10**14, 0, None, None, now, None, None))
+    holds = [Hold(b, *b.bounds(now), Decimal("0.002")) for b in made]
+    return Admission(engine, LimitsConfig()), holds, key.id
+
+
+def record(request_id: str, key_id: str) -> NewRecord:
+    row: dict[str, Any] = {c.name: None for c in usage_records.columns}
+    now = datetime.now(UTC)
+    row.update({"request_id": request_id, "tenant_id": "acme", "event_id": request_id,
+                "key_id": key_id, "provider": "openai", "model": "openai/gpt-5-nano",
+                "source": "gateway", "status": "success", "pricing": "priced",
+                "occurred_at": now, "recorded_at": now, "input_tokens": 120,
+                "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 300,
+                "reasoning_tokens": 0, "characters": 0, "images": 0, "seconds": Decimal(0),
+                "requests": 0, "cost": Decimal("0.000123"), "currency": "USD",
+                "billed_cost": Decimal("0.000123"), "billed_currency": "USD",
+                "fx_missing": False, "estimated": False, "cost_mismatch": False})
+    return NewRecord(row)
+
+
+def run(url: str, calls: int, concurrency: int) -> dict[str, list[float]]:
+    admission, holds, key_id = prepare(url)
+    engine = admission.engine
+    timings: dict[str, list[float]] = {"reserve": [], "settle": []}
+    pending: queue.Queue[NewRecord | None] = queue.Queue()
+
+    def drain() -> None:
+        # As the gateway's drainer does: whatever has accumulated, in one transaction.
+        done = False
+        while not done:
+            batch = [pending.get()]
+            while not pending.empty() and len(batch) < 1000:
+                batch.append(pending.get())
+            done = batch[-1] is None
+            records = [r for r in batch if r is not None]
+            if records:
+                started = time.perf_counter()
+                with engine.begin() as conn:
+                    ledger.write_records(conn, records)
+                per_record = (time.perf_counter() - started) * 1000 / len(records)
+                timings["settle"].extend([per_record] * len(records))
+            time.sleep(0.05)
+
+    def one(_: int) -> None:
+        request_id = "req_" + secrets.token_hex(8)
+        call = Call(request_id, "acme", "USD", key_id, None, "openai/gpt-5-nano",
+                    "openai/gpt-5-nano", "openai", "chat", datetime.now(UTC))
+        started = time.perf_counter()
+        refused = admission._reserve(call, holds, {"text_token": 600})
+        timings["reserve"].append((time.perf_counter() - started) * 1000)
+        assert refused is None, refused
+        pending.put(record(request_id, key_id))
+
+    drainer = threading.Thread(target=drain)
+    drainer.start()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(calls)))
+    pending.put(None)
+    drainer.join()
+    engine.dispose()
+    return timings
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    args = parser.parse_args()
+    print(f"{'database':<11}{'conc':>5}{'calls/s':>9}{'reserve p50':>13}{'reserve p99':>13}"
+          f"{'settle p50':>12}{'settle p99':>12}   (ms; settle per record of a batch)")
+    for kind in ("sqlite", "postgresql"):
+        for concurrency in args.concurrency:
+            with tempfile.TemporaryDirectory() as directory:
+                schema = f"bench_{secrets.token_hex(4)}"
+                if kind == "sqlite":
+                    url = f"sqlite:///{directory}/bench.db"
+                else:
+                    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+                        conn.execute(f'CREATE SCHEMA "{schema}"')
+                    url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+                try:
+                    started = time.perf_counter()
+                    timings = run(url, args.calls, concurrency)
+                    rate = args.calls / (time.perf_counter() - started)
+                finally:
+                    if kind == "postgresql":
+                        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+                            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            reserve, settle = timings["reserve"], timings["settle"]
+            print(f"{kind:<11}{concurrency:>5}{rate:>9.0f}{statistics.median(reserve):>13.2f}"
+                  f"{percentile(reserve, 0.99):>13.2f}{statistics.median(settle):>12.2f}"
+                  f"{percentile(settle, 0.99):>12.2f}")
+
+
+if __name__ == "__main__":
+    main()
