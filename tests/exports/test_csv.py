@@ -1,0 +1,135 @@
+"""meterline.exports.csv: English and Chinese bill CSVs whose amounts add up to the total."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meterline.domain.bills import Bill, BillLine, adjustment_lines, issue, open_bill
+from meterline.domain.money import MINOR_UNITS
+from meterline.errors import InvalidInput
+from meterline.exports.csv import bill_csv
+
+D = Decimal
+
+
+def lines(text: str) -> list[BillLine]:
+    """Rows of ``model meter quantity unit unit_price amount [refund]``; "_" in units: space."""
+    out = []
+    for row in text.strip().splitlines():
+        model, meter, quantity, unit, price, amount, *flags = row.split()
+        out.append(BillLine(model, meter, D(quantity), unit.replace("_", " "), D(price),
+                            D(amount), refund="refund" in flags))
+    return out
+
+
+NOVEMBER = lines("""
+    openai/gpt-4o-mini     input_tokens   1234567  1M_tokens     0.15   0.18518505
+    openai/gpt-4o-mini     output_tokens  333333   1M_tokens     0.6    0.1999998
+    qwen/wanx-v1           images         7        image         0.2    1.4
+    volcano/seedance       seconds        12.5     second        0.03   0.375
+    openai/gpt-4o-mini-tts characters     12345    1K_characters 0.015  0.185175
+    qwen/wanx-v1           images         -2       image         0.2    -0.4   refund
+""")
+LATE = adjustment_lines("2026-10", lines(
+    "deepseek/deepseek-chat output_tokens 1000 1M_tokens 2 0.002"))
+
+
+def issued() -> Bill:
+    return issue(open_bill("acme", "2026-11", "USD", [*NOVEMBER, *LATE]))
+
+
+def read(data: bytes, encoding: str = "utf-8") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode(encoding), newline="")))
+
+
+def test_english_headers_rows_and_total_row() -> None:
+    data = bill_csv(issued(), "en")
+    assert not data.startswith(b"\xef\xbb\xbf")
+    assert b"\r\n" in data
+    rows = read(data)
+    assert rows[0] == ["date", "model", "meter", "type", "quantity", "unit", "unit price",
+                       "amount", "currency", "status"]
+    assert rows[1] == ["2026-11", "openai/gpt-4o-mini", "input tokens", "token", "1234567",
+                       "1M tokens", "0.15", "0.19", "USD", "charged"]
+    assert rows[-1] == ["total", "", "", "", "", "", "", "1.95", "USD", "issued"]
+    assert len(rows) == 1 + len(NOVEMBER) + len(LATE) + 1
+
+
+def test_chinese_headers_and_bom() -> None:
+    data = bill_csv(issued(), "zh")
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = read(data, "utf-8-sig")
+    assert rows[0] == ["日期", "模型", "计量项", "类型", "数量", "单位", "单价", "金额", "币种",
+                       "状态"]
+    assert rows[-1][0] == "合计" and rows[-1][-1] == "已出账"
+    by_model = {(row[1], row[9]): row for row in rows[1:-1]}
+    image = by_model[("qwen/wanx-v1", "已计费")]
+    assert image[2:6] == ["图片", "按次", "7", "张"]
+    assert by_model[("qwen/wanx-v1", "已退款")][7] == "-0.40"
+    tts = by_model[("openai/gpt-4o-mini-tts", "已计费")]
+    assert tts[2:6] == ["字符", "按字符", "12345", "千字符"]
+
+
+def _sum_matches(rows: list[list[str]], total: Decimal) -> None:
+    body, last = rows[1:-1], rows[-1]
+    assert sum((D(row[7]) for row in body), D(0)) == D(last[7]) == total
+
+
+def test_amount_column_sums_to_the_total_to_the_cent() -> None:
+    bill = issued()
+    for lang in ("en", "zh"):
+        rows = read(bill_csv(bill, lang), "utf-8-sig")
+        _sum_matches(rows, bill.total)
+        assert all(len(row[7].partition(".")[2]) == 2 for row in rows[1:])  # "0.60", not "0.6"
+
+
+def test_an_open_bill_exports_exact_amounts() -> None:
+    bill = open_bill("acme", "2026-11", "USD", NOVEMBER)
+    rows = read(bill_csv(bill))
+    _sum_matches(rows, bill.total)
+    assert rows[-1][7] == "1.94535985" and rows[-1][9] == "open"
+
+
+def test_late_usage_shows_its_own_cycle() -> None:
+    rows = read(bill_csv(issued()))
+    late = [row for row in rows if row[1] == "deepseek/deepseek-chat"]
+    assert [row[0] for row in late] == ["2026-10"]
+
+
+def test_formula_like_text_is_defused_but_numbers_are_not() -> None:
+    bill = issue(open_bill("acme", "2026-11", "USD", lines("""
+        =HYPERLINK("x")/m  images 1  image 0.5 0.5
+        m/x                images -1 image 0.5 -0.5 refund
+    """)))
+    rows = read(bill_csv(bill))
+    assert rows[1][1] == "'=HYPERLINK(\"x\")/m"
+    assert [row[7] for row in rows[1:]] == ["0.50", "-0.50", "0.00"]
+
+
+def test_unknown_language() -> None:
+    with pytest.raises(InvalidInput) as err:
+        bill_csv(issued(), "fr")
+    assert err.value.field == "lang"
+
+
+amounts = st.builds(lambda n, places: D(n).scaleb(-places), st.integers(0, 10**9),
+                    st.integers(0, 10))
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.lists(amounts, max_size=25), st.sampled_from(sorted(MINOR_UNITS)),
+       st.sampled_from(["en", "zh"]))
+def test_any_issued_bill_adds_up(values: list[Decimal], currency: str, lang: str) -> None:
+    drawn = [BillLine(f"p/m{i}", "input_tokens", D(i), "1M tokens", D(1), value)
+             for i, value in enumerate(values)]
+    bill = issue(open_bill("acme", "2026-11", currency, drawn))
+    rows = read(bill_csv(bill, lang), "utf-8-sig")
+    _sum_matches(rows, bill.total)
+    places = MINOR_UNITS[currency]
+    assert all(len(row[7].partition(".")[2]) == places for row in rows[1:])
