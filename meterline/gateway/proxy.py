@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import httpx
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -24,7 +23,7 @@ from meterline.gateway import exchange as wire
 from meterline.gateway.calls import ENDPOINTS, Incoming, prepare
 from meterline.gateway.recorder import Call
 from meterline.gateway.state import GatewayState
-from meterline.gateway.upstream import translate
+from meterline.gateway.upstream import UpstreamResponse
 from meterline.services.metering import Pricing
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -62,6 +61,10 @@ def _cost_headers(priced: Pricing) -> dict[str, str]:
 async def handle(state: GatewayState, request: Request, endpoint: str) -> Response:
     incoming = await prepare(state, request, endpoint)
     outgoing = wire.upstream_request(incoming, endpoint, ENDPOINTS[endpoint][1])
+    await state.rate_limits.check(incoming.key, incoming.body, ENDPOINTS[endpoint][0])
+    # Last step before the provider is called: from here on, every outcome is recorded, and
+    # the record releases the hold.
+    await state.admission.admit(incoming, endpoint, *state.metering.snapshot())
     headers = state.upstreams.headers(incoming.provider, incoming.headers, outgoing.content_type)
     started = time.perf_counter()
     call = incoming.call
@@ -80,16 +83,15 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
     if response.status_code >= 400 or not incoming.stream:
         try:
             raw = await response.aread()
-        except httpx.HTTPError as exc:
+        except UpstreamError as error:
             await opened.__aexit__(None, None, None)
-            error = translate(exc, incoming.provider)
             call.status = "timeout" if isinstance(error, UpstreamTimeout) else "error"
             call.error = error.message
             call.http_status = response.status_code
             call.latency_ms = _elapsed_ms(started)
             _finish(state, call, None)
             error.context["request_id"] = call.request_id
-            raise error from exc
+            raise
         await opened.__aexit__(None, None, None)
         return _complete(state, incoming, endpoint, response, raw, started)
     return StreamingResponse(_relay(state, incoming, opened, response, started),
@@ -98,7 +100,7 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
 
 
 def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
-              response: httpx.Response, raw: bytes, started: float) -> Response:
+              response: UpstreamResponse, raw: bytes, started: float) -> Response:
     call = incoming.call
     seconds = time.perf_counter() - started
     call.latency_ms = int(seconds * 1000)
@@ -137,7 +139,7 @@ def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
 
 
 async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
-                 response: httpx.Response, started: float) -> AsyncIterator[bytes]:
+                 response: UpstreamResponse, started: float) -> AsyncIterator[bytes]:
     call = incoming.call
     relay = wire.stream_relay(incoming)
     upstream_seconds: float | None = None
@@ -174,11 +176,10 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
         record("success")
         if tail:
             yield tail
-    except httpx.HTTPError as exc:
+    except UpstreamError as error:
         if not recorded:
             # The upstream broke the stream (or went silent): the client is told so with an
             # error event in its wire format (the SDKs raise on it) after what did arrive.
-            error = translate(exc, incoming.provider)
             record("timeout" if isinstance(error, UpstreamTimeout) else "error", error.message)
             failure = relay.error_event(error)
     except Exception as exc:

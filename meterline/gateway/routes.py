@@ -1,11 +1,18 @@
-"""The gateway's endpoints (SPEC §3), mounted on the main app."""
+"""The gateway's endpoints (SPEC §3), mounted on the main app by ``install``.
+
+The proxied POST endpoints are served by plain Starlette routes placed first in the app's
+routing table: FastAPI's per-request machinery (dependency solving, parameter validation) and a
+walk past every admin route cost more than the rest of a fast call's gateway work. The same
+functions stay declared on the FastAPI router, so they are documented in ``/openapi.json``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from meterline.api.errors import ANTHROPIC_PATHS, answer
 from meterline.api.http import JsonResponse
@@ -93,3 +100,17 @@ async def models(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     return Response(gateway(request).metrics.render(),
                     media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+#: Served as plain Starlette routes (see the module's docstring).
+PROXIED = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings,
+           "/v1/images/generations": images, "/v1/audio/speech": speech, "/v1/videos": videos,
+           "/v1/messages": messages}
+
+
+def install(app: FastAPI) -> None:
+    """Mount the gateway on ``app``: everything through FastAPI's router (and so in the schema),
+    and the proxied endpoints as plain routes ahead of every other route, so that they answer."""
+    app.include_router(router)
+    app.router.routes[:0] = [Route(path, endpoint, methods=["POST"], name=endpoint.__name__)
+                             for path, endpoint in PROXIED.items()]
