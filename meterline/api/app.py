@@ -22,6 +22,7 @@ from meterline.gateway import routes as gateway_routes
 from meterline.gateway.admission import Admission
 from meterline.gateway.drainer import Drainer
 from meterline.gateway.journal import Journal
+from meterline.gateway.idempotency import IdempotencyGuard
 from meterline.gateway.keys import KeyCache
 from meterline.gateway.ratelimit import DatabaseLimiter, RateLimits, RedisLimiter
 from meterline.gateway.recorder import Recorder, ledger_sink
@@ -71,7 +72,8 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
                            admission=Admission(engine, config.limits),
                            rate_limits=RateLimits(
                                RedisLimiter(config.limits.redis_url) if config.limits.redis_url
-                               else DatabaseLimiter(engine)))
+                               else DatabaseLimiter(engine)),
+                           idempotency=IdempotencyGuard(engine))
     drainer = Drainer(journal, ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl"))
     gateway.recorder.on_held = drainer.notify
 

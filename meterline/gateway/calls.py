@@ -21,6 +21,7 @@ from meterline.api.http import MAX_BODY_BYTES
 from meterline.config import ProviderConfig
 from meterline.domain.events import MAX_USER_LENGTH
 from meterline.errors import AuthError, Forbidden, InvalidInput
+from meterline.gateway.idempotency import MAX_KEY
 from meterline.gateway.recorder import Call
 from meterline.gateway.routing import Target
 from meterline.gateway.state import GatewayState
@@ -201,8 +202,8 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
     idempotency_key = request.headers.get("idempotency-key") or None
     # What the ledger cannot store is refused now, before the provider is paid for a call
     # whose record the database would then refuse.
-    if idempotency_key is not None and len(idempotency_key) > MAX_EVENT_ID:
-        raise InvalidInput(f"Idempotency-Key: longer than {MAX_EVENT_ID} characters",
+    if idempotency_key is not None and len(idempotency_key) > MAX_KEY:
+        raise InvalidInput(f"Idempotency-Key: longer than {MAX_KEY} characters",
                            field="Idempotency-Key")
     book, _ = state.metering.snapshot()
     target = state.router.resolve(model, book)

@@ -37,6 +37,9 @@ def _elapsed_ms(since: float) -> int:
 
 def _finish(state: GatewayState, call: Call, upstream_seconds: float | None) -> Pricing:
     priced = state.recorder.record(call)
+    if call.event_id is not None:
+        state.idempotency.finish(call.tenant_id, call.event_id, call.request_id,
+                                 call.status == "success")
     usage = call.usage
     rating = priced.rating
     state.metrics.observe(
@@ -61,13 +64,20 @@ def _cost_headers(priced: Pricing) -> dict[str, str]:
 async def handle(state: GatewayState, request: Request, endpoint: str) -> Response:
     incoming = await prepare(state, request, endpoint)
     outgoing = wire.upstream_request(incoming, endpoint, ENDPOINTS[endpoint][1])
+    call = incoming.call
     await state.rate_limits.check(incoming.key, incoming.body, ENDPOINTS[endpoint][0])
-    # Last step before the provider is called: from here on, every outcome is recorded, and
-    # the record releases the hold.
-    await state.admission.admit(incoming, endpoint, *state.metering.snapshot())
+    if call.event_id is not None:
+        await state.idempotency.claim(call.tenant_id, call.event_id, call.request_id)
+    try:
+        # Last step before the provider is called: from here on, every outcome is recorded,
+        # and the record releases the holds and the key.
+        await state.admission.admit(incoming, endpoint, *state.metering.snapshot())
+    except BaseException:
+        if call.event_id is not None:
+            state.idempotency.finish(call.tenant_id, call.event_id, call.request_id, False)
+        raise
     headers = state.upstreams.headers(incoming.provider, incoming.headers, outgoing.content_type)
     started = time.perf_counter()
-    call = incoming.call
     opened = state.upstreams.stream(incoming.provider, "POST", outgoing.path,
                                     content=outgoing.content, headers=headers,
                                     params=outgoing.params)

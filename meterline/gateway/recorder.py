@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter, Usage
 from meterline.errors import MeterlineError, StoreError
+from meterline.gateway.idempotency import failed_event_id
 from meterline.gateway.journal import Journal
 from meterline.services.metering import Metering, Pricing, set_usage_columns
 from meterline.store import ledger
@@ -87,6 +88,16 @@ def cost_differs(ours: Decimal, theirs: Decimal) -> bool:
         return abs(ours - theirs) > COST_TOLERANCE * max(abs(ours), abs(theirs))
 
 
+def _event_id(call: Call) -> str:
+    """The ledger identity: the Idempotency-Key of a successful call; a failed one leaves its
+    key free for a retry (see gateway/idempotency.py)."""
+    if call.event_id is None:
+        return call.request_id
+    if call.status == "success":
+        return call.event_id
+    return failed_event_id(call.event_id, call.request_id)
+
+
 class Recorder:
     def __init__(self, metering: Metering, journal: Journal) -> None:
         self.metering = metering
@@ -112,7 +123,7 @@ class Recorder:
         usage = call.usage or Usage()
         row: dict[str, Any] = {
             "request_id": call.request_id, "tenant_id": call.tenant_id,
-            "event_id": call.event_id or call.request_id, "user_id": call.user_id,
+            "event_id": _event_id(call), "user_id": call.user_id,
             "key_id": call.key_id, "endpoint": call.endpoint, "source": "gateway",
             "status": call.status, "occurred_at": call.started_at,
             "recorded_at": datetime.now(UTC), "attributes": dict(call.attributes) or None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.concurrency import run_in_threadpool
 
 from meterline.gateway.admission import Admission
+from meterline.gateway.idempotency import IdempotencyGuard
 from meterline.gateway.keys import KeyCache
 from meterline.gateway.metrics import Metrics
 from meterline.gateway.ratelimit import RateLimits
@@ -26,6 +27,7 @@ class GatewayState:
     recorder: Recorder
     admission: Admission
     rate_limits: RateLimits
+    idempotency: IdempotencyGuard
     metrics: Metrics = field(default_factory=Metrics)
     _tenants: dict[str, Tenant] = field(default_factory=dict)
 

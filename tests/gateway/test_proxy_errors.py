@@ -348,23 +348,45 @@ def test_revoked_key_is_refused_after_the_cache_ttl(gateway_factory):
         assert client.chat.completions.create(model=MODEL, messages=user("hi")).choices
 
 
-def test_idempotency_key_charges_once(gateway):
+def test_idempotency_key_calls_the_provider_once(gateway):
     key = f"idem-{marker()}"
+    word = marker()
     with gateway.openai() as client:
         first = client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=user("hi"), extra_headers={"Idempotency-Key": key})
-        again = client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=user("hi"), extra_headers={"Idempotency-Key": key})
-        later = client.chat.completions.with_raw_response.create(model=MODEL,
-                                                                 messages=user("hi"))
-    assert first.parse().choices and again.parse().choices and later.parse().choices
-    record = gateway.record(first.headers["x-meterline-request-id"])
-    assert record["id"] == key
-    gateway.record(later.headers["x-meterline-request-id"])  # the journal drains in order
+            model=MODEL, messages=user(f"hi {word}"), extra_headers={"Idempotency-Key": key})
+        assert first.parse().choices
+        with pytest.raises(openai.ConflictError) as again:
+            client.chat.completions.create(model=MODEL, messages=user(f"hi {word}"),
+                                           extra_headers={"Idempotency-Key": key})
+        gateway.record(first.headers["x-meterline-request-id"])
+        # Once it is in the ledger, another process would refuse it too (read from there).
+        with pytest.raises(openai.ConflictError):
+            client.chat.completions.create(model=MODEL, messages=user(f"hi {word}"),
+                                           extra_headers={"Idempotency-Key": key})
+    error = again.value.response.json()["error"]
+    assert error["code"] == "conflict"
+    assert first.headers["x-meterline-request-id"] in error["message"]
+    assert len(gateway.upstream.requests(word)) == 1
     records = gateway.admin.get("/api/usage", params={"tenant": gateway.tenant,
                                                        "limit": 10_000}).json()["records"]
-    assert [r["request_id"] for r in records if r["id"] == key] == [record["request_id"]]
-    assert again.headers["x-meterline-request-id"] not in {r["request_id"] for r in records}
+    assert [r["request_id"] for r in records if r["id"] == key] == [
+        first.headers["x-meterline-request-id"]]
+
+
+def test_a_failed_call_leaves_its_idempotency_key_for_the_retry(gateway):
+    key = f"idem-{marker()}"
+    with gateway.openai() as client:
+        with pytest.raises(openai.InternalServerError) as failed:
+            client.chat.completions.create(model=MODEL, messages=user("x [[sim status=500]]"),
+                                           extra_headers={"Idempotency-Key": key})
+        retry = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=user("hi"), extra_headers={"Idempotency-Key": key})
+    failed_id = failed.value.response.headers["x-meterline-request-id"]
+    retry_id = retry.headers["x-meterline-request-id"]
+    assert gateway.record(failed_id)["id"] == f"{key}/{failed_id}"
+    assert gateway.record(failed_id)["status"] == "error"
+    assert gateway.record(retry_id)["id"] == key
+    assert gateway.record(retry_id)["status"] == "success"
 
 
 def test_provider_key_never_reaches_logs_answers_or_records(gateway, caplog):
