@@ -14,15 +14,16 @@ from starlette.concurrency import run_in_threadpool
 
 from meterline import __version__
 from meterline.alerts.webhooks import Notifier, WebhookConfig
-from meterline.api import admin, errors, health, limits, usage
+from meterline.api import admin, errors, health, insights, limits, usage
+from meterline.api import stats as stats_api
 from meterline.api.state import AppState
 from meterline.config import Config
 from meterline.errors import MeterlineError
 from meterline.gateway import routes as gateway_routes
 from meterline.gateway.admission import Admission
 from meterline.gateway.drainer import Drainer
-from meterline.gateway.journal import Journal
 from meterline.gateway.idempotency import IdempotencyGuard
+from meterline.gateway.journal import Journal
 from meterline.gateway.keys import KeyCache
 from meterline.gateway.ratelimit import DatabaseLimiter, RateLimits, RedisLimiter
 from meterline.gateway.recorder import Recorder, ledger_sink
@@ -144,6 +145,8 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(admin.router)
     app.include_router(limits.router)
+    app.include_router(stats_api.router)
+    app.include_router(insights.router)
     gateway_routes.install(app)
     if config.demo:
         # The demo's upstream providers are simulated by the server itself.

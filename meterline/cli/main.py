@@ -105,9 +105,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from meterline.cli import accounts, db, limits, prices, scan, serve, usage
+    from meterline.cli import accounts, db, insights, limits, prices, scan, serve, stats, usage
 
-    for module in (serve, db, accounts, prices, usage, limits, scan):
+    for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats):
         module.register(cli)
 
 

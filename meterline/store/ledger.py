@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select, update
 
 from meterline.domain.money import format_decimal
 from meterline.domain.rating import ChargeLine
-from meterline.store import budgets, bulk, quotas
+from meterline.store import budgets, bulk, quotas, rollups
 from meterline.store.schema import charge_lines, usage_records
 
 PRICED = "priced"
@@ -53,9 +53,11 @@ def write_records(conn: Connection, records: Sequence[NewRecord]) -> set[str]:
                  for r in records for number, line in enumerate(r.lines, start=1)]
     inserted = bulk.write(conn, [r.row for r in records], line_rows)
     # Budgets and quotas count what went in, in this same transaction (SPEC §7.3).
-    new = [r.row for r in records if r.row["event_id"] in inserted]
+    written = [r for r in records if r.row["event_id"] in inserted]
+    new = [r.row for r in written]
     budgets.apply_records(conn, new)
     quotas.apply_records(conn, new)
+    rollups.apply_records(conn, new, [r.lines for r in written])
     return inserted
 
 
@@ -87,6 +89,10 @@ def price_unpriced(conn: Connection, request_id: str, values: dict[str, Any],
                    lines: Sequence[ChargeLine]) -> bool:
     """Fill in an unpriced record's cost once; False if someone else already did."""
     c = usage_records.c
+    # As it was, for the rollups: rerating may change its model as well as its cost.
+    before = conn.execute(select(usage_records).where(c.request_id == request_id)).first()
+    if before is None or before.pricing != UNPRICED:
+        return False
     done = conn.execute(update(usage_records)
                         .where(c.request_id == request_id, c.pricing == UNPRICED)
                         .values(pricing=PRICED, **values))
@@ -98,6 +104,7 @@ def price_unpriced(conn: Connection, request_id: str, values: dict[str, Any],
     # Its cost now counts towards the budgets covering it (its quota units already did).
     priced = conn.execute(select(usage_records).where(c.request_id == request_id)).one()
     budgets.apply_records(conn, [{**priced._mapping, "source": "rerate"}])
+    rollups.replace_record(conn, before._mapping, (), priced._mapping, lines)
     return True
 
 
@@ -117,7 +124,14 @@ def fill_fx(conn: Connection, request_id: str, billed_cost: Decimal, billed_curr
                         .where(c.request_id == request_id, c.fx_missing.is_(True))
                         .values(fx_missing=False, billed_cost=billed_cost,
                                 billed_currency=billed_currency, fx_rate=fx_rate, warning=None))
-    return done.rowcount == 1
+    if done.rowcount != 1:
+        return False
+    # Its lines move from "not converted" to the billed currency in the rollups.
+    after = conn.execute(select(usage_records).where(c.request_id == request_id)).one()._mapping
+    lines = list(conn.execute(select(charge_lines).where(charge_lines.c.request_id == request_id)))
+    rollups.replace_record(conn, {**after, "billed_cost": None, "billed_currency": None,
+                                  "fx_rate": None}, lines, after, lines)
+    return True
 
 
 def lines_of(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:

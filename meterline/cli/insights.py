@@ -1,0 +1,66 @@
+"""``meterline forecast`` and ``meterline hints``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.services import hints as hint_service
+from meterline.services import insights
+
+
+@click.command("forecast")
+@click.option("--tenant", default=None,
+              help="Forecast this tenant (default: every tenant, in the reporting currency).")
+@json_option
+@pass_context
+@handle_errors
+def forecast(ctx: Context, tenant: str | None, as_json: bool) -> None:
+    """Project this month's spend to the month's end, and each monthly budget's."""
+    found = insights.forecast(ctx.ready_engine(), tenant,
+                              reporting_currency=ctx.config.reporting_currency)
+    if as_json:
+        emit_json(found)
+        return
+    who = f"tenant {tenant}" if tenant else "all tenants"
+    click.echo(f"{who}, {found['month']} (day {found['days_elapsed']} of "
+               f"{found['days_in_month']}, {found['timezone']}): spent {found['spent']} "
+               f"{found['currency']}, projected {found['projected']} {found['currency']} "
+               f"({found['method']}; linear pace: {found['naive_projected']})")
+    for skipped in found["unconverted"]:
+        click.echo(f"  not counted: {skipped['records']} records costing {skipped['cost']} "
+                   f"{skipped['currency']} (no FX rate to {found['currency']})")
+    if found["unpriced_records"]:
+        click.echo(f"  not counted: {found['unpriced_records']} unpriced records")
+    for budget in found["budgets"]:
+        flag = "  OVER" if budget["projected_overrun"] else ""
+        click.echo(f"  budget {budget['id']} ({budget['scope']}, {budget['period']}): "
+                   f"limit {budget['amount']} {budget['currency']}, spent {budget['spent']}, "
+                   f"projected {budget['projected']}{flag}")
+
+
+@click.command("hints")
+@click.option("--tenant", required=True, help="The tenant to look at.")
+@click.option("--days", default=str(hint_service.DEFAULT_DAYS), show_default=True,
+              help=f"The window in days (1 to {hint_service.MAX_DAYS}).")
+@json_option
+@pass_context
+@handle_errors
+def hints(ctx: Context, tenant: str, days: str, as_json: bool) -> None:
+    """Optimisation hints: prompt caching, cheaper models, unused keys, spend concentration."""
+    window = hint_service.window_days(days)
+    found: list[dict[str, Any]] = hint_service.hints(ctx.ready_engine(), tenant, days=window)
+    if as_json:
+        emit_json({"tenant": tenant, "days": window, "hints": found})
+        return
+    if not found:
+        click.echo(f"no hints for tenant {tenant} over the last {window} days")
+    for hint in found:
+        click.echo(f"[{hint['severity']}] {hint['kind']}: {hint['message']}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(forecast)
+    cli.add_command(hints)

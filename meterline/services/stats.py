@@ -1,0 +1,176 @@
+"""Statistics — summary, breakdowns and daily trend — read from the daily rollups.
+
+Two views (docs/stats.md):
+
+* one tenant: amounts in the tenant's currency, exactly as the ledger billed them
+  (``billed_cost``); records the ledger could not convert (no FX rate at the call's time) are
+  listed under ``unconverted`` in their price currency, never guessed;
+* all tenants: amounts in the config's ``reporting_currency``. A rollup row already in that
+  currency (billed or priced) is taken as it is; any other is converted at the FX rate in force
+  at the end of its day (in its tenant's timezone); rows no stored rate converts are listed
+  under ``unconverted``.
+
+Days are calendar days in each tenant's timezone; "today" for all tenants is the latest date
+any tenant has reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+
+from meterline.domain.money import format_decimal
+from meterline.errors import InvalidInput
+from meterline.services.reporting import (
+    Group,
+    Tally,
+    View,
+    load_view,
+    parse_day,
+    parse_days,
+    rounded_average,
+)
+from meterline.store import stats as store
+from meterline.store.rollup_writes import SUM_CONTEXT, ZERO
+
+GROUP_BY = (*store.DAILY_GROUPS, *store.METER_GROUPS, *store.RAW_GROUPS)
+DEFAULT_TREND_DAYS = 30
+
+
+def summary(engine: Engine, tenant: str | None, reporting_currency: str,
+            now: datetime | None = None) -> dict[str, Any]:
+    """All-time total, this month and today, calls and the share that succeeded."""
+    with engine.connect() as conn:
+        view = load_view(conn, tenant, reporting_currency, now)
+        rows = store.daily(conn, tenant=view.tenant_id, first=None, last=None, group=None,
+                           per_day=True)
+    tally = Tally(view)
+    month = today = ZERO
+    calls = successes = 0
+    for row in rows:
+        amount = tally.add(row, row.calls)
+        calls += row.calls
+        successes += row.successes
+        local_today = view.today_of(row.tenant_id)
+        if row.day.replace(day=1) == local_today.replace(day=1) and row.day <= local_today:
+            month = SUM_CONTEXT.add(month, amount)
+            if row.day == local_today:
+                today = SUM_CONTEXT.add(today, amount)
+    return {
+        "tenant": view.tenant_id, "currency": view.currency,
+        "total": format_decimal(tally.total), "month": format_decimal(month),
+        "today": format_decimal(today), "calls": calls,
+        "success_rate": round(successes / calls, 4) if calls else None,
+        "unpriced_calls": tally.unpriced, "unconverted": tally.unconverted_json(),
+    }
+
+
+def stats(engine: Engine, tenant: str | None, reporting_currency: str, *,
+          start: str | None = None, end: str | None = None, group_by: str | None = None,
+          now: datetime | None = None) -> dict[str, Any]:
+    """Cost, calls and tokens per group over a range of days (both ends included)."""
+    group_by = group_by or "model"
+    if group_by not in GROUP_BY:
+        raise InvalidInput(f"group_by: {group_by!r} is not one of {', '.join(GROUP_BY)}",
+                           field="group_by")
+    with engine.connect() as conn:
+        view = load_view(conn, tenant, reporting_currency, now)
+        last = parse_day(end, "end", view, end=True) if end else view.today
+        first = parse_day(start, "start", view) if start else last.replace(day=1)
+        if last < first:
+            raise InvalidInput(f"end: {last} is before start {first}", field="end")
+        per_day = view.converts
+        totals = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group=None,
+                             per_day=per_day)
+        if group_by in store.RAW_GROUPS:
+            since, until = view.bounds(first, last)
+            groups = _raw_groups(view, group_by, first, last, store.raw_records(
+                conn, tenant=view.tenant_id, since=since, until=until))
+        elif group_by in store.METER_GROUPS:
+            groups = _groups(view, store.meters(conn, tenant=view.tenant_id, first=first,
+                                                last=last, per_day=per_day), "lines")
+        else:
+            groups = _groups(view, store.daily(
+                conn, tenant=view.tenant_id, first=first, last=last,
+                group=store.DAILY_GROUPS[group_by], per_day=per_day), "calls")
+    tally = Tally(view)
+    calls = 0
+    for row in totals:
+        tally.add(row, row.calls)
+        calls += row.calls
+    ordered = sorted(groups.values(), key=lambda g: (g.cost.copy_negate(), -g.calls, str(g.key)))
+    return {
+        "tenant": view.tenant_id, "currency": view.currency, "start": first.isoformat(),
+        "end": last.isoformat(), "group_by": group_by, "total_cost": format_decimal(tally.total),
+        "calls": calls, "unpriced_calls": tally.unpriced,
+        "unconverted": tally.unconverted_json(), "groups": [g.to_json() for g in ordered],
+    }
+
+
+def _groups(view: View, rows: Iterable[Any], count: str) -> dict[Any, Group]:
+    tally = Tally(view)
+    groups: dict[Any, Group] = {}
+    for row in rows:
+        key = row.group.isoformat() if isinstance(row.group, date) else (row.group or None)
+        group = groups.get(key) or groups.setdefault(key, Group(key))
+        group.add_rollup(row, tally.add(row, getattr(row, count)))
+    return groups
+
+
+def _raw_groups(view: View, group_by: str, first: date, last: date,
+                records: Iterable[Any]) -> dict[Any, Group]:
+    tally = Tally(view)
+    groups: dict[Any, Group] = {}
+    for record in records:
+        day = record.occurred_at.astimezone(view.zone_of(record.tenant_id)).date()
+        if not first <= day <= last:
+            continue  # inside the widest bounds, outside this tenant's days
+        amount = tally.add_values(record.currency or "", record.billed_currency or "",
+                                  record.cost or ZERO, record.billed_cost or ZERO,
+                                  record.tenant_id, day, 1)
+        if group_by == "tag":
+            keys: list[str | None] = sorted(set(record.tags or [])) or [None]
+        else:
+            purpose = (record.metadata or {}).get("purpose")
+            keys = [purpose if isinstance(purpose, str) else None]
+        for key in keys:
+            group = groups.get(key) or groups.setdefault(key, Group(key))
+            group.add_record(record, amount)
+    return groups
+
+
+def trend(engine: Engine, tenant: str | None, reporting_currency: str,
+          days: object = None, now: datetime | None = None) -> dict[str, Any]:
+    """Cost and calls of each of the last ``days`` days (today included), zero-filled."""
+    count = parse_days(days if days is not None else DEFAULT_TREND_DAYS)
+    with engine.connect() as conn:
+        view = load_view(conn, tenant, reporting_currency, now)
+        last = view.today
+        first = last - timedelta(days=count - 1)
+        rows = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group="day",
+                           per_day=view.converts)
+    tally = Tally(view)
+    costs: dict[date, Decimal] = {}
+    calls: dict[date, int] = {}
+    for row in rows:
+        amount = tally.add(row, row.calls)
+        costs[row.group] = SUM_CONTEXT.add(costs.get(row.group, ZERO), amount)
+        calls[row.group] = calls.get(row.group, 0) + row.calls
+    series = [(first + timedelta(days=n)) for n in range(count)]
+    values = [costs.get(day, ZERO) for day in series]
+    highest, lowest = max(values), min(values)
+    return {
+        "tenant": view.tenant_id, "currency": view.currency,
+        "days": [{"date": day.isoformat(), "cost": format_decimal(costs.get(day, ZERO)),
+                  "calls": calls.get(day, 0)} for day in series],
+        "total": format_decimal(tally.total),
+        "average": format_decimal(rounded_average(tally.total, count)),
+        "max": format_decimal(highest), "min": format_decimal(lowest),
+        "max_date": series[values.index(highest)].isoformat(),
+        "min_date": series[values.index(lowest)].isoformat(),
+        "unpriced_calls": tally.unpriced, "unconverted": tally.unconverted_json(),
+    }

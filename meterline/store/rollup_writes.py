@@ -1,0 +1,178 @@
+"""Writing rollup deltas, straight to the driver like the ledger's bulk writer: a batch is one
+statement per table.
+
+PostgreSQL adds in SQL (``ON CONFLICT DO UPDATE SET x = x + excluded.x`` over ``unnest`` arrays):
+NUMERIC arithmetic is exact, and concurrent writers queue on the rows, which every writer takes in
+key order, so they cannot deadlock. SQLite keeps money as TEXT, where SQL arithmetic would go
+through floats, so there the stored rows are read, added to in Python with Decimal and written
+back; the ledger write that came first holds SQLite's single write lock, so nothing changes them
+in between.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Date, String, Table, delete, tuple_
+from sqlalchemy.exc import OperationalError
+
+from meterline.domain.money import format_decimal
+from meterline.errors import StoreError
+from meterline.store.schema import LATENCY_BUCKETS, usage_daily, usage_daily_meters
+from meterline.store.types import Money
+
+#: Sums of many amounts, and line amounts times FX rates (up to 28 digits), stay exact here; the
+#: Inexact trap makes anything that would not raise instead of rounding.
+SUM_CONTEXT = Context(prec=200, rounding=ROUND_HALF_UP,
+                      traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+ZERO = Decimal(0)
+
+DAILY_KEY = ("tenant_id", "day", "user_id", "key_id", "provider", "model", "status", "currency",
+             "billed_currency")
+QUANTITIES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+              "reasoning_tokens", "characters", "images", "requests")
+DAILY_COUNTS = ("calls", *QUANTITIES, "unpriced_calls", "estimated_calls", "latency_count",
+                "latency_ms_total", *LATENCY_BUCKETS)
+DAILY_MONEY = ("seconds", "cost", "billed_cost")
+METER_KEY = ("tenant_id", "day", "user_id", "model", "currency", "billed_currency", "meter",
+             "unit", "unit_price", "per")
+METER_COUNTS = ("lines",)
+METER_MONEY = ("quantity", "amount", "billed_amount")
+
+Key = tuple[Any, ...]
+#: Per key: integer sums, then money sums (in the column order above).
+Values = list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    table: Table
+    key: tuple[str, ...]
+    counts: tuple[str, ...]
+    money: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.key + self.counts + self.money
+
+    def postgresql(self) -> str:
+        cast = {Date: "date", Money: "numeric", String: "text"}
+        arrays = ", ".join(f"%s::{cast.get(type(self.table.c[n].type), 'bigint')}[]"
+                           for n in self.columns)
+        names, keys = ", ".join(self.columns), ", ".join(self.key)
+        added = ", ".join(f"{n} = {self.table.name}.{n} + excluded.{n}"
+                          for n in self.counts + self.money)
+        # ORDER BY: every writer locks the rows it adds to in one order, so none deadlock.
+        return (f"INSERT INTO {self.table.name} ({names}) SELECT {names} FROM unnest({arrays}) "
+                f"AS s({names}) ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET {added}")
+
+    def sqlite_read(self, keys: int) -> str:
+        row = f"({', '.join('?' for _ in self.key)})"
+        return (f"SELECT {', '.join(self.columns)} FROM {self.table.name} WHERE "
+                f"({', '.join(self.key)}) IN (VALUES {', '.join([row] * keys)})")
+
+    def sqlite_write(self) -> str:
+        stored = ", ".join(f"{n} = excluded.{n}" for n in self.counts + self.money)
+        return (f"INSERT INTO {self.table.name} ({', '.join(self.columns)}) VALUES "
+                f"({', '.join('?' for _ in self.columns)}) ON CONFLICT ({', '.join(self.key)}) "
+                f"DO UPDATE SET {stored}")
+
+
+DAILY = _Shape(usage_daily, DAILY_KEY, DAILY_COUNTS, DAILY_MONEY)
+METERS = _Shape(usage_daily_meters, METER_KEY, METER_COUNTS, METER_MONEY)
+_READ_CHUNK = 300
+
+
+def write(conn: Connection, daily: Mapping[Key, Values], meters: Mapping[Key, Values],
+          removed: bool = False) -> None:
+    """Add the deltas to the stored rollups (in this transaction). ``removed``: some deltas
+    take records out, so keys may be left empty."""
+    try:
+        for shape, deltas in ((DAILY, daily), (METERS, meters)):
+            if not deltas:
+                continue
+            ordered = sorted(deltas.items())
+            if conn.dialect.name == "postgresql":
+                _add_postgresql(conn, shape, ordered)
+            else:
+                _add_sqlite(conn, shape, ordered)
+            if removed:
+                # A key left without calls holds nothing (its sums are all 0), and a rebuild
+                # would not have it.
+                table = shape.table
+                conn.execute(delete(table).where(
+                    table.c[shape.counts[0]] == 0,
+                    tuple_(*(table.c[n] for n in shape.key)).in_([k for k, _ in ordered])))
+    except (OperationalError, psycopg.Error, sqlite3.Error) as exc:
+        # Like the ledger write: a lock conflict is worth retrying the whole transaction.
+        cause = exc.orig if isinstance(exc, OperationalError) else exc
+        retryable = isinstance(cause, psycopg.errors.DeadlockDetected
+                               | psycopg.errors.SerializationFailure) or (
+            isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause))
+        raise StoreError(f"rollup write failed: {cause}", retryable=retryable) from exc
+
+
+def _add_postgresql(conn: Connection, shape: _Shape,
+                    ordered: list[tuple[Key, Values]]) -> None:
+    """NUMERIC arithmetic is exact, so PostgreSQL adds (concurrent writers queue on rows)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    columns = [list(keys) for keys in zip(*(k for k, _ in ordered), strict=True)]
+    columns += [list(values) for values in zip(*(v for _, v in ordered), strict=True)]
+    with raw.cursor() as cur:
+        cur.execute(shape.postgresql(), columns)
+
+
+def _add_sqlite(conn: Connection, shape: _Shape, ordered: list[tuple[Key, Values]]) -> None:
+    """Money is TEXT on SQLite: the stored sums are read and added to in Python. The ledger
+    write before this holds SQLite's one write lock, so nobody changes them in between."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    dates = [i for i, n in enumerate(shape.columns) if isinstance(shape.table.c[n].type, Date)]
+    money = [i for i, n in enumerate(shape.columns) if isinstance(shape.table.c[n].type, Money)]
+    width, first_money = len(shape.key), len(shape.key) + len(shape.counts)
+
+    def bind(row: Sequence[Any]) -> list[Any]:
+        """Dates and money as SQLAlchemy stores them on SQLite (a key, or a whole row)."""
+        out = list(row)
+        for i in dates:
+            if i < len(out):
+                out[i] = out[i].isoformat()
+        for i in money:
+            if i < len(out):
+                out[i] = format_decimal(out[i])
+        return out
+
+    stored: dict[Key, list[Any]] = {}
+    for start in range(0, len(ordered), _READ_CHUNK):
+        chunk = ordered[start:start + _READ_CHUNK]
+        params = [p for k, _ in chunk for p in bind(k)]
+        for found in raw.execute(shape.sqlite_read(len(chunk)), params):
+            row = list(found)
+            for i in dates:
+                row[i] = date.fromisoformat(row[i])
+            for i in money:
+                row[i] = Decimal(row[i])
+            stored[tuple(row[:width])] = row[width:]
+    rows = []
+    for k, delta in ordered:
+        before = stored.get(k)
+        if before is not None:
+            delta = [b + d if i < first_money - width else SUM_CONTEXT.add(b, d)
+                     for i, (b, d) in enumerate(zip(before, delta, strict=True))]
+        rows.append(bind((*k, *delta)))
+    raw.executemany(shape.sqlite_write(), rows)

@@ -1,0 +1,93 @@
+"""Reading the daily rollups (and, for tags and purposes only, the raw records of a range).
+
+Every query groups by the currencies of the rows (price currency, billed currency), because
+amounts in different currencies are never added in SQL; ``per_day`` also keeps the tenant and
+day apart, for conversion at each day's FX rate (see :mod:`meterline.services.stats`). Money is
+summed with ``money_sum``: NUMERIC on PostgreSQL, the exact Decimal aggregate on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, literal, select
+
+from meterline.store.schema import LATENCY_BUCKETS, usage_daily, usage_daily_meters, usage_records
+from meterline.store.types import money_sum
+
+#: What ``group_by`` names, as the rollup column it groups on.
+DAILY_GROUPS: Final = {"provider": "provider", "model": "model", "user": "user_id",
+                       "key": "key_id", "status": "status", "tenant": "tenant_id", "day": "day"}
+METER_GROUPS: Final = {"meter": "meter"}
+#: Computed over the raw records of the range: a record has any number of tags, and metadata is
+#: free-form, so neither fits a rollup key.
+RAW_GROUPS: Final = ("tag", "purpose")
+
+
+def _int_sum(column: Any) -> Any:
+    """SUM of integers as an integer (PostgreSQL's sum(bigint) is NUMERIC)."""
+    return cast(func.sum(column), BigInteger)
+
+
+def _range(table: Any, tenant: str | None, first: date | None,
+           last: date | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if tenant is not None:
+        conditions.append(table.c.tenant_id == tenant)
+    if first is not None:
+        conditions.append(table.c.day >= first)
+    if last is not None:
+        conditions.append(table.c.day <= last)
+    return conditions
+
+
+def daily(conn: Connection, *, tenant: str | None, first: date | None, last: date | None,
+          group: str | None, per_day: bool) -> list[Any]:
+    """Sums of ``usage_daily`` per group (a column name of DAILY_GROUPS, or None for one group
+    labelled ``None``), per currency pair, and per tenant and day when ``per_day``."""
+    c = usage_daily.c
+    group_column = c[group].label("group") if group else literal(None).label("group")
+    keys: list[Any] = [group_column, c.currency, c.billed_currency]
+    if per_day:
+        keys += [c.tenant_id, c.day]
+    sums = [_int_sum(c.calls).label("calls"),
+            _int_sum(case((c.status == "success", c.calls), else_=0)).label("successes"),
+            _int_sum(c.input_tokens).label("input_tokens"),
+            _int_sum(c.output_tokens).label("output_tokens"),
+            _int_sum(c.unpriced_calls).label("unpriced_calls"),
+            money_sum(c.cost).label("cost"), money_sum(c.billed_cost).label("billed_cost"),
+            _int_sum(c.latency_count).label("latency_count"),
+            _int_sum(c.latency_ms_total).label("latency_ms_total"),
+            *(_int_sum(c[name]).label(name) for name in LATENCY_BUCKETS)]
+    group_keys = keys if group else keys[1:]
+    return list(conn.execute(select(*keys, *sums)
+                             .where(*_range(usage_daily, tenant, first, last))
+                             .group_by(*group_keys)))
+
+
+def meters(conn: Connection, *, tenant: str | None, first: date | None, last: date | None,
+           per_day: bool) -> list[Any]:
+    """Sums of ``usage_daily_meters`` per meter and currency pair (and tenant and day)."""
+    c = usage_daily_meters.c
+    keys: list[Any] = [c.meter.label("group"), c.currency, c.billed_currency]
+    if per_day:
+        keys += [c.tenant_id, c.day]
+    return list(conn.execute(
+        select(*keys, _int_sum(c.lines).label("lines"), money_sum(c.quantity).label("quantity"),
+               money_sum(c.amount).label("cost"), money_sum(c.billed_amount).label("billed_cost"))
+        .where(*_range(usage_daily_meters, tenant, first, last)).group_by(*keys)))
+
+
+def raw_records(conn: Connection, *, tenant: str | None, since: datetime,
+                until: datetime) -> Iterator[Any]:
+    """The records of a time range with what tag and purpose groups need, streamed (a
+    server-side cursor on PostgreSQL) so a long range does not sit in memory at once."""
+    c = usage_records.c
+    query = select(c.tenant_id, c.occurred_at, c.tags, c.metadata, c.input_tokens,
+                   c.output_tokens, c.latency_ms, c.cost, c.currency, c.billed_cost,
+                   c.billed_currency).where(c.occurred_at >= since, c.occurred_at < until)
+    if tenant is not None:
+        query = query.where(c.tenant_id == tenant)
+    yield from conn.execution_options(yield_per=5000).execute(query)
