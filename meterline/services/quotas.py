@@ -12,19 +12,9 @@ from meterline.domain import quotas as rules
 from meterline.domain.events import parse_timestamp
 from meterline.domain.quotas import Grant
 from meterline.errors import InvalidInput, NotFound
+from meterline.services.inputs import optional_text
 from meterline.store import quotas as store
 from meterline.store.accounts import get_tenant
-
-MAX_TEXT = 200
-
-
-def _text(value: object, field: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:
-        raise InvalidInput(f"{field} must be a string of at most {MAX_TEXT} characters",
-                           field=field)
-    return value
 
 
 def _count(value: object, field: str, minimum: int) -> int:
@@ -37,7 +27,7 @@ def _count(value: object, field: str, minimum: int) -> int:
 def grant(engine: Engine, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Credit a tenant (or one of its users) with units of a quota type."""
     now = datetime.now(UTC)
-    tenant_id = _text(raw.get("tenant"), "tenant")
+    tenant_id = optional_text(raw.get("tenant"), "tenant")
     if tenant_id is None:
         raise InvalidInput("tenant: missing", field="tenant")
     quota_type = rules.quota_type(raw.get("type"))
@@ -49,9 +39,10 @@ def grant(engine: Engine, raw: Mapping[str, Any]) -> dict[str, Any]:
     with engine.begin() as conn:
         tenant = get_tenant(conn, tenant_id)
         cycle = rules.cycle_of(now, tenant.timezone) if source == "plan" else None
-        found = Grant(store.new_grant_id(), tenant.id, _text(raw.get("user"), "user"),
-                      quota_type, source, amount, bonus, _text(raw.get("reference"), "reference"),
-                      _text(raw.get("reason"), "reason"), now, expires_at, cycle)
+        found = Grant(store.new_grant_id(), tenant.id, optional_text(raw.get("user"), "user"),
+                      quota_type, source, amount, bonus,
+                      optional_text(raw.get("reference"), "reference"),
+                      optional_text(raw.get("reason"), "reason"), now, expires_at, cycle)
         if not store.add_grant(conn, found):
             raise InvalidInput(f"source: the plan allowance of {quota_type} for cycle {cycle} "
                                "was already granted", field="source")
@@ -89,7 +80,7 @@ def show(engine: Engine, tenant_id: str, history_limit: int = 100) -> dict[str, 
 
 
 def set_plan(engine: Engine, plan_id: object, allowances: Mapping[str, Any]) -> dict[str, Any]:
-    name = _text(plan_id, "plan")
+    name = optional_text(plan_id, "plan")
     if name is None:
         raise InvalidInput("plan: missing", field="plan")
     if not allowances:

@@ -30,23 +30,10 @@ from meterline.domain.bills import (
 )
 from meterline.domain.money import MINOR_UNITS, quantize_minor
 from meterline.errors import Conflict, InvalidInput
+from tests.bill_lines import lines
 
 D = Decimal
 prop = settings(deadline=None, max_examples=300)
-
-
-def lines(text: str) -> list[BillLine]:
-    """Rows of ``model meter quantity unit unit_price amount [refund] [adj=YYYY-MM]``.
-
-    Underscores in the unit stand for spaces ("1M_tokens").
-    """
-    out = []
-    for row in text.strip().splitlines():
-        model, meter, quantity, unit, price, amount, *flags = row.split()
-        adjustment = next((f[4:] for f in flags if f.startswith("adj=")), None)
-        out.append(BillLine(model, meter, D(quantity), unit.replace("_", " "), D(price),
-                            D(amount), adjustment_of=adjustment, refund="refund" in flags))
-    return out
 
 
 NOVEMBER = lines("""

@@ -12,35 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterline.domain.bills import Bill, BillLine, adjustment_lines, issue, open_bill
+from meterline.domain.bills import Bill, BillLine, issue, open_bill
 from meterline.domain.money import MINOR_UNITS
 from meterline.errors import InvalidInput
 from meterline.exports.xlsx import bill_xlsx, column_name
+from tests.bill_lines import LATE, NOVEMBER, lines
 
 D = Decimal
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-
-
-def lines(text: str) -> list[BillLine]:
-    """Rows of ``model meter quantity unit unit_price amount [refund]``; "_" in units: space."""
-    out = []
-    for row in text.strip().splitlines():
-        model, meter, quantity, unit, price, amount, *flags = row.split()
-        out.append(BillLine(model, meter, D(quantity), unit.replace("_", " "), D(price),
-                            D(amount), refund="refund" in flags))
-    return out
-
-
-NOVEMBER = lines("""
-    openai/gpt-4o-mini     input_tokens   1234567  1M_tokens     0.15   0.18518505
-    openai/gpt-4o-mini     output_tokens  333333   1M_tokens     0.6    0.1999998
-    qwen/wanx-v1           images         7        image         0.2    1.4
-    volcano/seedance       seconds        12.5     second        0.03   0.375
-    openai/gpt-4o-mini-tts characters     12345    1K_characters 0.015  0.185175
-    qwen/wanx-v1           images         -2       image         0.2    -0.4   refund
-""")
-LATE = adjustment_lines("2026-10", lines(
-    "deepseek/deepseek-chat output_tokens 1000 1M_tokens 2 0.002"))
 
 
 def issued(currency: str = "USD") -> Bill:
