@@ -5,7 +5,7 @@ On SQLite this runs the statements of :mod:`meterline.store.budgets` and
 PostgreSQL every statement is a network round trip, and a reservation sits on the response path
 of every limited call, so the same statements are sent in psycopg's pipeline mode: the row locks
 and the grants in one round trip, the decision in Python (the same functions), the writes and the
-commit in a second. A call needing a new cycle's plan allowance takes the plain path once.
+commit in a second — so the rows stay locked for about one round trip. A call needing a new cycle's plan allowance takes the plain path once.
 """
 
 from __future__ import annotations
@@ -117,4 +117,7 @@ def _pipelined(raw: psycopg.Connection[Any], request: Request, holds: Sequence[H
                 "VALUES (%s, %s, %s, %s, %s)",
                 [(request.request_id, t, request.tenant_id, needs[t], request.expires_at)
                  for t in types])
+        # The commit rides in the same round trip; the caller's commit then finds the
+        # connection idle and sends nothing.
+        cursor.execute("COMMIT")
     return None
