@@ -6,9 +6,12 @@
     ├── InvalidInput                    bad input from a user or a file (HTTP 400, CLI exit 2)
     │   ├── InvalidUsage                a usage event or quantity that breaks SPEC §1
     │   ├── InvalidPrice                a price version or price file row that does not parse
-    │   └── CurrencyMismatch            adding or comparing amounts of two currencies
+    │   ├── CurrencyMismatch            adding or comparing amounts of two currencies
+    │   ├── InvalidTransition           a bill status change the life cycle does not allow
+    │   └── BatchRefused                an all-or-nothing batch refused whole; lists refusals
     ├── NotFound                        a named thing does not exist (HTTP 404)
     │   ├── UnknownTenant
+    │   ├── UnknownUser                 a user id a tenant has never had
     │   ├── UnknownModel
     │   └── PriceNotFound               no price version is in force for a model at a time
     ├── FxRateMissing                   no stored FX rate covers a conversion (never guessed)
@@ -21,6 +24,7 @@
     ├── UpstreamError                   the provider failed or broke the connection (HTTP 502)
     │   └── UpstreamTimeout             the provider did not answer in time (HTTP 504)
     ├── Conflict                        a request that clashes with stored state (HTTP 409)
+    │   └── BillClosed                  lines added to an issued, paid or void bill
     └── StoreError                      database unreachable or schema incomplete (HTTP 503)
         └── SchemaIncomplete
 
@@ -31,6 +35,7 @@ table in ``meterline.api.errors`` maps them to HTTP answers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -68,12 +73,38 @@ class CurrencyMismatch(InvalidInput):
     code = "currency_mismatch"
 
 
+class InvalidTransition(InvalidInput):
+    """A bill status change the life cycle does not allow; names field ``status``, the bill's
+    current status and the changes allowed from it (``allowed``)."""
+
+    code = "invalid_status_transition"
+
+    def __init__(self, bill: str, current: str, requested: str, allowed: Sequence[str]) -> None:
+        super().__init__(
+            f"status: bill {bill} is {current} and cannot become {requested}; "
+            f"allowed from {current}: {', '.join(allowed) or 'none'}",
+            field="status", current=current, requested=requested, allowed=list(allowed),
+        )
+        self.allowed = list(allowed)
+
+
+class BatchRefused(InvalidInput):
+    """A batch that is all or nothing, refused as a whole: ``refusals`` in the context lists
+    every item that could not go through, and why (nothing of the batch was done)."""
+
+    code = "batch_refused"
+
+
 class NotFound(MeterlineError):
     code = "not_found"
 
 
 class UnknownTenant(NotFound):
     code = "tenant_not_found"
+
+
+class UnknownUser(NotFound):
+    code = "user_not_found"
 
 
 class UnknownModel(NotFound):
@@ -124,6 +155,12 @@ class UpstreamTimeout(UpstreamError):
 
 class Conflict(MeterlineError):
     code = "conflict"
+
+
+class BillClosed(Conflict):
+    """Lines added to a bill that is no longer open (issued bills never change)."""
+
+    code = "bill_not_open"
 
 
 class StoreError(MeterlineError):

@@ -105,9 +105,20 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from meterline.cli import accounts, db, insights, limits, prices, scan, serve, stats, usage
+    from meterline.cli import (
+        accounts,
+        bills,
+        db,
+        insights,
+        limits,
+        prices,
+        scan,
+        serve,
+        stats,
+        usage,
+    )
 
-    for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats):
+    for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats, bills):
         module.register(cli)
 
 

@@ -46,7 +46,7 @@ from meterline.domain.money import (
 from meterline.domain.prices import UNIT_SIZES
 from meterline.domain.rating import MINIMUM_CHARGE
 from meterline.domain.usage import BILLING_TYPE, METERS, BillingType, Meter
-from meterline.errors import Conflict, InvalidInput
+from meterline.errors import BillClosed, InvalidInput, InvalidTransition
 
 # --- cycles ----------------------------------------------------------------------------------
 
@@ -122,7 +122,9 @@ class BillLine:
     ``amount`` is exact while the bill is open and rounded once it is issued (``unrounded`` then
     keeps the exact amount). A charged line is ≥ 0; a refund line (``refund=True``) is ≤ 0 in
     quantity and amount. ``adjustment_of`` names the issued cycle the usage belongs to when it
-    arrived late and was billed in a later cycle.
+    arrived late and was billed in a later cycle. ``price_currency`` is the currency of
+    ``unit_price`` where it is not the bill's (a line priced in CNY on a USD bill: its amount is
+    converted, its unit price is not); None means the bill's currency.
     """
 
     model: str
@@ -134,6 +136,7 @@ class BillLine:
     adjustment_of: str | None = None
     refund: bool = False
     unrounded: Decimal | None = None
+    price_currency: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -161,6 +164,8 @@ class BillLine:
                 field="amount")
         if self.adjustment_of is not None:
             object.__setattr__(self, "adjustment_of", str(parse_cycle(self.adjustment_of)))
+        if self.price_currency is not None:
+            object.__setattr__(self, "price_currency", currency_code(self.price_currency))
 
     @property
     def billing_type(self) -> str:
@@ -192,7 +197,7 @@ class BillLine:
                        unrounded=None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.model,
             "meter": self.meter,
             "billing_type": self.billing_type,
@@ -203,11 +208,14 @@ class BillLine:
             "status": self.status,
             "adjustment_of": self.adjustment_of,
         }
+        if self.price_currency is not None:
+            out["price_currency"] = self.price_currency
+        return out
 
 
 def _line_order(line: BillLine) -> tuple[Any, ...]:
     return (line.adjustment_of or "", line.model, line.meter, line.refund, line.unit,
-            line.unit_price, line.quantity, line.exact_amount)
+            line.unit_price, line.quantity, line.exact_amount, line.price_currency or "")
 
 
 def adjustment_lines(original_cycle: Cycle | str,
@@ -295,27 +303,6 @@ class Bill:
         return f"{who} {self.cycle}"
 
 
-class InvalidTransition(InvalidInput):
-    """A status change the life cycle does not allow; names field ``status`` and what is allowed."""
-
-    code = "invalid_status_transition"
-
-    def __init__(self, bill: Bill, requested: BillStatus) -> None:
-        allowed = _allowed(bill.status)
-        super().__init__(
-            f"status: bill {bill.label()} is {bill.status} and cannot become {requested}; "
-            f"allowed from {bill.status}: {', '.join(allowed) or 'none'}",
-            field="status", current=bill.status.value, requested=requested.value, allowed=allowed,
-        )
-        self.allowed = allowed
-
-
-class BillClosed(Conflict):
-    """Lines added to a bill that is no longer open (issued bills never change)."""
-
-    code = "bill_not_open"
-
-
 def open_bill(tenant: str, cycle: Cycle | str, currency: str, lines: Iterable[BillLine] = (),
               *, user: str | None = None) -> Bill:
     """An open bill of the lines (sorted into a canonical order), total = their exact sum."""
@@ -374,7 +361,8 @@ def transition(bill: Bill, new_status: BillStatus | str) -> Bill:
     """The bill in its new status; InvalidTransition when the life cycle does not allow it."""
     target = bill_status(new_status)
     if target not in TRANSITIONS[bill.status]:
-        raise InvalidTransition(bill, target)
+        raise InvalidTransition(bill.label(), bill.status.value, target.value,
+                                _allowed(bill.status))
     if target is BillStatus.ISSUED:
         return _issued(bill)
     return replace(bill, status=target)

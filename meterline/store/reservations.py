@@ -5,7 +5,8 @@ On SQLite this runs the statements of :mod:`meterline.store.budgets` and
 PostgreSQL every statement is a network round trip, and a reservation sits on the response path
 of every limited call, so the same statements are sent in psycopg's pipeline mode: the row locks
 and the grants in one round trip, the decision in Python (the same functions), the writes and the
-commit in a second — so the rows stay locked for about one round trip. A call needing a new cycle's plan allowance takes the plain path once.
+commit in a second — so the rows stay locked for about one round trip. A call needing a new
+cycle's plan allowance takes the plain path once.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from decimal import (
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Date, String, Table, delete, tuple_
+from sqlalchemy import Boolean, Connection, Date, String, Table, delete, tuple_
 from sqlalchemy.exc import OperationalError
 
 from meterline.domain.money import format_decimal
@@ -49,7 +49,7 @@ DAILY_COUNTS = ("calls", *QUANTITIES, "unpriced_calls", "estimated_calls", "late
                 "latency_ms_total", *LATENCY_BUCKETS)
 DAILY_MONEY = ("seconds", "cost", "billed_cost")
 METER_KEY = ("tenant_id", "day", "user_id", "model", "currency", "billed_currency", "meter",
-             "unit", "unit_price", "per")
+             "unit", "unit_price", "per", "refund")
 METER_COUNTS = ("lines",)
 METER_MONEY = ("quantity", "amount", "billed_amount")
 
@@ -70,7 +70,7 @@ class _Shape:
         return self.key + self.counts + self.money
 
     def postgresql(self) -> str:
-        cast = {Date: "date", Money: "numeric", String: "text"}
+        cast = {Date: "date", Money: "numeric", String: "text", Boolean: "boolean"}
         arrays = ", ".join(f"%s::{cast.get(type(self.table.c[n].type), 'bigint')}[]"
                            for n in self.columns)
         names, keys = ", ".join(self.columns), ", ".join(self.key)

@@ -49,6 +49,8 @@ from meterline.store.schema import (
 
 #: A usage record's columns: a row dict of ``NewRecord`` or a stored row's mapping.
 Record = Mapping[Any, Any]
+#: The ``source`` of refund records (services/refunds.py).
+REFUND_SOURCE = "refund"
 
 
 class LineLike(Protocol):
@@ -105,6 +107,9 @@ class Sums:
                 found.append(record)
             rate = record["fx_rate"]
             same = billed_currency == currency
+            # A refund's lines are kept apart from the charges they refund (bills show them
+            # as their own lines); from the record itself, so a rebuild finds the same.
+            refund = record.get("source") == REFUND_SOURCE
             prefix = (tenant_id, day, user_id, record["model"], currency, billed_currency)
             for line in lines:
                 if same:
@@ -113,7 +118,7 @@ class Sums:
                     billed = SUM_CONTEXT.multiply(line.amount, rate)
                 else:
                     billed = ZERO  # not converted (yet): no FX rate covered the call
-                line_key = (*prefix, line.meter, line.unit, line.unit_price, line.per)
+                line_key = (*prefix, line.meter, line.unit, line.unit_price, line.per, refund)
                 pairs = line_groups.get(line_key)
                 if pairs is None:
                     line_groups[line_key] = [(line, billed)]

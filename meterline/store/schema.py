@@ -375,7 +375,7 @@ usage_daily = Table(
     *(Column(name, BigInteger, nullable=False) for name in LATENCY_BUCKETS),
 )
 
-# Charge lines summed per tenant-local day, user, model, meter and unit price: a bill (of a
+# Charge lines summed per tenant-local day, user, model, meter, unit price and refund: a bill (of a
 # tenant or one user) for a cycle sums these days instead of the raw lines. billed_amount is
 # each line converted at its record's stored FX rate, so it adds up to the records' billed cost.
 usage_daily_meters = Table(
@@ -390,8 +390,53 @@ usage_daily_meters = Table(
     Column("per", Integer, primary_key=True, autoincrement=False),
     Column("currency", String(3), primary_key=True),
     Column("billed_currency", String(3), primary_key=True),
+    # The lines of refund records (source 'refund'): a bill shows them as their own lines.
+    Column("refund", Boolean, primary_key=True),
     Column("lines", BigInteger, nullable=False),
     Column("quantity", Money, nullable=False),
     Column("amount", Money, nullable=False),
     Column("billed_amount", Money, nullable=False),
+)
+
+# -- bills ---------------------------------------------------------------------------------------
+
+# Issued, paid and void bills, each a snapshot taken when it left ``open`` (an open bill is
+# computed from the rollups and never stored). ``user_id`` '' is the tenant's own bill. A
+# status change fills in its time; lines and totals never change (services/bills.py).
+bills = Table(
+    "bills", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("cycle", String(7), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("total", Money, nullable=False),
+    Column("exact_total", Money, nullable=False),
+    Column("issued_at", UtcDateTime, nullable=True),
+    Column("paid_at", UtcDateTime, nullable=True),
+    Column("voided_at", UtcDateTime, nullable=True),
+    Index("ix_bills_status", "status", "tenant_id"),
+)
+
+# The lines of a stored bill as issued (``amount`` rounded, ``unrounded`` exact), in the bill's
+# canonical order. ``adjustment_of``: the earlier cycle whose late usage (or refund) the line
+# carries; late usage of a cycle is what its rollups hold beyond these snapshots.
+bill_lines = Table(
+    "bill_lines", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("cycle", String(7), primary_key=True),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
+    Column("model", String(200), nullable=False),
+    Column("meter", String(32), nullable=False),
+    Column("unit", String(32), nullable=False),
+    Column("per", Integer, nullable=False),
+    Column("unit_price", Money, nullable=False),
+    Column("price_currency", String(3), nullable=False),
+    Column("refund", Boolean, nullable=False),
+    Column("adjustment_of", String(7), nullable=True),
+    Column("quantity", Money, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("unrounded", Money, nullable=False),
+    Index("ix_bill_lines_adjustment_of", "tenant_id", "user_id", "adjustment_of"),
 )

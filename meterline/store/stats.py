@@ -52,7 +52,8 @@ def daily(conn: Connection, *, tenant: str | None, first: date | None, last: dat
     keys: list[Any] = [group_column, c.currency, c.billed_currency]
     if per_day:
         keys += [c.tenant_id, c.day]
-    sums = [_int_sum(c.calls).label("calls"),
+    # A refund is a correction record, not a call: its (negative) cost counts, it does not.
+    sums = [_int_sum(case((c.status == "refunded", 0), else_=c.calls)).label("calls"),
             _int_sum(case((c.status == "success", c.calls), else_=0)).label("successes"),
             _int_sum(c.input_tokens).label("input_tokens"),
             _int_sum(c.output_tokens).label("output_tokens"),

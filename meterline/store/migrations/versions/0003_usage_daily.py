@@ -79,11 +79,12 @@ def upgrade() -> None:
     sa.Column('per', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('billed_currency', sa.String(length=3), nullable=False),
+    sa.Column('refund', sa.Boolean(), nullable=False),
     sa.Column('lines', sa.BigInteger(), nullable=False),
     sa.Column('quantity', meterline.store.types.Money(), nullable=False),
     sa.Column('amount', meterline.store.types.Money(), nullable=False),
     sa.Column('billed_amount', meterline.store.types.Money(), nullable=False),
-    sa.PrimaryKeyConstraint('tenant_id', 'day', 'user_id', 'model', 'meter', 'unit', 'unit_price', 'per', 'currency', 'billed_currency', name=op.f('pk_usage_daily_meters'))
+    sa.PrimaryKeyConstraint('tenant_id', 'day', 'user_id', 'model', 'meter', 'unit', 'unit_price', 'per', 'currency', 'billed_currency', 'refund', name=op.f('pk_usage_daily_meters'))
     )
     # ### end Alembic commands ###
 

@@ -1,0 +1,109 @@
+"""``meterline bill``, ``export`` and ``refund`` (docs/bills.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.errors import InvalidInput
+from meterline.services import bill_exports
+from meterline.services import bills as bill_service
+from meterline.services import refunds as refund_service
+
+
+def _print_bill(found: dict[str, Any]) -> None:
+    who = found["tenant"] + (f"/{found['user']}" if found["user"] else "")
+    click.echo(f"bill {who} {found['cycle']}: {found['status']}, {found['currency']}")
+    for line in found["lines"]:
+        price = line["unit_price"] + (f" {line['price_currency']}"
+                                      if line.get("price_currency") != found["currency"] else "")
+        notes = [note for note in (
+            "refund" if line["status"] == "refunded" else None,
+            f"late usage of {line['adjustment_of']}" if line["adjustment_of"] else None) if note]
+        click.echo(f"{line['model']}\t{line['meter']}\t{line['quantity']}\t{price} per "
+                   f"{line['unit']}\t{line['amount']}" + (f"\t({', '.join(notes)})"
+                                                         if notes else ""))
+    click.echo(f"total {found['total']} {found['currency']}")
+    for item in found["unconverted"]:
+        click.echo(f"not billed, no FX rate: {item['amount']} {item['currency']} of "
+                   f"{item['model']}" + (f" (of {item['adjustment_of']})"
+                                         if item["adjustment_of"] else ""))
+    if found["unpriced_calls"]:
+        click.echo(f"not billed, unpriced: {found['unpriced_calls']} calls "
+                   "(`meterline rerate` once a price exists)")
+
+
+@click.command("bill")
+@click.option("--tenant", required=True)
+@click.option("--cycle", required=True, help="A month in the tenant's timezone, YYYY-MM.")
+@click.option("--user", default=None, help="One user's bill (default: the tenant's own).")
+@click.option("--issue", "action", flag_value="issued", default=None,
+              help="Issue the bill: round it once and keep it as it is.")
+@click.option("--pay", "action", flag_value="paid", help="Mark an issued bill paid.")
+@click.option("--void", "action", flag_value="void", help="Void an open or issued bill.")
+@json_option
+@pass_context
+@handle_errors
+def bill(ctx: Context, tenant: str, cycle: str, user: str | None, action: str | None,
+         as_json: bool) -> None:
+    """Show a bill (an open one is computed now), or change its status."""
+    engine = ctx.ready_engine()
+    if action is None:
+        found = bill_service.get_bill(engine, tenant, cycle, user)
+    else:
+        found = bill_service.set_status(engine, tenant, cycle, action, user)
+    if as_json:
+        emit_json(found)
+    else:
+        _print_bill(found)
+
+
+@click.command("export")
+@click.option("--tenant", required=True)
+@click.option("--cycle", required=True, help="A month in the tenant's timezone, YYYY-MM.")
+@click.option("--format", "fmt", required=True, type=click.Choice(bill_exports.FORMATS))
+@click.option("--lang", default="en", show_default=True, type=click.Choice(["en", "zh"]),
+              help="Headers and labels of CSV and XLSX.")
+@click.option("--user", default=None, help="One user's bill (default: the tenant's own).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write.")
+@pass_context
+@handle_errors
+def export(ctx: Context, tenant: str, cycle: str, fmt: str, lang: str, user: str | None,
+           output: Path) -> None:
+    """Write a bill as a CSV, XLSX or FOCUS file."""
+    found = bill_exports.export(ctx.ready_engine(), tenant, cycle, fmt, lang, user)
+    try:
+        output.write_bytes(found.content)
+    except OSError as exc:
+        raise InvalidInput(f"{output}: cannot write ({exc.strerror})", field="output") from None
+    click.echo(f"wrote {output} ({fmt}, {found.status} bill, total {found.total})")
+
+
+@click.command("refund")
+@click.argument("request_id")
+@click.option("--reason", default=None, help="Why (kept in the refund's metadata).")
+@json_option
+@pass_context
+@handle_errors
+def refund(ctx: Context, request_id: str, reason: str | None, as_json: bool) -> None:
+    """Refund usage record REQUEST_ID with a new, negative record (at most once)."""
+    found = refund_service.refund(ctx.ready_engine(), request_id, reason)
+    if as_json:
+        emit_json(found)
+        return
+    record = found["refund"]
+    if found["duplicate"]:
+        click.echo(f"{request_id} was already refunded by {record['request_id']}; "
+                   "nothing changed")
+    else:
+        click.echo(f"refunded {request_id} by {record['request_id']}: {record['cost']} "
+                   f"{record['currency']}")
+
+
+def register(cli: click.Group) -> None:
+    for command in (bill, export, refund):
+        cli.add_command(command)

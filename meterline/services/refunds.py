@@ -1,0 +1,111 @@
+"""Refunds: a usage record is refunded by a new ledger record, never by an edit.
+
+The refund record has event id ``refund:<request id>`` (so a record is refunded at most once,
+however often the refund is asked for), source ``refund``, status ``refunded``, the original's
+tenant, user, key, provider, model, price snapshot, FX rate and ``occurred_at`` (so it lands on
+the same tenant-local day and cycle), zero usage quantities, negated cost and billed cost, and
+the original's charge lines negated. It is written through ``ledger.write_records`` like any
+record: budgets get the money back, quotas see no units, the rollups keep its lines apart as
+refund lines, and a bill shows them as negative lines (as an adjustment when the cycle was
+already issued).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, select
+
+from meterline.domain.rating import ChargeLine
+from meterline.domain.usage import Meter
+from meterline.errors import Conflict, InvalidInput, NotFound, StoreError
+from meterline.services.metering import new_request_id
+from meterline.services.records import record_json
+from meterline.store import ledger
+from meterline.store.ledger import NewRecord
+from meterline.store.rollups import REFUND_SOURCE
+from meterline.store.schema import charge_lines, usage_records
+
+REFUNDED: Final = "refunded"
+EVENT_PREFIX: Final = "refund:"
+MAX_REASON: Final = 1000
+WRITE_ATTEMPTS: Final = 3
+
+
+def _original(conn: Connection, request_id: str) -> Any:
+    c = usage_records.c
+    row = conn.execute(select(usage_records).where(c.request_id == request_id)).first()
+    if row is None:
+        raise NotFound(f"request_id: no usage record {request_id!r}", field="request_id")
+    if row.source == REFUND_SOURCE:
+        raise InvalidInput(f"request_id: {request_id} is itself a refund (of "
+                           f"{row.event_id.removeprefix(EVENT_PREFIX)}); refund the original "
+                           "record once", field="request_id")
+    if row.pricing == ledger.UNPRICED:
+        raise Conflict(f"request_id: {request_id} is unpriced, so nothing was charged yet; "
+                       "price it with `meterline rerate` first, then refund it",
+                       field="request_id")
+    return row
+
+
+def _negated(value: Any) -> Any:
+    return None if value is None else value.copy_negate()
+
+
+def refund_record(original: Any, lines: list[Any], reason: str | None,
+                  now: datetime) -> NewRecord:
+    """The new record that refunds ``original`` (a stored row) and its charge ``lines``."""
+    row = dict(original._mapping)
+    metadata = dict(row["metadata"] or {})
+    metadata["refund_of"] = original.request_id
+    if reason:
+        metadata["refund_reason"] = reason
+    row.update({m.value: 0 for m in Meter})
+    row.update({
+        "request_id": new_request_id(), "event_id": EVENT_PREFIX + original.request_id,
+        "source": REFUND_SOURCE, "status": REFUNDED, "recorded_at": now,
+        "cost": _negated(row["cost"]), "billed_cost": _negated(row["billed_cost"]),
+        "upstream_cost": None, "cost_mismatch": False, "estimated": False, "http_status": None,
+        "error": None, "warning": None, "latency_ms": None, "ttft_ms": None,
+        "metadata": metadata,
+    })
+    row["seconds"] = 0
+    negated = [ChargeLine(line.meter, line.quantity.copy_negate(), line.unit, line.unit_price,
+                          line.per, line.amount.copy_negate()) for line in lines]
+    return NewRecord(row, negated)
+
+
+def refund(engine: Engine, request_id: object, reason: object = None,
+           now: datetime | None = None) -> dict[str, Any]:
+    """Refund a usage record: ``{"refund": record, "refund_of", "duplicate"}``; asked again,
+    the answer is the same refund with ``duplicate`` true (nothing is refunded twice)."""
+    if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 40:
+        raise InvalidInput("request_id: give a usage record's request id", field="request_id")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
+        raise InvalidInput(f"reason: text of at most {MAX_REASON} characters", field="reason")
+    at = now or datetime.now(UTC)
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                original = _original(conn, request_id)
+                lines = list(conn.execute(
+                    select(charge_lines).where(charge_lines.c.request_id == request_id)
+                    .order_by(charge_lines.c.line_no)))
+                record = refund_record(original, lines, reason or None, at)
+                inserted = ledger.write_records(conn, [record])
+                event_id = record.row["event_id"]
+                c = usage_records.c
+                stored = conn.execute(select(usage_records).where(
+                    c.tenant_id == original.tenant_id, c.event_id == event_id)).one()
+                found = ledger.lines_of(conn, [stored.request_id])[stored.request_id]
+            return {"refund_of": request_id, "duplicate": event_id not in inserted,
+                    "refund": record_json(stored, found)}
+        except StoreError as exc:
+            # A lock conflict with another writer: the database decides duplicates, so
+            # writing again is safe.
+            if not exc.context.get("retryable") or attempt == WRITE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
