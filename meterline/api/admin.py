@@ -168,6 +168,7 @@ async def list_usage(
     status: str | None = None, request_id: str | None = None,
     start: str | None = None, end: str | None = None,
     limit: int = Query(100, ge=1, le=10_000),
+    archived: bool = Query(False, description="Read archived records too (meterline archive)"),
 ) -> JsonResponse:
     since = parse_timestamp(start, "start") if start else None
     until = parse_timestamp(end, "end") if end else None
@@ -179,8 +180,8 @@ async def list_usage(
             rows = ledger.list_records(conn, tenant_id=tenant, user_id=user, key_id=key,
                                        model=model, provider=provider, status=status,
                                        request_id=request_id, since=since, until=until,
-                                       limit=limit)
-            lines = ledger.lines_of(conn, [r.request_id for r in rows])
+                                       limit=limit, archived=archived)
+            lines = ledger.lines_of(conn, [r.request_id for r in rows], archived=archived)
         return [record_json(r, lines[r.request_id]) for r in rows]
     return JsonResponse({"records": await run_in_threadpool(work)})
 

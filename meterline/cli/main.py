@@ -107,6 +107,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 def _register() -> None:
     from meterline.cli import (
         accounts,
+        archive,
         bills,
         db,
         insights,
@@ -118,7 +119,8 @@ def _register() -> None:
         usage,
     )
 
-    for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats, bills):
+    for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats, bills,
+                   archive):
         module.register(cli)
 
 

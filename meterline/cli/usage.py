@@ -66,23 +66,29 @@ def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
     with metering.engine.connect() as conn:
         get_tenant(conn, tenant)
     recorded = duplicates = unpriced = 0
+    refused: list[str] = []
     with click.progressbar(length=len(events), label="ingesting",
                            file=click.get_text_stream("stderr")) as bar:
         for start in range(0, len(events), MAX_BATCH):
             chunk = events[start:start + MAX_BATCH]
             for result in metering.ingest(tenant, chunk, source="file"):
-                if result.get("duplicate"):
+                if "error" in result:  # older than the archived period
+                    refused.append(f"{result['id']}: {result['error']}")
+                elif result.get("duplicate"):
                     duplicates += 1
                 else:
                     recorded += 1
                     unpriced += result.get("status") == "unpriced"
             bar.update(len(chunk))
     summary = {"events": len(events), "recorded": recorded, "duplicates": duplicates,
-               "unpriced": unpriced}
+               "unpriced": unpriced, "refused": len(refused)}
+    for line in refused:
+        click.echo(f"refused: {line}", err=True)
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"{recorded} recorded ({unpriced} unpriced), {duplicates} duplicates skipped")
+        click.echo(f"{recorded} recorded ({unpriced} unpriced), {duplicates} duplicates skipped"
+                   + (f", {len(refused)} refused" if refused else ""))
 
 
 @usage.command("list")
@@ -93,20 +99,22 @@ def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
 @click.option("--since", default=None, help="ISO 8601, inclusive.")
 @click.option("--until", default=None, help="ISO 8601, exclusive.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--archived", is_flag=True, help="Include archived records (meterline archive).")
 @json_option
 @pass_context
 @handle_errors
 def list_usage(ctx: Context, tenant: str | None, user: str | None, model: str | None,
                status: str | None, since: str | None, until: str | None, limit: int,
-               as_json: bool) -> None:
-    """List usage records, newest first."""
+               archived: bool, as_json: bool) -> None:
+    """List usage records, newest first (the hot table; --archived: the archive too)."""
     start = parse_timestamp(since, "--since") if since else None
     end = parse_timestamp(until, "--until") if until else None
     if start and end and end < start:
         raise InvalidInput("--until: must not be before --since", field="until")
     with ctx.ready_engine().connect() as conn:
         rows = ledger.list_records(conn, tenant_id=tenant, user_id=user, model=model,
-                                   status=status, since=start, until=end, limit=limit)
+                                   status=status, since=start, until=end, limit=limit,
+                                   archived=archived)
     records = [record_json(r) for r in rows]
     if as_json:
         emit_json(records)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, union_all
 from starlette.concurrency import run_in_threadpool
 
 from meterline.errors import Conflict
-from meterline.store.schema import usage_records
+from meterline.store.schema import usage_records, usage_records_archive
 
 #: The longest key: the record of a failed call appends "/" and its request id (40 chars).
 MAX_KEY = 150
@@ -60,8 +60,10 @@ class IdempotencyGuard:
                 self._recent.popitem(last=False)
 
     def _stored(self, tenant_id: str, key: str) -> str | None:
-        c = usage_records.c
+        # The ledger's records, hot or archived (one round trip).
+        found = union_all(*(select(t.c.request_id).where(t.c.tenant_id == tenant_id,
+                                                         t.c.event_id == key)
+                            for t in (usage_records, usage_records_archive)))
         with self.engine.connect() as conn:
-            row = conn.execute(select(c.request_id).where(
-                c.tenant_id == tenant_id, c.event_id == key)).first()
+            row = conn.execute(found.limit(1)).first()
         return row.request_id if row is not None else None

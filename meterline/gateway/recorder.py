@@ -28,7 +28,7 @@ from meterline.errors import MeterlineError, StoreError
 from meterline.gateway.idempotency import failed_event_id
 from meterline.gateway.journal import Journal
 from meterline.services.metering import Metering, Pricing, set_usage_columns
-from meterline.store import ledger
+from meterline.store import horizon, ledger
 from meterline.store.accounts import ensure_users
 from meterline.store.ledger import NewRecord
 
@@ -162,7 +162,9 @@ def _record_from_journal(item: Mapping[str, Any]) -> NewRecord:
     return NewRecord(row, lines)
 
 
-def _write(engine: Engine, records: list[NewRecord]) -> None:
+def _write(engine: Engine, records: list[NewRecord]) -> list[tuple[int, str]]:
+    """Write what is new; returns (index, why) of the records refused as older than the
+    archive's horizon (those already archived are duplicates, skipped like any other)."""
     users: dict[str, set[str]] = {}
     for record in records:
         if record.row.get("user_id"):
@@ -170,7 +172,14 @@ def _write(engine: Engine, records: list[NewRecord]) -> None:
     with engine.begin() as conn:
         for tenant_id in sorted(users):
             ensure_users(conn, tenant_id, users[tenant_id])
-        ledger.write_records(conn, records)
+        guarded = horizon.guard(conn, records)
+        ledger.write_records(conn, guarded.fresh)
+    if not guarded.refused:
+        return []
+    assert guarded.cutoff is not None
+    position = {id(record): index for index, record in enumerate(records)}
+    return [(position[id(record)], horizon.refusal(guarded.cutoff))
+            for record in guarded.refused]
 
 
 def _refused_by_data(exc: StoreError) -> bool:
@@ -186,26 +195,32 @@ def ledger_sink(engine: Engine, rejected: Path) -> Any:
     When the database is unreachable the batch fails and the drainer retries it later. When the
     database refuses one record's data, the batch is written record by record and each refused
     record is set aside in ``rejected`` (JSON lines) and logged, so it cannot hold up the rest.
+    A call older than the archive's horizon (a journal left undrained for months) is set aside
+    the same way, unless it is already stored (store/horizon.py).
     """
+
+    def set_aside(item: Mapping[str, Any], record: NewRecord, message: str) -> None:
+        log.error("ledger refused call %s: %s; set aside in %s",
+                  record.row.get("request_id"), message, rejected)
+        with rejected.open("ab") as handle:
+            handle.write(orjson.dumps({"record": item, "error": message}, default=str) + b"\n")
 
     def sink(batch: Sequence[Mapping[str, Any]]) -> None:
         records = [_record_from_journal(item) for item in batch]
         try:
-            _write(engine, records)
+            for index, message in _write(engine, records):
+                set_aside(batch[index], records[index], message)
             return
         except StoreError as exc:
             if not _refused_by_data(exc):
                 raise
         for item, record in zip(batch, records, strict=True):
             try:
-                _write(engine, [record])
+                for _, message in _write(engine, [record]):
+                    set_aside(item, record, message)
             except StoreError as exc:
                 if not _refused_by_data(exc):
                     raise
-                log.error("ledger refused call %s: %s; set aside in %s",
-                          record.row.get("request_id"), exc.message, rejected)
-                with rejected.open("ab") as handle:
-                    handle.write(orjson.dumps({"record": item, "error": exc.message},
-                                              default=str) + b"\n")
+                set_aside(item, record, exc.message)
 
     return sink

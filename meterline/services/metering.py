@@ -26,7 +26,7 @@ from meterline.domain.pricebook import PriceBook
 from meterline.domain.rating import Rating, rate
 from meterline.domain.usage import Meter, Usage
 from meterline.errors import FxRateMissing, InvalidInput, NotFound, StoreError
-from meterline.store import ledger, pricing
+from meterline.store import horizon, ledger, pricing
 from meterline.store.accounts import Tenant, ensure_users, get_tenant
 from meterline.store.ledger import PRICED, UNPRICED, NewRecord
 
@@ -201,10 +201,16 @@ class Metering:
                 try:
                     with conn.begin():
                         ensure_users(conn, tenant.id, new_users)
-                        inserted = ledger.write_records(conn, records)
-                        dupes = [r.row["event_id"] for r in records
+                        # Archived events are duplicates; others older than the archive's
+                        # horizon are refused (store/horizon.py).
+                        guarded = horizon.guard(conn, records)
+                        inserted = ledger.write_records(conn, guarded.fresh)
+                        dupes = [r.row["event_id"] for r in guarded.fresh
                                  if r.row["event_id"] not in inserted]
-                        earlier = ledger.existing(conn, tenant.id, dupes)
+                        earlier: dict[str, ledger.Existing | horizon.Known] = dict(
+                            ledger.existing(conn, tenant.id, dupes))
+                        earlier.update((event_id, known) for (_, event_id), known
+                                       in guarded.known.items())
                     break
                 except StoreError as exc:
                     # A deadlock with another writer of the same events rolls the whole batch
@@ -214,12 +220,17 @@ class Metering:
                     time.sleep(0.05 * (attempt + 1))
         self._remember_users(tenant.id, new_users)
         by_id = {r.row["event_id"]: r for r in records}
+        refused = {r.row["event_id"] for r in guarded.refused}
         results: list[dict[str, Any]] = []
         for index, item in enumerate(parsed):
             if isinstance(item, InvalidInput):
                 raw = events[index]
                 raw_id = raw.get("id") if isinstance(raw, Mapping) else None
                 results.append({"id": raw_id, "error": item.message, "field": item.field})
+            elif item.id in refused:
+                assert guarded.cutoff is not None
+                results.append({"id": item.id, "field": "timestamp",
+                                "error": f"events[{index}].{horizon.refusal(guarded.cutoff)}"})
             elif item.id in inserted:
                 row = by_id[item.id].row
                 results.append(_result(item.id, row["request_id"], row["cost"], row["currency"],

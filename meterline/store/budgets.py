@@ -34,8 +34,9 @@ from meterline.domain.money import CONVERSION_CONTEXT, MONEY_CONTEXT, format_dec
 from meterline.errors import FxRateMissing, NotFound
 from meterline.store.alerts import add as add_alert
 from meterline.store.alerts import threshold_alert
+from meterline.store.archive import all_records
 from meterline.store.pricing import load_fx
-from meterline.store.schema import budget_holds, budget_periods, budgets, usage_records
+from meterline.store.schema import budget_holds, budget_periods, budgets
 from meterline.store.types import Money, UtcDateTime, money_sum
 from meterline.store.upsert import PerDialect, upsert
 
@@ -95,8 +96,10 @@ def _start_counter(conn: Connection, budget: Budget, now: datetime) -> None:
 
 def spent_in_ledger(conn: Connection, budget: Budget, start: datetime,
                     end: datetime | None) -> Decimal:
-    """The scope's cost in the ledger over a period, in the budget's currency."""
-    c = usage_records.c
+    """The scope's cost in the ledger over a period, in the budget's currency (archived
+    records count: a ``total`` period reaches back past the archive's horizon)."""
+    c = all_records("tenant_id", "user_id", "key_id", "provider", "model", "occurred_at",
+                    "cost", "currency", "billed_cost", "billed_currency").c
     conditions = [c.occurred_at >= start, c.cost.is_not(None)]
     if end is not None:
         conditions.append(c.occurred_at < end)

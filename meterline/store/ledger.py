@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select, update
 
 from meterline.domain.money import format_decimal
 from meterline.domain.rating import ChargeLine
-from meterline.store import budgets, bulk, quotas, rollups
+from meterline.store import archive, budgets, bulk, quotas, rollups
 from meterline.store.schema import charge_lines, usage_records
 
 PRICED = "priced"
@@ -134,12 +134,15 @@ def fill_fx(conn: Connection, request_id: str, billed_cost: Decimal, billed_curr
     return True
 
 
-def lines_of(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
+def lines_of(conn: Connection, request_ids: Sequence[str],
+             archived: bool = False) -> dict[str, list[dict[str, str]]]:
+    """The charge lines of records (``archived``: of archived records too)."""
     out: dict[str, list[dict[str, str]]] = {rid: [] for rid in request_ids}
     if not request_ids:
         return out
-    c = charge_lines.c
-    rows = conn.execute(select(charge_lines).where(c.request_id.in_(list(request_ids)))
+    source = archive.all_lines() if archived else charge_lines
+    c = source.c
+    rows = conn.execute(select(source).where(c.request_id.in_(list(request_ids)))
                         .order_by(c.request_id, c.line_no))
     for r in rows:
         out[r.request_id].append({
@@ -152,9 +155,12 @@ def list_records(conn: Connection, *, tenant_id: str | None = None, user_id: str
                  key_id: str | None = None, model: str | None = None,
                  provider: str | None = None, status: str | None = None,
                  request_id: str | None = None, since: datetime | None = None,
-                 until: datetime | None = None, limit: int = 100) -> list[Any]:
-    c = usage_records.c
-    query = select(usage_records)
+                 until: datetime | None = None, limit: int = 100,
+                 archived: bool = False) -> list[Any]:
+    """Records of the hot table, newest first (``archived``: of the archive too)."""
+    source = archive.all_records() if archived else usage_records
+    c = source.c
+    query = select(source)
     for column, value in ((c.tenant_id, tenant_id), (c.user_id, user_id), (c.key_id, key_id),
                           (c.model, model), (c.provider, provider), (c.status, status),
                           (c.request_id, request_id)):

@@ -25,7 +25,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, delete, func, select, text
+from sqlalchemy import Connection, Table, delete, func, select, text, union_all
 
 from meterline.store.rollup_writes import (
     DAILY_KEY,
@@ -41,10 +41,12 @@ from meterline.store.schema import (
     LATENCY_BOUNDS_MS,
     LATENCY_BUCKETS,
     charge_lines,
+    charge_lines_archive,
     tenants,
     usage_daily,
     usage_daily_meters,
     usage_records,
+    usage_records_archive,
 )
 
 #: A usage record's columns: a row dict of ``NewRecord`` or a stored row's mapping.
@@ -193,15 +195,42 @@ REBUILD_PAGE = 2000
 
 
 def count_records(conn: Connection, tenant: str | None = None) -> int:
-    query = select(func.count()).select_from(usage_records)
-    if tenant is not None:
-        query = query.where(usage_records.c.tenant_id == tenant)
-    return int(conn.execute(query).scalar_one())
+    """Records a rebuild reads: hot and archived."""
+    total = 0
+    for table in (usage_records, usage_records_archive):
+        query = select(func.count()).select_from(table)
+        if tenant is not None:
+            query = query.where(table.c.tenant_id == tenant)
+        total += int(conn.execute(query).scalar_one())
+    return total
+
+
+def _page(conn: Connection, tenant: str | None, after: str) -> list[Any]:
+    """The next records by request id, hot and archived (archiving never changes the rollups,
+    so a rebuild counts both): each table's page first, then the first of the two."""
+    pages = []
+    for table in (usage_records, usage_records_archive):
+        query = select(table).where(table.c.request_id > after)
+        if tenant is not None:
+            query = query.where(table.c.tenant_id == tenant)
+        pages.append(query.order_by(table.c.request_id).limit(REBUILD_PAGE).subquery())
+    both = union_all(*(select(page) for page in pages)).subquery()
+    return list(conn.execute(select(both).order_by(both.c.request_id).limit(REBUILD_PAGE)))
+
+
+def _lines(conn: Connection, request_ids: list[str]) -> dict[str, list[Any]]:
+    lines: dict[str, list[Any]] = {r: [] for r in request_ids}
+    both = union_all(*(select(table).where(table.c.request_id.in_(request_ids))
+                       for table in (charge_lines, charge_lines_archive))).subquery()
+    for line in conn.execute(select(both).order_by(both.c.request_id, both.c.line_no)):
+        lines[line.request_id].append(line)
+    return lines
 
 
 def rebuild(conn: Connection, tenant: str | None = None,
             progress: Callable[[int], None] | None = None) -> int:
-    """Recompute the rollups (of one tenant, or all) from the records; returns records read.
+    """Recompute the rollups (of one tenant, or all) from the records, hot and archived;
+    returns records read.
 
     Call inside a transaction. Writers of the ledger wait until it commits: on PostgreSQL the
     rollup tables are locked against writes first; on SQLite the first delete takes the write
@@ -218,20 +247,12 @@ def rebuild(conn: Connection, tenant: str | None = None,
     sums = Sums()
     seen = 0
     after = ""
-    c = usage_records.c
     while True:
-        query = select(usage_records).where(c.request_id > after)
-        if tenant is not None:
-            query = query.where(c.tenant_id == tenant)
-        page = list(conn.execute(query.order_by(c.request_id).limit(REBUILD_PAGE)))
+        page = _page(conn, tenant, after)
         if not page:
             break
         after = page[-1].request_id
-        lines: dict[str, list[Any]] = {r.request_id: [] for r in page}
-        for line in conn.execute(select(charge_lines).where(
-                charge_lines.c.request_id.in_(list(lines)))
-                .order_by(charge_lines.c.request_id, charge_lines.c.line_no)):
-            lines[line.request_id].append(line)
+        lines = _lines(conn, [r.request_id for r in page])
         missing = {r.tenant_id for r in page} - set(by_tenant)
         if missing:
             by_tenant.update(zones(conn, missing))

@@ -440,3 +440,30 @@ bill_lines = Table(
     Column("unrounded", Money, nullable=False),
     Index("ix_bill_lines_adjustment_of", "tenant_id", "user_id", "adjustment_of"),
 )
+
+# -- the archive (store/archive.py) -------------------------------------------------------------
+
+# Records (and their charge lines) older than the archive's cutoff, moved out of the hot tables
+# by `meterline archive`. Same columns, built from the hot tables' own, so the two never drift;
+# the rollups are not touched by archiving. Only priced, converted records are moved, so the
+# archive holds no partial indexes for rerating.
+usage_records_archive = Table(
+    "usage_records_archive", metadata,
+    *(column._copy() for column in usage_records.columns),
+    UniqueConstraint("tenant_id", "event_id"),
+    Index("ix_usage_records_archive_tenant_time", "tenant_id", "occurred_at"),
+)
+
+charge_lines_archive = Table(
+    "charge_lines_archive", metadata,
+    *(column._copy() for column in charge_lines.columns),
+)
+
+# One row (id 1, created by the migration): every record before `cutoff` is archived or
+# refused at ingestion (an event older than it is a duplicate or refused, never recorded anew).
+archive_state = Table(
+    "archive_state", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("cutoff", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=True),
+)

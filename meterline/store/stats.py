@@ -14,7 +14,8 @@ from typing import Any, Final
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, literal, select
 
-from meterline.store.schema import LATENCY_BUCKETS, usage_daily, usage_daily_meters, usage_records
+from meterline.store.archive import all_records
+from meterline.store.schema import LATENCY_BUCKETS, usage_daily, usage_daily_meters
 from meterline.store.types import money_sum
 
 #: What ``group_by`` names, as the rollup column it groups on.
@@ -84,11 +85,12 @@ def meters(conn: Connection, *, tenant: str | None, first: date | None, last: da
 def raw_records(conn: Connection, *, tenant: str | None, since: datetime,
                 until: datetime) -> Iterator[Any]:
     """The records of a time range with what tag and purpose groups need, streamed (a
-    server-side cursor on PostgreSQL) so a long range does not sit in memory at once."""
-    c = usage_records.c
-    query = select(c.tenant_id, c.occurred_at, c.tags, c.metadata, c.input_tokens,
-                   c.output_tokens, c.latency_ms, c.cost, c.currency, c.billed_cost,
-                   c.billed_currency).where(c.occurred_at >= since, c.occurred_at < until)
+    server-side cursor on PostgreSQL) so a long range does not sit in memory at once. Archived
+    records count too: archiving changes no statistic."""
+    names = ("tenant_id", "occurred_at", "tags", "metadata", "input_tokens", "output_tokens",
+             "latency_ms", "cost", "currency", "billed_cost", "billed_currency")
+    c = all_records(*names).c
+    query = select(*(c[n] for n in names)).where(c.occurred_at >= since, c.occurred_at < until)
     if tenant is not None:
         query = query.where(c.tenant_id == tenant)
     yield from conn.execution_options(yield_per=5000).execute(query)

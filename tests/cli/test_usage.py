@@ -42,7 +42,8 @@ def test_ingest_a_large_file_once_and_only_once(ok, acme, write_jsonl, tmp_path)
     expected_total = sum((_expected_cost(e) for e in events), Decimal(0))
 
     first = ok("usage", "ingest", path, "--tenant", acme, "--json")
-    assert first == {"events": 2500, "recorded": 2500, "duplicates": 0, "unpriced": 0}
+    assert first == {"events": 2500, "recorded": 2500, "duplicates": 0, "unpriced": 0,
+                     "refused": 0}
     records = _ledger(ok)
     assert len(records) == 2500
     assert sum(Decimal(r["cost"]) for r in records) == expected_total
@@ -57,7 +58,8 @@ def test_ingest_a_large_file_once_and_only_once(ok, acme, write_jsonl, tmp_path)
     assert len({r["request_id"] for r in records}) == 2500
 
     second = ok("usage", "ingest", path, "--tenant", acme, "--json")
-    assert second == {"events": 2500, "recorded": 0, "duplicates": 2500, "unpriced": 0}
+    assert second == {"events": 2500, "recorded": 0, "duplicates": 2500, "unpriced": 0,
+                      "refused": 0}
     again = _ledger(ok)
     assert len(again) == 2500
     assert sum(Decimal(r["cost"]) for r in again) == expected_total
@@ -158,7 +160,8 @@ def test_ingest_unknown_model_is_recorded_unpriced(ok, acme, write_jsonl, tmp_pa
     events[1]["model"] = "nowhere/model-x"
     summary = ok("usage", "ingest", str(write_jsonl(tmp_path / "e.jsonl", events)), "--tenant",
                  acme, "--json")
-    assert summary == {"events": 3, "recorded": 3, "duplicates": 0, "unpriced": 1}
+    assert summary == {"events": 3, "recorded": 3, "duplicates": 0, "unpriced": 1,
+                       "refused": 0}
     record = {r["id"]: r for r in _ledger(ok)}["evt-1"]
     assert record["cost"] is None
     assert record["status"] == "success"
