@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from decimal import Decimal
 
+import openpyxl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -159,8 +160,7 @@ def test_any_issued_workbook_adds_up(drawn: list[Decimal], currency: str) -> Non
     assert sum((row[7] for row in rows[1:-1]), D(0)) == rows[-1][7] == bill.total  # type: ignore[misc]
 
 
-def test_opens_with_openpyxl_when_installed() -> None:
-    openpyxl = pytest.importorskip("openpyxl")
+def test_opens_with_openpyxl() -> None:
     workbook = openpyxl.load_workbook(io.BytesIO(bill_xlsx(issued(), "zh")))
     ws = workbook.active
     assert ws.title == "账单 2026-11" and ws.freeze_panes == "A2"
