@@ -48,7 +48,7 @@ import hmac
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -59,14 +59,13 @@ import httpx
 import orjson
 
 from meterline import __version__
+from meterline.alerts.payloads import check_format, clip, payload
 from meterline.config import Secret
-from meterline.domain.alerts import Alert, display_money, display_percentage
-from meterline.domain.money import format_decimal
+from meterline.domain.alerts import Alert
 from meterline.errors import InvalidInput
 
 log = logging.getLogger("meterline.alerts")
 
-FORMATS: Final = ("json", "slack", "dingtalk", "feishu", "wecom")
 SIGNED_FORMATS: Final = ("json", "dingtalk", "feishu")
 #: Body error codes that mean "slow down" rather than "misconfigured": DingTalk 130101 (more
 #: than 20 messages a minute), Feishu 9499 and 11232 (frequency control), WeCom 45009.
@@ -87,22 +86,7 @@ TOKEN_SEGMENT_LENGTH: Final = 16
 #: replacing every "t" of an answer would make it unreadable.
 MIN_SCRUBBED_LENGTH: Final = 6
 MASK: Final = "***"
-#: WeCom refuses markdown content over 4096 bytes; Slack header text over 150 characters.
-WECOM_CONTENT_BYTES: Final = 4096
-SLACK_HEADER_CHARS: Final = 150
-SLACK_TEXT_CHARS: Final = 3000
-FEISHU_TEMPLATES: Final = {"info": "blue", "warning": "orange", "critical": "red"}
-WECOM_COLOURS: Final = {"info": "info", "warning": "warning", "critical": "warning"}
 
-
-def _check_format(format: str) -> str:
-    if format not in FORMATS:
-        raise InvalidInput(f"format: must be one of {', '.join(FORMATS)}; got {format!r}",
-                           field="format", allowed=FORMATS)
-    return format
-
-
-# --- URLs ---------------------------------------------------------------------------------------
 
 def redacted_url(url: str) -> str:
     """``url`` fit for a log: no user info or fragment, every query value and every token-like
@@ -174,7 +158,7 @@ class WebhookConfig:
     secret: Secret | None = None
 
     def __post_init__(self) -> None:
-        _check_format(self.format)
+        check_format(self.format)
         try:
             parts = urlsplit(self.url)
             valid = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -245,133 +229,6 @@ def _prepare(hook: WebhookConfig, body: dict[str, Any], now: float
     return url, content, headers
 
 
-# --- payloads -----------------------------------------------------------------------------------
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip_bytes(text: str, limit: int) -> str:
-    raw = text.encode()
-    if len(raw) <= limit:
-        return text
-    return raw[: limit - len("…".encode())].decode(errors="ignore") + "…"
-
-
-def headline(alert: Alert) -> str:
-    """One line naming the state, the level and the budget."""
-    state = "RESOLVED" if alert.resolved else alert.level.upper()
-    percent = display_percentage(alert.percentage)
-    what = f"at {percent}%" if alert.kind == "threshold" else f"projected to reach {percent}%"
-    return f"[{state}] meterline budget {what}: {alert.scope}"
-
-
-def facts(alert: Alert) -> list[tuple[str, str]]:
-    """Label and value pairs for formats that lay them out."""
-    spent = (f"{display_money(alert.amount, alert.currency)} of "
-             f"{display_money(alert.limit, alert.currency)} {alert.currency}")
-    return [
-        ("Scope", alert.scope),
-        ("Spent", spent),
-        ("Period", alert.period),
-        ("Level", alert.level),
-        ("Kind", "projected overrun" if alert.kind == "projected_overrun" else "threshold"),
-        ("Budget", alert.budget_id or "—"),
-        ("Alert", alert.id),
-        ("Created", alert.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
-    ]
-
-
-def _json(alert: Alert) -> dict[str, Any]:
-    return {
-        "event": "budget.alert",
-        "id": alert.id,
-        "scope": alert.scope,
-        "budget_id": alert.budget_id,
-        "level": alert.level,
-        "kind": alert.kind,
-        "percentage": format_decimal(alert.percentage),
-        "amount": format_decimal(alert.amount),
-        "limit": format_decimal(alert.limit),
-        "currency": alert.currency,
-        "period": alert.period,
-        "message": alert.message,
-        "created_at": alert.created_at.isoformat(),
-        "resolved": alert.resolved,
-    }
-
-
-def _slack_escape(text: str) -> str:
-    # Slack reads <…> as links and mentions; a tenant name must not ping a channel.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack(alert: Alert) -> dict[str, Any]:
-    title = headline(alert)
-    return {
-        "text": _clip(_slack_escape(f"{title}\n{alert.message}"), SLACK_TEXT_CHARS),
-        "blocks": [
-            {"type": "header",
-             "text": {"type": "plain_text", "text": _clip(title, SLACK_HEADER_CHARS)}},
-            {"type": "section",
-             "text": {"type": "mrkdwn", "text": _clip(_slack_escape(alert.message),
-                                                      SLACK_TEXT_CHARS)}},
-            {"type": "section",
-             "fields": [{"type": "mrkdwn",
-                         "text": _clip(f"*{label}*\n{_slack_escape(value)}", 2000)}
-                        for label, value in facts(alert)]},
-        ],
-    }
-
-
-def _markdown_lines(alert: Alert) -> str:
-    return "\n\n".join(f"**{label}:** {value}" for label, value in facts(alert))
-
-
-def _dingtalk(alert: Alert) -> dict[str, Any]:
-    title = headline(alert)
-    return {"msgtype": "markdown",
-            "markdown": {"title": title,
-                         "text": f"### {title}\n\n{alert.message}\n\n{_markdown_lines(alert)}"}}
-
-
-def _feishu(alert: Alert) -> dict[str, Any]:
-    template = "green" if alert.resolved else FEISHU_TEMPLATES[alert.level]
-    return {
-        "msg_type": "interactive",
-        "card": {
-            "config": {"wide_screen_mode": True},
-            "header": {"title": {"tag": "plain_text", "content": headline(alert)},
-                       "template": template},
-            "elements": [
-                {"tag": "div", "text": {"tag": "plain_text", "content": alert.message}},
-                {"tag": "div",
-                 "fields": [{"is_short": True,
-                             "text": {"tag": "lark_md", "content": f"**{label}**\n{value}"}}
-                            for label, value in facts(alert)]},
-            ],
-        },
-    }
-
-
-def _wecom(alert: Alert) -> dict[str, Any]:
-    colour = "info" if alert.resolved else WECOM_COLOURS[alert.level]
-    lines = [f'**<font color="{colour}">{headline(alert)}</font>**', alert.message]
-    lines += [f'> {label}: <font color="comment">{value}</font>' for label, value in facts(alert)]
-    return {"msgtype": "markdown",
-            "markdown": {"content": _clip_bytes("\n".join(lines), WECOM_CONTENT_BYTES)}}
-
-
-_RENDERERS: Final[Mapping[str, Callable[[Alert], dict[str, Any]]]] = {
-    "json": _json, "slack": _slack, "dingtalk": _dingtalk, "feishu": _feishu, "wecom": _wecom,
-}
-
-
-def payload(alert: Alert, format: str) -> dict[str, Any]:
-    """The JSON body announcing ``alert`` to a ``format`` webhook (unsigned)."""
-    return _RENDERERS[_check_format(format)](alert)
-
-
 # --- delivery -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +258,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
 
 def _answer_text(raw: bytes, hook: WebhookConfig) -> str:
     text = " ".join(raw.decode(errors="replace").split())
-    return _clip(_scrub(text, hook), ERROR_TEXT_LIMIT)
+    return clip(_scrub(text, hook), ERROR_TEXT_LIMIT)
 
 
 def _body_code(format: str, raw: bytes) -> tuple[int, str] | None:
@@ -436,7 +293,7 @@ def _judge(hook: WebhookConfig, status: int, raw: bytes, retry_after: str | None
             return _Outcome(True, False, status, None)
         code, message = found
         limited = code in RATE_LIMIT_CODES[hook.format]
-        text = _clip(_scrub(" ".join(message.split()), hook), ERROR_TEXT_LIMIT)
+        text = clip(_scrub(" ".join(message.split()), hook), ERROR_TEXT_LIMIT)
         error = f"{hook.format} refused the message: code {code}"
         return _Outcome(False, limited, status, f"{error}: {text}" if text else error)
     retryable = status in RETRY_STATUSES or status >= 500

