@@ -90,27 +90,28 @@ def _line(row: Any) -> BillLine:
 def lines_of(conn: Connection, tenant: str, user: str | None,
              cycles: Iterable[str]) -> dict[str, list[Any]]:
     """The stored line rows of some bills, by cycle, in line order."""
-    wanted = sorted(set(cycles))
-    out: dict[str, list[Any]] = {cycle: [] for cycle in wanted}
-    if wanted:
-        c = bill_lines.c
-        for row in conn.execute(select(bill_lines).where(
-                c.tenant_id == tenant, c.user_id == _user(user), c.cycle.in_(wanted))
-                .order_by(c.cycle, c.line_no)):
-            out[row.cycle].append(row)
-    return out
+    c = bill_lines.c
+    return _rows_by(conn, tenant, user, cycles, c.cycle, (c.cycle, c.line_no))
 
 
 def carried(conn: Connection, tenant: str, user: str | None,
             cycles: Iterable[str]) -> dict[str, list[Any]]:
     """Stored adjustment line rows, by the cycle they adjust (``adjustment_of``)."""
+    c = bill_lines.c
+    return _rows_by(conn, tenant, user, cycles, c.adjustment_of, ())
+
+
+def _rows_by(conn: Connection, tenant: str, user: str | None, cycles: Iterable[str],
+             column: Any, order: tuple[Any, ...]) -> dict[str, list[Any]]:
+    """Line rows of one tenant's (or user's) bills whose ``column`` is one of ``cycles``."""
     wanted = sorted(set(cycles))
     out: dict[str, list[Any]] = {cycle: [] for cycle in wanted}
     if wanted:
         c = bill_lines.c
         for row in conn.execute(select(bill_lines).where(
-                c.tenant_id == tenant, c.user_id == _user(user), c.adjustment_of.in_(wanted))):
-            out[row.adjustment_of].append(row)
+                c.tenant_id == tenant, c.user_id == _user(user), column.in_(wanted))
+                .order_by(*order)):
+            out[getattr(row, column.name)].append(row)
     return out
 
 

@@ -1,8 +1,8 @@
 """Column types that keep money exact and time zone-aware on both backends.
 
 PostgreSQL stores money in unconstrained ``NUMERIC`` (exact, any scale). SQLite has no exact
-decimal type (its NUMERIC affinity turns values into REAL), so there money is TEXT in plain
-notation, and ``money_sum`` compiles to a Decimal aggregate registered on every SQLite
+decimal type (its NUMERIC affinity turns values into binary floating point), so there money is
+TEXT in plain notation, and ``money_sum`` compiles to a Decimal aggregate registered on every SQLite
 connection (see :mod:`meterline.store.engine`).
 """
 

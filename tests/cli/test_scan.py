@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from meterline.cli.main import cli
+from tests.scan.test_scanner import _tree
 
 SAMPLE = {
     "app/client.py": "import openai\n"
@@ -16,17 +17,6 @@ SAMPLE = {
     "web/chat.ts": "import { GoogleGenAI } from '@google/genai';\n",
     "app/clean.py": "import httpx\n",
 }
-
-
-def _tree(root, files):
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return root
 
 
 @pytest.fixture
