@@ -23,6 +23,12 @@ import httpx
 import orjson
 import psycopg
 
+try:
+    import pwd
+    PG_UID = pwd.getpwnam("postgres").pw_uid
+except (ImportError, KeyError):
+    PG_UID = -1
+
 PG_SERVER = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN = "bench-admin-token"
 MODELS = ("openai/gpt-5-nano", "anthropic/claude-sonnet-4-5", "deepseek/deepseek-chat",
@@ -34,6 +40,26 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(all CPUs busy, PostgreSQL's processes) in seconds so far; zeros where /proc is missing."""
+    try:
+        busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split("\n")[0]
+                                               .split()[1:8]) if i not in (3, 4))
+        postgres = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if stat.parent.stat().st_uid != PG_UID:
+                    continue
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            postgres += int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, postgres / tick
 
 
 def batches(count: int, run: str) -> list[bytes]:
@@ -72,7 +98,8 @@ def run_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"server did not start: {detail}")
 
 
-def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
+def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int, float, float]:
+    """Seconds, failed batches, and CPU seconds used meanwhile (all processes, PostgreSQL)."""
     auth = {"Authorization": f"Bearer {ADMIN}"}
     httpx.post(f"{base}/api/tenants", json={"name": "bench"}, headers=auth).raise_for_status()
     key = httpx.post(f"{base}/api/keys", json={"tenant": "bench"}, headers=auth).json()["key"]
@@ -95,12 +122,14 @@ def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
                         errors += 1
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
+    started, (busy, postgres) = time.perf_counter(), cpu_seconds()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started, errors
+    busy_after, postgres_after = cpu_seconds()
+    return (time.perf_counter() - started, errors, busy_after - busy,
+            postgres_after - postgres)
 
 
 def main() -> None:
@@ -126,20 +155,23 @@ def main() -> None:
                 proc, base = run_server(url, workers)
                 try:
                     bodies = batches(args.events, schema)
-                    seconds, errors = measure(base, bodies, args.clients)
+                    seconds, errors, cpu, pg_cpu = measure(base, bodies, args.clients)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
                     if backend == "postgresql":
                         with psycopg.connect(PG_SERVER, autocommit=True) as conn:
                             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            per_k = 1000_000 / args.events  # CPU seconds → ms per 1000 events
             rows.append((backend, workers, args.clients, args.events, seconds,
-                         args.events / seconds, errors))
+                         args.events / seconds, errors, cpu * per_k, pg_cpu * per_k))
+    # CPU columns: milliseconds of CPU per 1000 events while measuring, on every core (server,
+    # database and this client together) and in PostgreSQL's processes alone.
     print(f"\n{'backend':<11}{'workers':>8}{'clients':>8}{'events':>9}{'seconds':>9}"
-          f"{'events/s':>10}{'errors':>8}")
-    for backend, workers, clients, events, seconds, rate, errors in rows:
+          f"{'events/s':>10}{'errors':>8}{'cpu ms/1k':>11}{'pg ms/1k':>10}")
+    for backend, workers, clients, events, seconds, rate, errors, cpu, pg_cpu in rows:
         print(f"{backend:<11}{workers:>8}{clients:>8}{events:>9}{seconds:>9.2f}{rate:>10.0f}"
-              f"{errors:>8}")
+              f"{errors:>8}{cpu:>11.1f}{pg_cpu:>10.1f}")
 
 
 if __name__ == "__main__":

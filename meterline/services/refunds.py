@@ -25,7 +25,7 @@ from meterline.services.metering import new_request_id
 from meterline.services.records import record_json
 from meterline.store import ledger
 from meterline.store.ledger import NewRecord
-from meterline.store.rollups import REFUND_SOURCE
+from meterline.store.rollup_writes import REFUND_SOURCE
 from meterline.store.schema import charge_lines, usage_records
 
 REFUNDED: Final = "refunded"

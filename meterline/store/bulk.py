@@ -5,8 +5,9 @@ machinery cannot, so this module talks to the driver directly, with values conve
 columns' own SQLAlchemy bind processors (money stays exact, times UTC):
 
 * PostgreSQL: rows are COPYed into session-local staging tables, then one statement moves them:
-  ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` for records, and the charge lines of
-  exactly the records that went in.
+  ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` for records, the charge lines of
+  exactly the records that went in, and the daily rollups of those (summed by PostgreSQL:
+  ``rollup_writes.staged_postgresql``).
 * SQLite: ``INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING`` for records, then the rows
   that carry this batch's request ids are the ones that went in; charge lines follow for those.
   SQLite runs one writer at a time, so the transaction sees a stable answer.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import date
 from operator import itemgetter
 from typing import Any
 
@@ -26,6 +28,7 @@ import psycopg
 from sqlalchemy import Connection, Table
 
 from meterline.errors import StoreError
+from meterline.store.rollup_writes import staged_postgresql
 from meterline.store.schema import charge_lines, usage_records
 from meterline.store.types import Json
 
@@ -75,11 +78,18 @@ def _tuples(conn: Connection, table: Table, names: list[str],
     return out
 
 
+def keeps_rollups(conn: Connection) -> bool:
+    """Whether ``write`` adds to the daily rollups itself (on PostgreSQL); otherwise the
+    caller does (``rollups.apply_records``)."""
+    return conn.dialect.name == "postgresql"
+
+
 def write(conn: Connection, records: Sequence[dict[str, Any]],
-          lines: Sequence[dict[str, Any]]) -> set[str]:
+          lines: Sequence[dict[str, Any]], days: Sequence[date]) -> set[str]:
     """Insert new records and the lines of those inserted; returns inserted event ids.
 
-    ``lines`` carry the ``request_id`` of their record. All records belong to one tenant.
+    ``lines`` carry the ``request_id`` of their record; ``days[i]`` is the day of
+    ``records[i]`` in its tenant's timezone (for the rollups, where ``keeps_rollups``).
     """
     if not records:
         return set()
@@ -88,7 +98,8 @@ def write(conn: Connection, records: Sequence[dict[str, Any]],
     # The driver is used directly here, so its errors are translated here too.
     try:
         if conn.dialect.name == "postgresql":
-            return _write_postgresql(conn, record_rows, line_rows)
+            staged = [(*row, day) for row, day in zip(record_rows, days, strict=True)]
+            return _write_postgresql(conn, staged, line_rows)
         return _write_sqlite(conn, records, record_rows, line_rows)
     except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
         raise StoreError(f"ledger write conflicted with another writer: {exc}",
@@ -102,11 +113,12 @@ def write(conn: Connection, records: Sequence[dict[str, Any]],
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS stage_usage_records
-  (LIKE usage_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+  (LIKE usage_records INCLUDING DEFAULTS, rollup_day date) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_charge_lines
   (LIKE charge_lines INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 
+_DAILY, _METERS = staged_postgresql("new_records", "moved")
 _MOVE = f"""
 WITH inserted AS (
   INSERT INTO usage_records ({", ".join(RECORD_COLUMNS)})
@@ -118,6 +130,11 @@ WITH inserted AS (
   INSERT INTO charge_lines ({", ".join(LINE_COLUMNS)})
   SELECT {", ".join("s." + c for c in LINE_COLUMNS)}
   FROM stage_charge_lines s JOIN inserted USING (request_id)
+  RETURNING {", ".join(LINE_COLUMNS)}
+), new_records AS (
+  SELECT s.* FROM stage_usage_records s JOIN inserted USING (request_id)
+), daily AS ({_DAILY}
+), meters AS ({_METERS}
 )
 SELECT event_id FROM inserted
 """
@@ -129,8 +146,8 @@ def _write_postgresql(conn: Connection, records: list[tuple[Any, ...]],
     assert raw is not None
     with raw.cursor() as cur:
         cur.execute(_STAGE)  # both statements in one round trip (no parameters)
-        with cur.copy(f"COPY stage_usage_records ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
-                      ) as copy:
+        with cur.copy(f"COPY stage_usage_records ({', '.join(RECORD_COLUMNS)}, rollup_day) "
+                      "FROM STDIN") as copy:
             for row in records:
                 copy.write_row(row)
         if lines:

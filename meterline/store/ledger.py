@@ -51,13 +51,16 @@ def write_records(conn: Connection, records: Sequence[NewRecord]) -> set[str]:
     """
     line_rows = [line_row(r.row["request_id"], number, line)
                  for r in records for number, line in enumerate(r.lines, start=1)]
-    inserted = bulk.write(conn, [r.row for r in records], line_rows)
-    # Budgets and quotas count what went in, in this same transaction (SPEC §7.3).
+    rows = [r.row for r in records]
+    days = rollups.days(conn, rows) if bulk.keeps_rollups(conn) else []
+    inserted = bulk.write(conn, rows, line_rows, days)
+    # Budgets, quotas and rollups count what went in, in this same transaction (SPEC §7.3).
     written = [r for r in records if r.row["event_id"] in inserted]
     new = [r.row for r in written]
     budgets.apply_records(conn, new)
     quotas.apply_records(conn, new)
-    rollups.apply_records(conn, new, [r.lines for r in written])
+    if not bulk.keeps_rollups(conn):
+        rollups.apply_records(conn, new, [r.lines for r in written])
     return inserted
 
 

@@ -32,7 +32,12 @@ from sqlalchemy.exc import OperationalError
 
 from meterline.domain.money import format_decimal
 from meterline.errors import StoreError
-from meterline.store.schema import LATENCY_BUCKETS, usage_daily, usage_daily_meters
+from meterline.store.schema import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_BUCKETS,
+    usage_daily,
+    usage_daily_meters,
+)
 from meterline.store.types import Money
 
 #: Sums of many amounts, and line amounts times FX rates (up to 28 digits), stay exact here; the
@@ -52,6 +57,9 @@ METER_KEY = ("tenant_id", "day", "user_id", "model", "currency", "billed_currenc
              "unit", "unit_price", "per", "refund")
 METER_COUNTS = ("lines",)
 METER_MONEY = ("quantity", "amount", "billed_amount")
+
+#: The ``source`` of refund records (services/refunds.py): their lines are rolled up apart.
+REFUND_SOURCE = "refund"
 
 Key = tuple[Any, ...]
 #: Per key: integer sums, then money sums (in the column order above).
@@ -90,6 +98,15 @@ class _Shape:
         return (f"INSERT INTO {self.table.name} ({', '.join(self.columns)}) VALUES "
                 f"({', '.join('?' for _ in self.columns)}) ON CONFLICT ({', '.join(self.key)}) "
                 f"DO UPDATE SET {stored}")
+
+
+    def postgresql_upsert(self, select_sql: str) -> str:
+        """Add the rows that ``select_sql`` yields (this shape's columns, in order)."""
+        keys = ", ".join(self.key)
+        added = ", ".join(f"{n} = {self.table.name}.{n} + excluded.{n}"
+                          for n in self.counts + self.money)
+        return (f"INSERT INTO {self.table.name} ({', '.join(self.columns)}) {select_sql} "
+                f"ON CONFLICT ({keys}) DO UPDATE SET {added}")
 
 
 DAILY = _Shape(usage_daily, DAILY_KEY, DAILY_COUNTS, DAILY_MONEY)
@@ -176,3 +193,52 @@ def _add_sqlite(conn: Connection, shape: _Shape, ordered: list[tuple[Key, Values
                      for i, (b, d) in enumerate(zip(before, delta, strict=True))]
         rows.append(bind((*k, *delta)))
     raw.executemany(shape.sqlite_write(), rows)
+
+
+def _latency_buckets(column: str) -> list[str]:
+    """Per bucket of LATENCY_BUCKETS, the count of latencies in it (as ``bisect_left`` places
+    them in ``rollups.Sums``: a bound belongs to the bucket it closes)."""
+    out, lower = [], None
+    for upper in (*LATENCY_BOUNDS_MS, None):
+        conditions = [f"{column} > {lower}" if lower is not None else "",
+                      f"{column} <= {upper}" if upper is not None else ""]
+        out.append(f"count(*) FILTER (WHERE {' AND '.join(c for c in conditions if c)})")
+        lower = upper
+    return out
+
+
+def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
+    """The two statements (to run as CTEs of the ledger's insert) that add to the rollups the
+    records just written and their charge lines, summed by PostgreSQL itself (exact NUMERIC).
+
+    ``records`` names a relation of ``usage_records`` columns plus ``rollup_day`` (the record's
+    day in its tenant's timezone, computed by the writer); ``lines`` one of ``charge_lines``
+    columns of those records. The sums are the ones ``rollups.Sums`` makes in Python.
+    """
+    quantities = [f"sum({n})" for n in QUANTITIES]
+    daily_key = ["tenant_id", "rollup_day", "coalesce(user_id, '')", "coalesce(key_id, '')",
+                 "provider", "model", "status", "coalesce(currency, '')",
+                 "coalesce(billed_currency, '')"]
+    daily_values = ["count(*)", *quantities, "count(*) FILTER (WHERE cost IS NULL)",
+                    "count(*) FILTER (WHERE estimated)", "count(latency_ms)",
+                    "coalesce(sum(latency_ms), 0)", *_latency_buckets("latency_ms"),
+                    "sum(seconds)", "coalesce(sum(cost), 0)", "coalesce(sum(billed_cost), 0)"]
+    assert len(daily_key) + len(daily_values) == len(DAILY.columns)
+    # ORDER BY the key: every writer takes the rows it adds to in one order, so none deadlock.
+    positions = ", ".join(str(i) for i in range(1, len(daily_key) + 1))
+    daily = DAILY.postgresql_upsert(
+        f"SELECT {', '.join(daily_key + daily_values)} FROM {records} "
+        f"GROUP BY {positions} ORDER BY {positions}")
+    meter_key = ["r.tenant_id", "r.rollup_day", "coalesce(r.user_id, '')", "r.model",
+                 "coalesce(r.currency, '')", "coalesce(r.billed_currency, '')", "l.meter",
+                 "l.unit", "l.unit_price", "l.per", f"r.source = '{REFUND_SOURCE}'"]
+    billed = ("CASE WHEN coalesce(r.billed_currency, '') = coalesce(r.currency, '') THEN l.amount"
+              " WHEN r.billed_currency IS NOT NULL AND r.fx_rate IS NOT NULL"
+              " THEN l.amount * r.fx_rate ELSE 0 END")
+    meter_values = ["count(*)", "sum(l.quantity)", "sum(l.amount)", f"sum({billed})"]
+    assert len(meter_key) + len(meter_values) == len(METERS.columns)
+    positions = ", ".join(str(i) for i in range(1, len(meter_key) + 1))
+    meters = METERS.postgresql_upsert(
+        f"SELECT {', '.join(meter_key + meter_values)} FROM {lines} l "
+        f"JOIN {records} r USING (request_id) GROUP BY {positions} ORDER BY {positions}")
+    return daily, meters

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from functools import reduce
 from operator import itemgetter
@@ -31,6 +32,7 @@ from meterline.store.rollup_writes import (
     DAILY_KEY,
     METER_KEY,
     QUANTITIES,
+    REFUND_SOURCE,
     SUM_CONTEXT,
     ZERO,
     Key,
@@ -51,8 +53,6 @@ from meterline.store.schema import (
 
 #: A usage record's columns: a row dict of ``NewRecord`` or a stored row's mapping.
 Record = Mapping[Any, Any]
-#: The ``source`` of refund records (services/refunds.py).
-REFUND_SOURCE = "refund"
 
 
 class LineLike(Protocol):
@@ -167,6 +167,12 @@ def zones(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, ZoneInfo]:
                                 .where(tenants.c.id.in_(wanted))):
             found[row.id] = ZoneInfo(row.timezone)
     return found
+
+
+def days(conn: Connection, records: Sequence[Record]) -> list[date]:
+    """Each record's calendar day in its tenant's timezone (the day it counts on)."""
+    zone_of = zones(conn, {r["tenant_id"] for r in records})
+    return [r["occurred_at"].astimezone(zone_of[r["tenant_id"]]).date() for r in records]
 
 
 def apply_records(conn: Connection, records: Sequence[Record],

@@ -17,8 +17,16 @@ from meterline.domain.rating import ChargeLine
 from meterline.errors import StoreError
 from meterline.store import accounts, ledger, rollups
 from meterline.store.ledger import NewRecord
+from meterline.store.rollup_writes import REFUND_SOURCE
 from meterline.store.rollups import SUM_CONTEXT
-from meterline.store.schema import charge_lines, usage_daily, usage_daily_meters, usage_records
+from meterline.store.schema import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_BUCKETS,
+    charge_lines,
+    usage_daily,
+    usage_daily_meters,
+    usage_records,
+)
 
 D = Decimal
 T0 = datetime(2026, 11, 1, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai: days differ by timezone
@@ -221,6 +229,26 @@ def test_sums_of_one_key_and_the_latency_histogram(engine: Engine) -> None:
     assert row["billed_cost"] == SUM_CONTEXT.multiply(3 * D("0.00045"), RATES[0])
     assert [(m["meter"], m["lines"], m["quantity"], m["amount"]) for m in meters] == [
         ("input_tokens", 3, D(3000), D("0.00045")), ("output_tokens", 3, D(1500), D("0.0009"))]
+    assert_rollups_equal_rebuild(engine, tenant)
+
+
+def test_latencies_on_the_bucket_bounds_and_refund_lines(engine: Engine) -> None:
+    """A latency equal to a bound counts in the bucket that bound closes (PostgreSQL sums in
+    SQL, SQLite in Python: both must agree with the rebuild); refund lines are kept apart."""
+    tenant = add_tenant(engine, "UTC")
+    latencies = [0, *(b for bound in LATENCY_BOUNDS_MS for b in (bound, bound + 1))]
+    records = [make(tenant, f"e{n}", spec(latency=latency))
+               for n, latency in enumerate(latencies)]
+    refund = make(tenant, "r1", spec(latency=None))
+    refund.row["source"] = REFUND_SOURCE
+    write(engine, [*records, refund])
+    (row,), meters = rows_of(engine, tenant)
+    # each bucket holds its bound and the one above the bound below; the last, 120001 only
+    assert [row[name] for name in LATENCY_BUCKETS] == [2] * len(LATENCY_BOUNDS_MS) + [1]
+    assert row["latency_count"] == len(latencies) and row["calls"] == len(latencies) + 1
+    assert [(m["meter"], m["refund"], m["lines"]) for m in meters] == [
+        ("input_tokens", False, len(latencies)), ("input_tokens", True, 1),
+        ("output_tokens", False, len(latencies)), ("output_tokens", True, 1)]
     assert_rollups_equal_rebuild(engine, tenant)
 
 
