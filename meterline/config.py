@@ -103,6 +103,9 @@ class Config:
     #: How long a checked API key is trusted before it is looked up again (revocation delay).
     key_cache_seconds: float = 10.0
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    #: Batches of ``POST /v1/usage`` one server process rates and writes at once (the rest wait
+    #: their turn); 0: one per CPU core the process has to itself (cores / worker processes).
+    ingest_concurrency: int = 0
     demo: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -160,6 +163,15 @@ def _positive(value: object, field: str) -> float:
     return float(value)
 
 
+def _count(value: object, field: str) -> int:
+    """A whole number >= 0 (from TOML, or from the environment as text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"config: {field} must be a whole number >= 0", field=field)
+    return value
+
+
 def _webhooks(raw: object, env: Mapping[str, str]) -> tuple[WebhookSetting, ...]:
     if not isinstance(raw, list):
         raise InvalidInput("config: alerts.webhooks must be an array of tables",
@@ -214,6 +226,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             raise InvalidInput(f"config file {path}: {exc}", field="config") from None
     database = _table(data, "database")
     gateway = _table(data, "gateway")
+    ingest = _table(data, "ingest")
     url = env.get("METERLINE_DATABASE_URL") or database.get("url") or DEFAULT_DATABASE_URL
     token = env.get("METERLINE_ADMIN_TOKEN") or data.get("admin_token")
     values: dict[str, Any] = {
@@ -228,6 +241,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         "key_cache_seconds": _positive(gateway.get("key_cache_seconds", 10.0),
                                        "gateway.key_cache_seconds"),
         "limits": _limits(_table(data, "limits"), _table(data, "alerts"), env),
+        "ingest_concurrency": _count(env.get("METERLINE_INGEST_CONCURRENCY")
+                                     or ingest.get("concurrency", 0), "ingest.concurrency"),
     }
     values.update(overrides)
     return Config(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -54,8 +55,9 @@ def _release_expired(engine: Engine) -> None:
         log.warning("released %d holds of calls never recorded in time", released)
 
 
-def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
-    """Build the app. With ``prepare`` the database is migrated and the catalog synced first."""
+def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> FastAPI:
+    """Build the app. With ``prepare`` the database is migrated and the catalog synced first;
+    ``workers``: how many server processes share this machine's cores."""
     engine = make_engine(config.database_url)
     generated = None
     if prepare:
@@ -63,7 +65,9 @@ def create_app(config: Config, *, prepare: bool = True) -> FastAPI:
         sync_providers(engine, config)
         generated = ensure_admin_token(engine, config)
     metering = Metering(engine)
+    ingest_slots = config.ingest_concurrency or max(1, (os.cpu_count() or 1) // workers)
     app_state = AppState(config=config, engine=engine, metering=metering,
+                         ingest_limiter=anyio.CapacityLimiter(ingest_slots),
                          generated_admin_token=generated)
     journal = Journal(Path(config.journal_dir))
     router = Router(config.providers, config.routes)

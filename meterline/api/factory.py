@@ -1,7 +1,10 @@
 """Entry point for ``uvicorn --factory`` with several workers: the config comes from the
-environment the parent process set (``METERLINE_CONFIG``, ``METERLINE_DATABASE_URL``)."""
+environment the parent process set (``METERLINE_CONFIG``, ``METERLINE_DATABASE_URL``,
+``METERLINE_WORKERS``)."""
 
 from __future__ import annotations
+
+import os
 
 from fastapi import FastAPI
 
@@ -10,4 +13,6 @@ from meterline.config import load_config
 
 
 def app_from_env() -> FastAPI:
-    return create_app(load_config(), prepare=False)
+    workers = os.environ.get("METERLINE_WORKERS", "1")
+    return create_app(load_config(), prepare=False,
+                      workers=int(workers) if workers.isdigit() else 1)

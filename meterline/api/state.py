@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import anyio
 from fastapi import Request
 from sqlalchemy import Engine
 
@@ -18,6 +19,9 @@ class AppState:
     config: Config
     engine: Engine
     metering: Metering
+    #: Threads rating and writing ``POST /v1/usage`` batches at once (see Config).
+    ingest_limiter: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(1))
     generated_admin_token: str | None = None
     _admin_ok: dict[str, float] = field(default_factory=dict)
 

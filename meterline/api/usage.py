@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -22,8 +24,12 @@ router = APIRouter(tags=["usage"])
 @router.post("/v1/usage", summary="Report usage events (up to 1000), idempotent per event id")
 async def report_usage(request: Request, key: ApiKey = Depends(tenant_key)) -> JsonResponse:
     events = parse_batch(await json_body(request))
-    metering = state(request).metering
-    results = await run_in_threadpool(metering.ingest, key.tenant_id, events, key_id=key.id)
+    app_state = state(request)
+    # A few batches at a time per process: more threads would only fight over the GIL and the
+    # rollup rows (docs/decisions.md); the rest wait here, in the event loop.
+    results = await anyio.to_thread.run_sync(
+        partial(app_state.metering.ingest, key.tenant_id, events, key_id=key.id),
+        limiter=app_state.ingest_limiter)
     accepted = sum(1 for r in results if "error" not in r)
     # A batch in which every event was refused is a bad request as a whole; otherwise the
     # refused events are reported one by one and the rest count (SPEC §4).

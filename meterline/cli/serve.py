@@ -55,6 +55,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
         uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
     else:
         os.environ["METERLINE_DATABASE_URL"] = config.database_url
+        os.environ["METERLINE_WORKERS"] = str(workers)
         if ctx.config_path:
             os.environ["METERLINE_CONFIG"] = ctx.config_path
         uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,

@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy import Connection, Table
 
 from meterline.errors import StoreError
-from meterline.store.rollup_writes import staged_postgresql
+from meterline.store.rollup_writes import STAGED_RECORD_COLUMNS, staged_postgresql
 from meterline.store.schema import charge_lines, usage_records
 from meterline.store.types import Json
 
@@ -61,19 +61,23 @@ def _converters(conn: Connection, table: Table, names: list[str]) -> list[Callab
     return found
 
 
-def _tuples(conn: Connection, table: Table, names: list[str],
-            rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _tuples(conn: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]],
+            last: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    """The rows' values in ``names`` order, converted for the driver (``last[i]``: one more
+    value at the end of row i)."""
     converters = _converters(conn, table, names)
-    getters = [itemgetter(*names)]
-    if not any(converters):
-        return [getters[0](row) for row in rows]
+    getter = itemgetter(*names)
     pairs = [(i, f) for i, f in enumerate(converters) if f is not None]
+    if not pairs and last is None:
+        return [getter(row) for row in rows]
     out = []
-    for row in rows:
-        values = list(getters[0](row))
+    for number, row in enumerate(rows):
+        values = list(getter(row))
         for index, convert in pairs:
             if values[index] is not None:
                 values[index] = convert(values[index])
+        if last is not None:
+            values.append(last[number])
         out.append(tuple(values))
     return out
 
@@ -93,13 +97,16 @@ def write(conn: Connection, records: Sequence[dict[str, Any]],
     """
     if not records:
         return set()
-    record_rows = _tuples(conn, usage_records, RECORD_COLUMNS, records)
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and len(days) != len(records):
+        raise ValueError("write: one day per record")
+    record_rows = _tuples(conn, usage_records, RECORD_COLUMNS, records,
+                          days if postgresql else None)
     line_rows = _tuples(conn, charge_lines, LINE_COLUMNS, lines)
     # The driver is used directly here, so its errors are translated here too.
     try:
-        if conn.dialect.name == "postgresql":
-            staged = [(*row, day) for row, day in zip(record_rows, days, strict=True)]
-            return _write_postgresql(conn, staged, line_rows)
+        if postgresql:
+            return _write_postgresql(conn, record_rows, line_rows)
         return _write_sqlite(conn, records, record_rows, line_rows)
     except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
         raise StoreError(f"ledger write conflicted with another writer: {exc}",
@@ -132,7 +139,8 @@ WITH inserted AS (
   FROM stage_charge_lines s JOIN inserted USING (request_id)
   RETURNING {", ".join(LINE_COLUMNS)}
 ), new_records AS (
-  SELECT s.* FROM stage_usage_records s JOIN inserted USING (request_id)
+  SELECT {", ".join("s." + c for c in STAGED_RECORD_COLUMNS)}
+  FROM stage_usage_records s JOIN inserted USING (request_id)
 ), daily AS ({_DAILY}
 ), meters AS ({_METERS}
 )

@@ -207,6 +207,12 @@ def _latency_buckets(column: str) -> list[str]:
     return out
 
 
+#: The columns of written records that ``staged_postgresql`` reads.
+STAGED_RECORD_COLUMNS = ("request_id", "tenant_id", "rollup_day", "user_id", "key_id", "provider",
+                         "model", "status", "currency", "billed_currency", *QUANTITIES, "seconds",
+                         "cost", "billed_cost", "fx_rate", "estimated", "latency_ms", "source")
+
+
 def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
     """The two statements (to run as CTEs of the ledger's insert) that add to the rollups the
     records just written and their charge lines, summed by PostgreSQL itself (exact NUMERIC).

@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, delete, func, select, text, union_all
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, text, union_all
 
 from meterline.store.rollup_writes import (
     DAILY_KEY,
@@ -163,10 +163,14 @@ def zones(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, ZoneInfo]:
     wanted = sorted(set(tenant_ids))
     found = {t: ZoneInfo("UTC") for t in wanted}
     if wanted:
-        for row in conn.execute(select(tenants.c.id, tenants.c.timezone)
-                                .where(tenants.c.id.in_(wanted))):
+        for row in conn.execute(_ZONES, {"ids": wanted}):
             found[row.id] = ZoneInfo(row.timezone)
     return found
+
+
+# Built once: every ledger write asks (building the statement anew cost more than running it).
+_ZONES = select(tenants.c.id, tenants.c.timezone).where(
+    tenants.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def days(conn: Connection, records: Sequence[Record]) -> list[date]:
