@@ -4,9 +4,11 @@ journal drainer does, off the response path; per record) — p50 and p99, on SQL
 PostgreSQL, at concurrency 1 and 64.
 
 Each call holds one key budget, one tenant budget and a text-token quota, the common case of
-a tenant on a plan with a spending cap per key.
+a tenant on a plan with a spending cap per key. Reserve goes through the gateway's admission:
+from a lease in memory when one has room, else to the database (``--lease-calls 1``: every
+call to the database, as without leases).
 
-    python bench/limits.py [--calls 2000] [--concurrency 1 64]
+    python bench/limits.py [--calls 2000] [--concurrency 1 64] [--lease-calls 64 1]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from meterline.config import LimitsConfig
 from meterline.domain.budgets import DEFAULT_THRESHOLDS, Scope
 from meterline.domain.quotas import Grant
-from meterline.gateway.admission import Admission
+from meterline.gateway.admission import LEASE_SWEEP_SECONDS, Admission
 from meterline.gateway.recorder import Call
 from meterline.store import accounts, budgets, ledger, quotas
 from meterline.store.budgets import Hold
@@ -45,7 +47,7 @@ from meterline.store.schema import usage_records
 PG_SERVER = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def prepare(url: str) -> tuple[Admission, list[Hold], str]:
+def prepare(url: str, lease_calls: int) -> tuple[Admission, list[Hold], str]:
     engine = make_engine(url)
     upgrade(engine)
     now = datetime.now(UTC)
@@ -59,7 +61,7 @@ def prepare(url: str) -> tuple[Admission, list[Hold], str]:
         quotas.add_grant(conn, Grant("qg_bench", "acme", None, "text_token", "package",
                                      10**14, 0, None, None, now, None, None))
     holds = [Hold(b, *b.bounds(now), Decimal("0.002")) for b in made]
-    return Admission(engine, LimitsConfig()), holds, key.id
+    return Admission(engine, LimitsConfig(lease_calls=lease_calls)), holds, key.id
 
 
 def record(request_id: str, key_id: str) -> NewRecord:
@@ -77,8 +79,8 @@ def record(request_id: str, key_id: str) -> NewRecord:
     return NewRecord(row)
 
 
-def run(url: str, calls: int, concurrency: int) -> dict[str, list[float]]:
-    admission, holds, key_id = prepare(url)
+def run(url: str, calls: int, concurrency: int, lease_calls: int) -> dict[str, list[float]]:
+    admission, holds, key_id = prepare(url, lease_calls)
     engine = admission.engine
     timings: dict[str, list[float]] = {"reserve": [], "settle": []}
     pending: queue.Queue[NewRecord | None] = queue.Queue()
@@ -96,9 +98,16 @@ def run(url: str, calls: int, concurrency: int) -> dict[str, list[float]]:
                 started = time.perf_counter()
                 with engine.begin() as conn:
                     ledger.write_records(conn, records)
+                admission.settled([r.row["request_id"] for r in records])
                 per_record = (time.perf_counter() - started) * 1000 / len(records)
                 timings["settle"].extend([per_record] * len(records))
             time.sleep(0.05)
+
+    def sweep() -> None:
+        # As every gateway process does: leases that are due are sealed, finished ones closed.
+        while not swept.wait(LEASE_SWEEP_SECONDS):
+            admission.sweep()
+        admission.close()
 
     def one(_: int) -> None:
         request_id = "req_" + secrets.token_hex(8)
@@ -110,12 +119,19 @@ def run(url: str, calls: int, concurrency: int) -> dict[str, list[float]]:
         assert refused is None, refused
         pending.put(record(request_id, key_id))
 
-    drainer = threading.Thread(target=drain)
-    drainer.start()
+    swept = threading.Event()
+    workers = [threading.Thread(target=drain), threading.Thread(target=sweep)]
+    for worker in workers:
+        worker.start()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(calls)))
     pending.put(None)
-    drainer.join()
+    workers[0].join()
+    swept.set()
+    workers[1].join()
+    with engine.connect() as conn:
+        left = quotas.reserved_of(conn, "acme").get("text_token", 0)
+    assert left == 0, f"{left} quota units still held after the run"
     engine.dispose()
     return timings
 
@@ -129,31 +145,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--lease-calls", type=int, nargs="+", default=[64, 1])
     args = parser.parse_args()
-    print(f"{'database':<11}{'conc':>5}{'calls/s':>9}{'reserve p50':>13}{'reserve p99':>13}"
-          f"{'settle p50':>12}{'settle p99':>12}   (ms; settle per record of a batch)")
-    for kind in ("sqlite", "postgresql"):
-        for concurrency in args.concurrency:
-            with tempfile.TemporaryDirectory() as directory:
-                schema = f"bench_{secrets.token_hex(4)}"
-                if kind == "sqlite":
-                    url = f"sqlite:///{directory}/bench.db"
-                else:
+    print(f"{'database':<11}{'lease':>6}{'conc':>5}{'calls/s':>9}{'reserve p50':>13}"
+          f"{'reserve p99':>13}{'settle p50':>12}{'settle p99':>12}"
+          "   (ms; settle per record of a batch)")
+    cells = [(kind, lease, concurrency) for kind in ("sqlite", "postgresql")
+             for lease in args.lease_calls for concurrency in args.concurrency]
+    for kind, lease_calls, concurrency in cells:
+        with tempfile.TemporaryDirectory() as directory:
+            schema = f"bench_{secrets.token_hex(4)}"
+            if kind == "sqlite":
+                url = f"sqlite:///{directory}/bench.db"
+            else:
+                with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+                    conn.execute(f'CREATE SCHEMA "{schema}"')
+                url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+            try:
+                started = time.perf_counter()
+                timings = run(url, args.calls, concurrency, lease_calls)
+                rate = args.calls / (time.perf_counter() - started)
+            finally:
+                if kind == "postgresql":
                     with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-                        conn.execute(f'CREATE SCHEMA "{schema}"')
-                    url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-                try:
-                    started = time.perf_counter()
-                    timings = run(url, args.calls, concurrency)
-                    rate = args.calls / (time.perf_counter() - started)
-                finally:
-                    if kind == "postgresql":
-                        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
-                            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            reserve, settle = timings["reserve"], timings["settle"]
-            print(f"{kind:<11}{concurrency:>5}{rate:>9.0f}{statistics.median(reserve):>13.2f}"
-                  f"{percentile(reserve, 0.99):>13.2f}{statistics.median(settle):>12.2f}"
-                  f"{percentile(settle, 0.99):>12.2f}")
+                        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        reserve, settle = timings["reserve"], timings["settle"]
+        print(f"{kind:<11}{lease_calls:>6}{concurrency:>5}{rate:>9.0f}"
+              f"{statistics.median(reserve):>13.3f}"
+              f"{percentile(reserve, 0.99):>13.2f}{statistics.median(settle):>12.2f}"
+              f"{percentile(settle, 0.99):>12.2f}")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,11 @@ class LimitsConfig:
     cache_seconds: float = 2.0
     #: Shared counters for rate limits across processes; without it, the database is used.
     redis_url: str | None = None
+    #: A process leases this many calls' worst case at once and admits from it in memory
+    #: (docs/limits.md, "Leases"); 1 turns leasing off (every limited call holds on its own).
+    lease_calls: int = 64
+    #: How long a lease admits calls before its unused part is given back.
+    lease_seconds: float = 0.5
     #: Where alerts are sent ([[alerts.webhooks]] url, format, secret_env).
     webhooks: tuple[WebhookSetting, ...] = ()
 
@@ -208,6 +213,10 @@ def _limits(raw: Mapping[str, Any], alerts: Mapping[str, Any],
         cache_seconds=_positive(raw.get("cache_seconds", defaults.cache_seconds),
                                 "limits.cache_seconds"),
         redis_url=redis or None,
+        lease_calls=max(1, _count(raw.get("lease_calls", defaults.lease_calls),
+                                  "limits.lease_calls")),
+        lease_seconds=_positive(raw.get("lease_seconds", defaults.lease_seconds),
+                                "limits.lease_seconds"),
         webhooks=_webhooks(alerts.get("webhooks", []), env))
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -22,7 +23,7 @@ from meterline.api.state import AppState
 from meterline.config import Config
 from meterline.errors import MeterlineError
 from meterline.gateway import routes as gateway_routes
-from meterline.gateway.admission import Admission
+from meterline.gateway.admission import LEASE_SWEEP_SECONDS, Admission
 from meterline.gateway.drainer import Drainer
 from meterline.gateway.idempotency import IdempotencyGuard
 from meterline.gateway.journal import Journal
@@ -80,7 +81,14 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
                                RedisLimiter(config.limits.redis_url) if config.limits.redis_url
                                else DatabaseLimiter(engine)),
                            idempotency=IdempotencyGuard(engine))
-    drainer = Drainer(journal, ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl"))
+    write_batch = ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl")
+
+    def drain(batch: Sequence[Mapping[str, Any]]) -> None:
+        write_batch(batch)
+        # Written (or set aside): the leases these calls were admitted from may close.
+        gateway.admission.settled([item["row"]["request_id"] for item in batch])
+
+    drainer = Drainer(journal, drain)
     gateway.recorder.on_held = drainer.notify
 
     async def refresh_prices() -> None:
@@ -100,6 +108,12 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
                 await run_in_threadpool(_release_expired, engine)
             except MeterlineError as exc:
                 log.warning("releasing expired holds failed: %s", exc)
+
+    async def sweep_leases() -> None:
+        while True:
+            await anyio.sleep(LEASE_SWEEP_SECONDS)
+            if gateway.admission.leases.open_leases():
+                await run_in_threadpool(gateway.admission.sweep)
 
     hooks = [WebhookConfig(h.url.reveal(), h.format, h.secret)
              for h in config.limits.webhooks]
@@ -129,6 +143,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(refresh_prices)
             tasks.start_soon(release_expired_holds)
+            tasks.start_soon(sweep_leases)
             tasks.start_soon(notify_alerts)
             try:
                 yield
@@ -138,6 +153,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
         await notifier.aclose()
         await gateway.rate_limits.limiter.aclose()
         await run_in_threadpool(drainer.stop)
+        await run_in_threadpool(gateway.admission.close)
         journal.close()
         engine.dispose()
 

@@ -9,13 +9,18 @@ bound without running a tokenizer. The hold is released when the call's record r
 ledger (in that same transaction), so calls in flight can never spend past a limit together.
 
 Calls no ``block`` budget covers cost no database round trip: the budget list is cached per
-process for ``limits.cache_seconds``.
+process for ``limits.cache_seconds``. Most limited calls cost none either: they are admitted in
+memory from a lease (:mod:`meterline.gateway.leases`); a call that does not fit in one asks the
+database for a new lease of ``limits.lease_calls`` times its own worst case, else for its own.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_UP, Decimal
@@ -30,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from meterline.config import LimitsConfig
 from meterline.domain.budgets import Budget, remaining
 from meterline.domain.fx import FxTable
-from meterline.domain.money import format_decimal
+from meterline.domain.money import MONEY_CONTEXT, format_decimal
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import rate
@@ -42,10 +47,18 @@ from meterline.errors import (
     QuotaExceeded,
     StoreError,
 )
+from meterline.gateway.leases import Amount, GiveBack, LeaseBook, LeaseKey
 from meterline.store import budgets as store
 from meterline.store import quotas as quota_store
 from meterline.store import reservations
 from meterline.store.budgets import Hold, convert
+
+#: How often each process seals its leases that are due and closes the finished ones.
+LEASE_SWEEP_SECONDS = 0.25
+#: How often a refused call waits for other processes' leases before its 402 stands.
+LEASE_WAITS = 3
+
+log = logging.getLogger("meterline.admission")
 
 if TYPE_CHECKING:  # calls.py needs the gateway state, which holds an Admission
     from meterline.gateway.calls import Incoming
@@ -109,6 +122,10 @@ class Admission:
         self.limits = limits
         self._cached = _Limits([], set())
         self._loaded_at = float("-inf")
+        self.leases = LeaseBook(limits.lease_seconds)
+        self._refill_locks: dict[frozenset[LeaseKey], threading.Lock] = {}
+        self._refill_locks_lock = threading.Lock()
+        self._no_lease_until: dict[frozenset[LeaseKey], float] = {}
 
     async def current(self) -> _Limits:
         if time.monotonic() - self._loaded_at > self.limits.cache_seconds:
@@ -147,6 +164,9 @@ class Admission:
         holds = self._budget_holds(call, covering, version, usages, attributes, fx)
         if not holds and not needs:
             return
+        if self.leases.take(call.request_id, _wants(call, holds, needs)):
+            call.held = True  # in memory: no thread, no round trip
+            return
         refusal = await run_in_threadpool(self._reserve, call, holds, needs)
         if isinstance(refusal, store.Refusal):
             raise _exceeded(refusal)
@@ -177,21 +197,123 @@ class Admission:
 
     def _reserve(self, call: Call, holds: Sequence[Hold], needs: Mapping[str, int]
                  ) -> store.Refusal | quota_store.Shortage | None:
-        """Budgets and quotas in one transaction: all held, or nothing."""
+        """Admit the call from a lease, else hold a new lease for it, else its own holds."""
+        wants = _wants(call, holds, needs)
+        if self.leases.take(call.request_id, wants):
+            return None
+        factor = self.limits.lease_calls
+        keys = frozenset(wants)
+        if factor > 1 and self._no_lease_until.get(keys, 0.0) < time.monotonic():
+            # One thread at a time asks for a lease on these keys; the others then find room
+            # in the lease it got instead of each sealing the last one's.
+            with self._refill_lock(keys):
+                if self.leases.take(call.request_id, wants):
+                    return None
+                if self._lease(call, holds, needs, wants, factor):
+                    return None
+                # Near a limit: calls hold on their own for a while, without asking again.
+                self._no_lease_until[keys] = time.monotonic() + self.limits.lease_seconds
+        refusal = self._hold(call.request_id, call, holds, needs)
+        for _ in range(LEASE_WAITS):
+            if refusal is None or factor == 1 or not self._leased_elsewhere(call, holds, needs):
+                break
+            # Another process may hold the room in a lease; its unused part comes back within
+            # the lease time, so a call that fits is not refused for it.
+            time.sleep(self.limits.lease_seconds + 2 * LEASE_SWEEP_SECONDS)
+            refusal = self._hold(call.request_id, call, holds, needs)
+        return refusal
+
+    def _lease(self, call: Call, holds: Sequence[Hold], needs: Mapping[str, int],
+               wants: Mapping[LeaseKey, Amount], factor: int) -> bool:
+        """Hold a new lease of ``factor`` times the call's worst case, the call admitted from it;
+        False if the database has not that much room."""
+        # The leases it did not fit in admit no more; their unused parts go back first.
+        self._give_back(*self.leases.seal(wants))
+        lease_id = self.leases.new_id()
+        times = Decimal(factor)
+        lease_holds = [Hold(h.budget, h.period_start, h.period_end,
+                            MONEY_CONTEXT.multiply(h.amount, times)) for h in holds]
+        lease_needs = {t: n * factor for t, n in needs.items()}
+        if self._hold(lease_id, call, lease_holds, lease_needs) is not None:
+            return False
+        self.leases.opened(lease_id, call.request_id, _wants(call, lease_holds, lease_needs),
+                           wants)
+        return True
+
+    def _refill_lock(self, keys: frozenset[LeaseKey]) -> threading.Lock:
+        with self._refill_locks_lock:
+            return self._refill_locks.setdefault(keys, threading.Lock())
+
+    def _hold(self, request_id: str, call: Call, holds: Sequence[Hold],
+              needs: Mapping[str, int]) -> store.Refusal | quota_store.Shortage | None:
+        """Budgets and quotas in one transaction: all held (for ``request_id``, a call or a
+        lease), or nothing."""
         request = reservations.Request(
-            call.request_id, call.tenant_id, call.user_id, call.started_at,
-            call.tenant_timezone,
+            request_id, call.tenant_id, call.user_id, call.started_at, call.tenant_timezone,
             datetime.now(UTC) + timedelta(seconds=self.limits.hold_seconds))
+        with self._database(), self.engine.connect() as conn, conn.begin() as transaction:
+            refusal = reservations.reserve(conn, request, holds, needs)
+            if refusal is not None:
+                transaction.rollback()
+        return refusal
+
+    def _leased_elsewhere(self, call: Call, holds: Sequence[Hold],
+                          needs: Mapping[str, int]) -> bool:
+        with self._database(), self.engine.connect() as conn:
+            return reservations.leased_elsewhere(
+                conn, sorted({h.budget.id for h in holds}), call.tenant_id, sorted(needs),
+                self.leases.prefix)
+
+    @contextmanager
+    def _database(self) -> Iterator[None]:
         try:
-            with self.engine.connect() as conn, conn.begin() as transaction:
-                refusal = reservations.reserve(conn, request, holds, needs)
-                if refusal is not None:
-                    transaction.rollback()
+            yield
         except (SQLAlchemyError, psycopg.Error) as exc:
             # Without its holds a limited call must not go out: refused, not let through.
             raise StoreError(f"cannot check budgets and quotas: the database is unreachable "
                              f"({exc.__class__.__name__})") from exc
-        return refusal
+
+    def _give_back(self, parts: Sequence[GiveBack], closed: Sequence[str]) -> None:
+        """Write leases' endings; if the database is unreachable their holds expire instead."""
+        if not parts and not closed:
+            return
+        budget_parts, quota_parts = [], []
+        for part in parts:
+            kind, *key = part.key
+            if kind == "budget":
+                budget_parts.append(store.Part(part.lease_id, str(key[0]), key[1],  # type: ignore[arg-type]
+                                               Decimal(part.amount)))
+            else:
+                quota_parts.append(quota_store.Part(part.lease_id, str(key[0]), str(key[1]),
+                                                    int(part.amount)))
+        try:
+            with self.engine.begin() as conn:
+                reservations.give_back(conn, budget_parts, quota_parts, closed)
+        except (SQLAlchemyError, psycopg.Error, StoreError) as exc:
+            log.warning("giving back %d lease parts failed (they expire instead): %s",
+                        len(parts) + len(closed), exc)
+
+    def settled(self, request_ids: Sequence[str]) -> None:
+        """These calls' records are in the ledger (or set aside): their leases may close."""
+        self.leases.settled(request_ids)
+
+    def sweep(self) -> None:
+        """Seal leases that are due, give back their unused parts, close finished leases."""
+        self._give_back(*self.leases.due())
+
+    def close(self) -> None:
+        """On shutdown, after the journal is drained."""
+        self._give_back(*self.leases.seal_all())
+
+
+def _wants(call: Call, holds: Sequence[Hold], needs: Mapping[str, int]
+           ) -> dict[LeaseKey, Amount]:
+    """A call's holds by lease key."""
+    wants: dict[LeaseKey, Amount] = {("budget", h.budget.id, h.period_start): h.amount
+                                     for h in holds}
+    for quota_type, units in needs.items():
+        wants[("quota", call.tenant_id, quota_type, call.user_id or "")] = units
+    return wants
 
 
 def _short(shortage: quota_store.Shortage) -> QuotaExceeded:

@@ -98,7 +98,8 @@ async def models(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(gateway(request).metrics.render(),
+    state = gateway(request)
+    return Response(state.metrics.render() + state.admission.leases.render(),
                     media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -292,6 +292,28 @@ def release(conn: Connection, request_ids: Sequence[str]) -> None:
     _apply(conn, {}, rows, [], datetime.now(UTC))
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """An amount of one hold row: ``request_id`` holds it on a budget period."""
+
+    request_id: str
+    budget_id: str
+    period_start: datetime
+    amount: Decimal
+
+
+def shrink(conn: Connection, parts: Sequence[Part]) -> None:
+    """Give back parts of hold rows (a lease's unused part), where the row is still there (an
+    expired row was released whole)."""
+    c = budget_holds.c
+    freed = [part for part in parts if conn.execute(
+        update(budget_holds).where(c.request_id == part.request_id,
+                                   c.budget_id == part.budget_id,
+                                   c.period_start == part.period_start)
+        .values(amount=c.amount - part.amount).returning(c.request_id)).first() is not None]
+    _apply(conn, {}, freed, [], datetime.now(UTC))
+
+
 def release_expired(conn: Connection, now: datetime | None = None) -> int:
     """Release holds whose call was never recorded in time (its process died)."""
     now = now or datetime.now(UTC)

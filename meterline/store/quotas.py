@@ -217,6 +217,33 @@ def _release(conn: Connection, rows: Sequence[Any]) -> None:
                                               - freed[(tenant_id, quota_type)])))
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Units of one hold row: ``request_id`` holds them on a tenant's quota type."""
+
+    request_id: str
+    tenant_id: str
+    type: str
+    amount: int
+
+
+def shrink(conn: Connection, parts: Sequence[Part]) -> None:
+    """Give back parts of hold rows, where the row is still there."""
+    c = quota_holds.c
+    freed = [part for part in parts if conn.execute(
+        update(quota_holds).where(c.request_id == part.request_id, c.type == part.type)
+        .values(amount=c.amount - part.amount).returning(c.request_id)).first() is not None]
+    _release(conn, freed)
+
+
+def release(conn: Connection, request_ids: Sequence[str]) -> None:
+    """Release every hold of these requests (or leases)."""
+    if request_ids:
+        _release(conn, list(conn.execute(delete(quota_holds).where(
+            quota_holds.c.request_id.in_(list(request_ids))).returning(
+            quota_holds.c.tenant_id, quota_holds.c.type, quota_holds.c.amount))))
+
+
 def release_expired(conn: Connection, now: datetime | None = None) -> int:
     rows = list(conn.execute(delete(quota_holds).where(
         quota_holds.c.expires_at < (now or datetime.now(UTC))).returning(

@@ -18,11 +18,15 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from meterline.store import budgets, quotas
 from meterline.store.budgets import Counter, Hold, Refusal
 from meterline.store.quotas import Shortage
+from meterline.store.schema import budget_holds, quota_holds
+
+#: Lease ids start with it (gateway/leases.py); per-call holds carry request ids ("req_…").
+LEASE_PREFIX = "lease_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,34 @@ class Request:
     at: datetime
     timezone: str
     expires_at: datetime
+
+
+def give_back(conn: Connection, budget_parts: Sequence[budgets.Part],
+              quota_parts: Sequence[quotas.Part], closed: Sequence[str]) -> None:
+    """Leases ending (gateway/leases.py): unused parts off their hold rows, and the holds of
+    ``closed`` leases released whole. Call inside a transaction."""
+    budgets.shrink(conn, budget_parts)
+    quotas.shrink(conn, quota_parts)
+    budgets.release(conn, closed)
+    quotas.release(conn, closed)
+
+
+def leased_elsewhere(conn: Connection, budget_ids: Sequence[str], tenant_id: str,
+                     quota_types: Sequence[str], own_prefix: str) -> bool:
+    """Whether another process holds a lease on any of these budgets or quota types (its unused
+    part comes back within the lease time)."""
+    others, mine = (text.replace("_", "\\_") + "%" for text in (LEASE_PREFIX, own_prefix))
+    b, q = budget_holds.c, quota_holds.c
+    queries = []
+    if budget_ids:
+        queries.append(select(b.request_id).where(
+            b.budget_id.in_(list(budget_ids)), b.request_id.like(others, escape="\\"),
+            ~b.request_id.like(mine, escape="\\")).limit(1))
+    if quota_types:
+        queries.append(select(q.request_id).where(
+            q.tenant_id == tenant_id, q.type.in_(list(quota_types)),
+            q.request_id.like(others, escape="\\"), ~q.request_id.like(mine, escape="\\")).limit(1))
+    return any(conn.execute(query).first() is not None for query in queries)
 
 
 def reserve(conn: Connection, request: Request, holds: Sequence[Hold],

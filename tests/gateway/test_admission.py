@@ -128,6 +128,24 @@ def test_spent_counts_the_exact_ledger_cost_of_each_call(gateway_factory: Any) -
     assert money(settled(gw, created["id"])["spent"]) == money(record["cost"])
 
 
+def test_calls_far_from_the_limit_are_admitted_from_a_lease(gateway_factory: Any) -> None:
+    """The first call holds a lease of 64 worst cases; the next ones are admitted from it in
+    memory; once their records are written the lease is closed and only the real costs stay."""
+    gw = limited_gateway(gateway_factory)
+    created = set_budget(gw, key=gw.key_id, amount="100", currency="USD", period="month")
+    with gw.openai() as client:
+        served = [chat(client) for _ in range(10)]
+        during = budget(gw, created["id"])
+    metrics = gw.admin.get("/metrics").text
+    assert "meterline_leases_opened_total 1\n" in metrics
+    assert "meterline_lease_admissions_total 9\n" in metrics
+    # While the lease is open it holds far more than the calls cost: never less than the truth.
+    costs = [money(gw.record(r.headers["x-meterline-request-id"])["cost"]) for r in served]
+    assert money(during["spent"]) + money(during["reserved"]) > sum(costs)
+    final = settled(gw, created["id"])  # sealed after lease_seconds, closed once recorded
+    assert money(final["spent"]) == sum(costs, Decimal(0))
+
+
 def test_a_model_without_price_is_refused_under_a_block_budget(gateway_factory: Any) -> None:
     gw = limited_gateway(gateway_factory)
     set_budget(gw, tenant="acme", amount="10", period="month")

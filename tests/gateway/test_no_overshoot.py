@@ -5,11 +5,16 @@ fits is served and the rest get 402, and no hold is left behind.
 The model is priced so that a call's worst case equals its real cost (input free, output
 exactly ``max_tokens``), so exactly ``FITTING`` calls fit whatever the interleaving: the test
 can tell a served call too many (overshoot) from one too few (a call that fitted was refused).
+
+Each runs with leases of a few calls (gateway/leases.py: processes admit calls from slices they
+hold, give back what they do not use, and a call refused while another process holds a lease
+waits for it) and with leasing off (every call holds on its own).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -31,11 +36,13 @@ FITTING = 50
 CALLS = 220
 
 
-def start(processes: int, database: str, upstream: Any, tmp_path: Path) -> list[Gateway]:
+def start(processes: int, database: str, upstream: Any, tmp_path: Path,
+          lease_calls: int = 1) -> list[Gateway]:
     config = tmp_path / "meterline.toml"
     config.write_text(f"""
 [limits]
 cache_seconds = 0.2
+lease_calls = {lease_calls}
 
 [[providers]]
 name = "openrouter"
@@ -85,17 +92,19 @@ def wait_settled(admin: httpx.Client, budget_id: str) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("kind, processes, shared_by_two_keys", [
-    ("postgresql", 4, False),
-    ("postgresql", 4, True),
-    ("sqlite", 1, False),
+@pytest.mark.parametrize("kind, processes, shared_by_two_keys, lease_calls", [
+    ("postgresql", 4, False, 1),
+    ("postgresql", 4, False, 8),
+    ("postgresql", 4, True, 8),
+    ("sqlite", 1, False, 1),
+    ("sqlite", 1, False, 8),
 ])
 def test_concurrent_calls_never_overshoot_a_block_budget(kind: str, processes: int,
                                                          shared_by_two_keys: bool,
-                                                         upstream: Any,
+                                                         lease_calls: int, upstream: Any,
                                                          tmp_path: Path) -> None:
     with fresh_database(kind, tmp_path) as database:
-        gateways = start(processes, database, upstream, tmp_path)
+        gateways = start(processes, database, upstream, tmp_path, lease_calls)
         try:
             with httpx.Client(base_url=gateways[0].url, headers=ADMIN, timeout=30) as admin:
                 assert admin.post("/api/tenants", json={"name": "acme"}).status_code == 201
@@ -120,6 +129,7 @@ def test_concurrent_calls_never_overshoot_a_block_budget(kind: str, processes: i
                 final = wait_settled(admin, budget_id)
                 records = admin.get("/api/usage", params={"tenant": "acme", "limit": 1000}
                                     ).json()["records"]
+                leased = sum(_lease_admissions(g.url) for g in gateways)
         finally:
             for gateway in gateways:
                 gateway.stop()
@@ -132,6 +142,16 @@ def test_concurrent_calls_never_overshoot_a_block_budget(kind: str, processes: i
         assert money(final["reserved"]) == 0 and money(final["remaining"]) == 0
         leftover = _holds_left(database)
         assert leftover == 0
+        # With leases, many served calls were admitted in memory (near the limit, calls hold
+        # one by one); without, none.
+        assert (leased >= FITTING // 5) if lease_calls > 1 else leased == 0, leased
+
+
+def _lease_admissions(url: str) -> int:
+    text = httpx.get(f"{url}/metrics").text
+    found = re.search(r"^meterline_lease_admissions_total (\d+)$", text, re.MULTILINE)
+    assert found is not None, text
+    return int(found.group(1))
 
 
 def _holds_left(database: str) -> int:
@@ -152,16 +172,17 @@ def _holds_left(database: str) -> int:
 TOKENS_PER_CALL = 1 + OUTPUT  # "hi" is one token to the simulator
 
 
-@pytest.mark.parametrize("kind, processes", [("postgresql", 4), ("sqlite", 1)])
-def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, upstream: Any,
-                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind, processes, lease_calls", [
+    ("postgresql", 4, 1), ("postgresql", 4, 4), ("sqlite", 1, 4)])
+def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, lease_calls: int,
+                                                  upstream: Any, tmp_path: Path) -> None:
     """A call is held at its worst case (its body's bytes as input tokens, plus max_tokens),
     which is more than it uses, so how many calls fit depends on the interleaving: the units
     consumed never pass the grant, and once the run is over, calls go on being served one by
     one until what is left is less than a call's hold."""
     granted = TOKENS_PER_CALL * FITTING
     with fresh_database(kind, tmp_path) as database:
-        gateways = start(processes, database, upstream, tmp_path)
+        gateways = start(processes, database, upstream, tmp_path, lease_calls)
         try:
             with httpx.Client(base_url=gateways[0].url, headers=ADMIN, timeout=30) as admin:
                 assert admin.post("/api/tenants", json={"name": "acme"}).status_code == 201
@@ -180,6 +201,7 @@ def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, ups
                 balance = _wait_quota_settled(admin)
                 records = admin.get("/api/usage", params={"tenant": "acme", "limit": 1000}
                                     ).json()["records"]
+                leased = sum(_lease_admissions(g.url) for g in gateways)
         finally:
             for gateway in gateways:
                 gateway.stop()
@@ -193,6 +215,7 @@ def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, ups
         # Refused at the end only because a call's hold no longer fits what is left.
         assert text["available"] < len(orjson.dumps(BODY)) + OUTPUT
         assert _holds_left(database) == 0
+        assert leased > 0 if lease_calls > 1 else leased == 0, leased
 
 
 def _wait_quota_settled(admin: httpx.Client) -> dict[str, Any]:
