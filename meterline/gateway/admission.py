@@ -57,6 +57,8 @@ from meterline.store.budgets import Hold, convert
 LEASE_SWEEP_SECONDS = 0.25
 #: How often a refused call waits for other processes' leases before its 402 stands.
 LEASE_WAITS = 3
+#: Sets of budgets and quotas whose lease bookkeeping a process keeps before starting afresh.
+MAX_KEY_SETS = 10_000
 
 log = logging.getLogger("meterline.admission")
 
@@ -242,6 +244,11 @@ class Admission:
 
     def _refill_lock(self, keys: frozenset[LeaseKey]) -> threading.Lock:
         with self._refill_locks_lock:
+            if len(self._refill_locks) > MAX_KEY_SETS:
+                # Old periods and idle users: forgetting a lock only lets two threads ask at
+                # once; forgetting "near a limit" costs one refused lease request.
+                self._refill_locks.clear()
+                self._no_lease_until.clear()
             return self._refill_locks.setdefault(keys, threading.Lock())
 
     def _hold(self, request_id: str, call: Call, holds: Sequence[Hold],
