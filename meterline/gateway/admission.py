@@ -286,12 +286,12 @@ class Admission:
             return
         budget_parts, quota_parts = [], []
         for part in parts:
-            kind, *key = part.key
-            if kind == "budget":
-                budget_parts.append(store.Part(part.lease_id, str(key[0]), key[1],  # type: ignore[arg-type]
+            _, owner, where = part.key[:3]
+            if isinstance(where, datetime):  # ("budget", budget id, period start)
+                budget_parts.append(store.Part(part.lease_id, owner, where,
                                                Decimal(part.amount)))
-            else:
-                quota_parts.append(quota_store.Part(part.lease_id, str(key[0]), str(key[1]),
+            else:  # ("quota", tenant id, quota type, user)
+                quota_parts.append(quota_store.Part(part.lease_id, owner, where,
                                                     int(part.amount)))
         try:
             with self.engine.begin() as conn:
