@@ -8,7 +8,8 @@ from dataclasses import replace
 import click
 import uvicorn
 
-from meterline.api.app import DEMO_SIMULATOR_PATH, create_app
+from meterline.api.app import DEMO_SIMULATOR_PATH
+from meterline.api.factory import serving_app
 from meterline.cli.main import Context, handle_errors, pass_context
 from meterline.config import DEFAULT_DATABASE_URL, Config, ProviderConfig, Secret
 from meterline.services.bootstrap import ensure_admin_token, prepare_database
@@ -52,7 +53,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
     engine.dispose()
     click.echo(f"meterline listening on {base}  (database: {config.database_url})")
     if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+        uvicorn.run(serving_app(config), host=host, port=port, log_level="warning")
     else:
         os.environ["METERLINE_DATABASE_URL"] = config.database_url
         os.environ["METERLINE_WORKERS"] = str(workers)

@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 from meterline.domain.usage import Usage
 from meterline.errors import InvalidInput, InvalidUsage
@@ -30,17 +30,19 @@ class CallStatus(StrEnum):
 _STATUSES: Final = {s.value: s for s in CallStatus}
 
 
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
+_NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+class UsageEvent(NamedTuple):
     id: str
     timestamp: datetime
     model: str
     usage: Usage
     status: CallStatus = CallStatus.SUCCESS
     user: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = _NOTHING
     tags: tuple[str, ...] = ()
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = _NOTHING
 
 
 def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:

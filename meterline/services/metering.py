@@ -12,10 +12,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine
 
@@ -59,8 +58,7 @@ def new_request_id() -> str:
     return f"req_{time.time_ns():016x}{_PROCESS_TAG}{next(_sequence) & 0xFFFFFF:06x}"
 
 
-@dataclass(frozen=True, slots=True)
-class Pricing:
+class Pricing(NamedTuple):
     """The outcome of pricing one call, ready to be stored."""
 
     model: str
