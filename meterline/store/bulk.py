@@ -65,19 +65,26 @@ def _tuples(conn: Connection, table: Table, names: list[str], rows: Sequence[dic
             last: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
     """The rows' values in ``names`` order, converted for the driver (``last[i]``: one more
     value at the end of row i)."""
-    converters = _converters(conn, table, names)
     getter = itemgetter(*names)
-    pairs = [(i, f) for i, f in enumerate(converters) if f is not None]
-    if not pairs and last is None:
-        return [getter(row) for row in rows]
+    if last is None:
+        return _converted(conn, table, names, [getter(row) for row in rows])
+    return _converted(conn, table, names,
+                      [(*getter(row), extra) for row, extra in zip(rows, last, strict=True)])
+
+
+def _converted(conn: Connection, table: Table, names: list[str],
+               rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows of values in ``names`` order (and maybe more after them), converted for the
+    driver."""
+    pairs = [(i, f) for i, f in enumerate(_converters(conn, table, names)) if f is not None]
+    if not pairs:
+        return rows
     out = []
-    for number, row in enumerate(rows):
-        values = list(getter(row))
+    for row in rows:
+        values = list(row)
         for index, convert in pairs:
             if values[index] is not None:
                 values[index] = convert(values[index])
-        if last is not None:
-            values.append(last[number])
         out.append(tuple(values))
     return out
 
@@ -89,10 +96,11 @@ def keeps_rollups(conn: Connection) -> bool:
 
 
 def write(conn: Connection, records: Sequence[dict[str, Any]],
-          lines: Sequence[dict[str, Any]], days: Sequence[date]) -> set[str]:
+          lines: list[tuple[Any, ...]], days: Sequence[date]) -> set[str]:
     """Insert new records and the lines of those inserted; returns inserted event ids.
 
-    ``lines`` carry the ``request_id`` of their record; ``days[i]`` is the day of
+    ``lines`` are tuples of ``charge_lines`` values in column order, each carrying the
+    ``request_id`` of its record; ``days[i]`` is the day of
     ``records[i]`` in its tenant's timezone (for the rollups, where ``keeps_rollups``).
     """
     if not records:
@@ -102,7 +110,7 @@ def write(conn: Connection, records: Sequence[dict[str, Any]],
         raise ValueError("write: one day per record")
     record_rows = _tuples(conn, usage_records, RECORD_COLUMNS, records,
                           days if postgresql else None)
-    line_rows = _tuples(conn, charge_lines, LINE_COLUMNS, lines)
+    line_rows = _converted(conn, charge_lines, LINE_COLUMNS, lines)
     # The driver is used directly here, so its errors are translated here too.
     try:
         if postgresql:

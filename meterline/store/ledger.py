@@ -26,6 +26,9 @@ from meterline.store.schema import charge_lines, usage_records
 PRICED = "priced"
 UNPRICED = "unpriced"
 
+if ["request_id", "line_no", *ChargeLine._fields] != bulk.LINE_COLUMNS:
+    raise RuntimeError("charge_lines' columns must be request_id, line_no and ChargeLine's fields")
+
 
 @dataclass(slots=True)
 class NewRecord:
@@ -49,7 +52,8 @@ def write_records(conn: Connection, records: Sequence[NewRecord]) -> set[str]:
 
     All records of one call must belong to one tenant.
     """
-    line_rows = [line_row(r.row["request_id"], number, line)
+    # A ChargeLine's fields are charge_lines' columns after (request_id, line_no).
+    line_rows = [(r.row["request_id"], number, *line)
                  for r in records for number, line in enumerate(r.lines, start=1)]
     rows = [r.row for r in records]
     days = rollups.days(conn, rows) if bulk.keeps_rollups(conn) else []

@@ -26,7 +26,7 @@ from operator import itemgetter
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, select, text, union_all
+from sqlalchemy import URL, Connection, Table, bindparam, delete, func, select, text, union_all
 
 from meterline.store.rollup_writes import (
     DAILY_KEY,
@@ -159,13 +159,25 @@ def _merge(into: dict[Key, Values], key: Key, values: Values, sign: int) -> None
 
 
 def zones(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, ZoneInfo]:
-    """Each tenant's timezone (UTC for a tenant that is not stored)."""
-    wanted = sorted(set(tenant_ids))
-    found = {t: ZoneInfo("UTC") for t in wanted}
-    if wanted:
-        for row in conn.execute(_ZONES, {"ids": wanted}):
-            found[row.id] = ZoneInfo(row.timezone)
+    """Each tenant's timezone (UTC for a tenant that is not stored). A tenant's timezone never
+    changes once stored, so the answers are kept for the process, per database (every ledger
+    write asks)."""
+    database = conn.engine.url
+    wanted = set(tenant_ids)
+    found = {t: _known_zones[database, t] for t in wanted if (database, t) in _known_zones}
+    missing = sorted(wanted - found.keys())
+    if missing:
+        if len(_known_zones) > MAX_KNOWN_ZONES:
+            _known_zones.clear()
+        for row in conn.execute(_ZONES, {"ids": missing}):
+            found[row.id] = _known_zones[database, row.id] = ZoneInfo(row.timezone)
+        found.update((t, UTC_ZONE) for t in missing if t not in found)
     return found
+
+
+MAX_KNOWN_ZONES = 100_000
+UTC_ZONE = ZoneInfo("UTC")
+_known_zones: dict[tuple[URL, str], ZoneInfo] = {}
 
 
 # Built once: every ledger write asks (building the statement anew cost more than running it).
