@@ -105,6 +105,9 @@ def write(conn: Connection, records: Sequence[dict[str, Any]],
     """
     if not records:
         return set()
+    if not conn.in_transaction():
+        # The driver is used directly: without SQLAlchemy's transaction nothing would commit it.
+        raise RuntimeError("bulk.write needs a transaction (conn.begin())")
     postgresql = conn.dialect.name == "postgresql"
     if postgresql and len(days) != len(records):
         raise ValueError("write: one day per record")
