@@ -135,3 +135,14 @@ def test_size_or_quality_not_on_the_page_is_bounded_by_the_dearest_image(
     dearest = max(Decimal(price) for row in grid.values() for price in row.values())
     assert _total(model, Usage.of(images=1), size="auto", quality="auto") == dearest
     assert _total(model, Usage.of(images=1)) == dearest
+
+
+def test_wan_s2v_page_billing_example() -> None:
+    # alibabacloud.com/help/en/model-studio/wan-s2v-api: "10.23 seconds × $0.071677/second =
+    # $0.73325571" (480P); 720P is $0.129018/second, the dearest rate, charged when no resolution
+    # is given. The entry starts 2026-12-05, the day the page was read.
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    version = load_catalog().version_at("qwen/wan2.2-s2v", at)
+    rating = rate(Usage.of(seconds=Decimal("10.23")), version, at, {"resolution": "480P"})
+    assert (rating.currency, rating.total.number) == ("USD", Decimal("0.73325571"))
+    assert rate(Usage.of(seconds=1), version, at, {}).total.number == Decimal("0.129018")
