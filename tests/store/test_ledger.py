@@ -17,7 +17,7 @@ from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import ChargeLine
 from meterline.errors import StoreError
 from meterline.services.metering import Metering
-from meterline.store import accounts, ledger, pricing
+from meterline.store import accounts, bulk, ledger, pricing
 from meterline.store.ledger import NewRecord
 from meterline.store.schema import charge_lines, usage_records
 from meterline.store.types import money_sum
@@ -73,6 +73,14 @@ def line_total(engine: Engine) -> Decimal | None:
 
 
 # --- write_records / existing ------------------------------------------------------------------
+
+def test_bulk_write_refuses_to_run_where_nothing_would_commit_it(engine: Engine) -> None:
+    # It talks to the driver directly: outside SQLAlchemy's transaction, conn.commit() would
+    # commit nothing and the records would silently roll back when the connection is returned.
+    with engine.connect() as conn, pytest.raises(RuntimeError, match="transaction"):
+        bulk.write(conn, [row("e1")], [], [T0.date()])
+    assert counts(engine) == (0, 0)
+
 
 def test_write_records_inserts_records_and_lines(engine: Engine) -> None:
     with engine.begin() as conn:
