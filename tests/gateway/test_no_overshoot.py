@@ -148,8 +148,12 @@ def test_concurrent_calls_never_overshoot_a_block_budget(kind: str, processes: i
 
 
 def _lease_admissions(url: str) -> int:
+    return _lease_metric(url, "meterline_lease_admissions_total")
+
+
+def _lease_metric(url: str, name: str) -> int:
     text = httpx.get(f"{url}/metrics").text
-    found = re.search(r"^meterline_lease_admissions_total (\d+)$", text, re.MULTILINE)
+    found = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
     assert found is not None, text
     return int(found.group(1))
 
@@ -201,6 +205,8 @@ def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, lea
                 balance = _wait_quota_settled(admin)
                 records = admin.get("/api/usage", params={"tenant": "acme", "limit": 1000}
                                     ).json()["records"]
+                opened = sum(_lease_metric(g.url, "meterline_leases_opened_total")
+                             for g in gateways)
                 leased = sum(_lease_admissions(g.url) for g in gateways)
         finally:
             for gateway in gateways:
@@ -215,7 +221,13 @@ def test_concurrent_calls_never_overshoot_a_quota(kind: str, processes: int, lea
         # Refused at the end only because a call's hold no longer fits what is left.
         assert text["available"] < len(orjson.dumps(BODY)) + OUTPUT
         assert _holds_left(database) == 0
-        assert leased > 0 if lease_calls > 1 else leased == 0, leased
+        # Only about two leases fit in this grant at once, so how many calls each admits in
+        # memory depends on how the calls arrive (on a loaded machine a lease can close before
+        # the next call comes); that the first call to ask got one does not.
+        if lease_calls > 1:
+            assert opened > 0, (opened, leased)
+        else:
+            assert opened == leased == 0, (opened, leased)
 
 
 def _wait_quota_settled(admin: httpx.Client) -> dict[str, Any]:
