@@ -16,17 +16,22 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter
 from meterline.errors import Conflict, InvalidInput, NotFound, StoreError
 from meterline.services.metering import new_request_id
 from meterline.services.records import record_json
-from meterline.store import ledger
+from meterline.store import archive, horizon, ledger
 from meterline.store.ledger import NewRecord
 from meterline.store.rollup_writes import REFUND_SOURCE
-from meterline.store.schema import charge_lines, usage_records
+from meterline.store.schema import (
+    charge_lines,
+    charge_lines_archive,
+    usage_records,
+    usage_records_archive,
+)
 
 REFUNDED: Final = "refunded"
 EVENT_PREFIX: Final = "refund:"
@@ -34,11 +39,19 @@ MAX_REASON: Final = 1000
 WRITE_ATTEMPTS: Final = 3
 
 
-def _original(conn: Connection, request_id: str) -> Any:
-    c = usage_records.c
-    row = conn.execute(select(usage_records).where(c.request_id == request_id)).first()
-    if row is None:
-        raise NotFound(f"request_id: no usage record {request_id!r}", field="request_id")
+def _stored(conn: Connection, request_id: str) -> tuple[Any, Table]:
+    """A record, hot or archived, and the table of its charge lines."""
+    for records, lines in ((usage_records, charge_lines),
+                           (usage_records_archive, charge_lines_archive)):
+        row = conn.execute(select(records).where(records.c.request_id == request_id)).first()
+        if row is not None:
+            return row, lines
+    raise NotFound(f"request_id: no usage record {request_id!r}", field="request_id")
+
+
+def _original(conn: Connection, request_id: str) -> tuple[Any, list[Any]]:
+    """The record to refund and its charge lines."""
+    row, lines = _stored(conn, request_id)
     if row.source == REFUND_SOURCE:
         raise InvalidInput(f"request_id: {request_id} is itself a refund (of "
                            f"{row.event_id.removeprefix(EVENT_PREFIX)}); refund the original "
@@ -47,7 +60,8 @@ def _original(conn: Connection, request_id: str) -> Any:
         raise Conflict(f"request_id: {request_id} is unpriced, so nothing was charged yet; "
                        "price it with `meterline rerate` first, then refund it",
                        field="request_id")
-    return row
+    return row, list(conn.execute(select(lines).where(lines.c.request_id == request_id)
+                                  .order_by(lines.c.line_no)))
 
 
 def _negated(value: Any) -> Any:
@@ -89,17 +103,18 @@ def refund(engine: Engine, request_id: object, reason: object = None,
     for attempt in range(WRITE_ATTEMPTS):
         try:
             with engine.begin() as conn:
-                original = _original(conn, request_id)
-                lines = list(conn.execute(
-                    select(charge_lines).where(charge_lines.c.request_id == request_id)
-                    .order_by(charge_lines.c.line_no)))
+                original, lines = _original(conn, request_id)
                 record = refund_record(original, lines, reason or None, at)
-                inserted = ledger.write_records(conn, [record])
+                # A refund counts on its original's day even when that is older than the
+                # archive's horizon (the original archived); one already archived is found.
+                guarded = horizon.guard(conn, [record])
+                inserted = ledger.write_records(conn, [*guarded.fresh, *guarded.refused])
                 event_id = record.row["event_id"]
-                c = usage_records.c
-                stored = conn.execute(select(usage_records).where(
+                c = (everywhere := archive.all_records()).c
+                stored = conn.execute(select(everywhere).where(
                     c.tenant_id == original.tenant_id, c.event_id == event_id)).one()
-                found = ledger.lines_of(conn, [stored.request_id])[stored.request_id]
+                found = ledger.lines_of(conn, [stored.request_id],
+                                        archived=True)[stored.request_id]
             return {"refund_of": request_id, "duplicate": event_id not in inserted,
                     "refund": record_json(stored, found)}
         except StoreError as exc:

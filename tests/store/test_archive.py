@@ -360,3 +360,30 @@ def test_statistics_and_bills_are_the_same_after_archiving(
     assert refused.status_code == 400
     assert "older than the archived period" in refused.json()["results"][0]["error"]
     assert snapshot() == before
+
+    # Archived records can still be refunded, once: the one refunded before archiving answers
+    # with its archived refund; another is refunded on its own (archived) day, so the issued
+    # bill stays and the next open cycle shows the refund as an adjustment.
+    first = old["records"][0]["request_id"]
+    again = client.post(f"/api/usage/{first}/refund", headers=ADMIN, json={})
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["refund"]["lines"] and again.json()["refund"]["cost"].startswith("-")
+    other = next(r for r in both if r["timestamp"].startswith(cycles[0])
+                 and r["request_id"] != first and r["status"] != "refunded")
+    issued = _get(client, f"/api/bills/acme/{cycles[0]}")
+    answer = client.post(f"/api/usage/{other['request_id']}/refund", headers=ADMIN, json={})
+    assert answer.status_code == 201, answer.text
+    refund = answer.json()
+    assert refund["duplicate"] is False and refund["refund_of"] == other["request_id"]
+    assert refund["refund"]["cost"] == f"-{other['cost']}"
+    assert refund["refund"]["timestamp"] == other["timestamp"]
+    twice = client.post(f"/api/usage/{other['request_id']}/refund", headers=ADMIN, json={})
+    assert twice.json()["duplicate"] is True and twice.json()["refund"] == refund["refund"]
+    assert _get(client, f"/api/bills/acme/{cycles[0]}") == issued
+    year, month = map(int, cycles[0].split("-"))
+    following = f"{year + month // 12}-{month % 12 + 1:02d}"
+    adjustments = [line for line in _get(client, f"/api/bills/acme/{following}")["lines"]
+                   if line["adjustment_of"] == cycles[0] and line["status"] == "refunded"]
+    assert adjustments and sum(Decimal(line["amount"]) for line in adjustments) == -Decimal(
+        other["cost"])
+    assert archive.archive(http_engine, CYCLE, batch=4).records == 1  # the new refund
