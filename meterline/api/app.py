@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from meterline.services.bootstrap import ensure_admin_token, prepare_database, s
 from meterline.services.metering import Metering
 from meterline.simulator.app import create_simulator
 from meterline.store import budgets as budget_store
+from meterline.store import claims
 from meterline.store import quotas as quota_store
 from meterline.store.engine import make_engine
 
@@ -52,6 +54,7 @@ PROJECTION_EVERY = 150
 def _release_expired(engine: Engine) -> None:
     with engine.begin() as conn:
         released = budget_store.release_expired(conn) + quota_store.release_expired(conn)
+        claims.delete_expired(conn, datetime.now(UTC))
     if released:
         log.warning("released %d holds of calls never recorded in time", released)
 
@@ -80,7 +83,8 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
                            rate_limits=RateLimits(
                                RedisLimiter(config.limits.redis_url) if config.limits.redis_url
                                else DatabaseLimiter(engine)),
-                           idempotency=IdempotencyGuard(engine))
+                           idempotency=IdempotencyGuard(
+                               engine, config.limits.hold_seconds))
     write_batch = ledger_sink(engine, Path(config.journal_dir) / "rejected.jsonl")
 
     def drain(batch: Sequence[Mapping[str, Any]]) -> None:
@@ -154,6 +158,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
         await gateway.rate_limits.limiter.aclose()
         await run_in_threadpool(drainer.stop)
         await run_in_threadpool(gateway.admission.close)
+        await run_in_threadpool(gateway.idempotency.close)
         journal.close()
         engine.dispose()
 

@@ -51,6 +51,13 @@ def _finish(state: GatewayState, call: Call, upstream_seconds: float | None) -> 
     return priced
 
 
+async def _key_given_back(state: GatewayState, call: Call) -> None:
+    """A failed call's Idempotency-Key is free again before its client hears of the failure
+    (whichever process the retry reaches)."""
+    if call.event_id is not None:
+        await state.idempotency.settled(call.tenant_id, call.event_id)
+
+
 def _cost_headers(priced: Pricing) -> dict[str, str]:
     if priced.billed_cost is not None and priced.billed_currency:
         return {"x-meterline-cost": format_decimal(priced.billed_cost),
@@ -72,9 +79,11 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
         # Last step before the provider is called: from here on, every outcome is recorded,
         # and the record releases the holds and the key.
         await state.admission.admit(incoming, endpoint, *state.metering.snapshot())
-    except BaseException:
+    except BaseException as exc:
         if call.event_id is not None:
             state.idempotency.finish(call.tenant_id, call.event_id, call.request_id, False)
+            if isinstance(exc, Exception):
+                await _key_given_back(state, call)
         raise
     headers = state.upstreams.headers(incoming.provider, incoming.headers, outgoing.content_type)
     started = time.perf_counter()
@@ -88,6 +97,7 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
         call.error = exc.message
         call.latency_ms = _elapsed_ms(started)
         _finish(state, call, None)
+        await _key_given_back(state, call)
         exc.context["request_id"] = call.request_id
         raise
     if response.status_code >= 400 or not incoming.stream:
@@ -100,10 +110,14 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
             call.http_status = response.status_code
             call.latency_ms = _elapsed_ms(started)
             _finish(state, call, None)
+            await _key_given_back(state, call)
             error.context["request_id"] = call.request_id
             raise
         await opened.__aexit__(None, None, None)
-        return _complete(state, incoming, endpoint, response, raw, started)
+        try:
+            return _complete(state, incoming, endpoint, response, raw, started)
+        finally:
+            await _key_given_back(state, call)
     return StreamingResponse(_relay(state, incoming, opened, response, started),
                              status_code=response.status_code, media_type="text/event-stream",
                              headers={"x-meterline-request-id": call.request_id, **SSE_HEADERS})
@@ -204,4 +218,5 @@ async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
         with anyio.CancelScope(shield=True):
             await opened.__aexit__(None, None, None)
     if failure:
+        await _key_given_back(state, call)
         yield failure

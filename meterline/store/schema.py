@@ -324,6 +324,16 @@ quota_holds = Table(
     Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
 
+# Idempotency-Key claims of calls in flight or recently made (gateway/idempotency.py): one per
+# tenant and key, so two processes receiving the same key cannot both call the provider.
+idempotency_claims = Table(
+    "idempotency_claims", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("key", String(150), primary_key=True),
+    Column("request_id", String(40), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
 # Requests and tokens per key and minute, for rate limits when no Redis is configured.
 rate_windows = Table(
     "rate_windows", metadata,
