@@ -8,9 +8,9 @@ columns' own SQLAlchemy bind processors (money stays exact, times UTC):
   ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` for records, the charge lines of
   exactly the records that went in, and the daily rollups of those (summed by PostgreSQL:
   ``rollup_writes.staged_postgresql``).
-* SQLite: ``INSERT … ON CONFLICT (tenant_id, event_id) DO NOTHING`` for records, then the rows
-  that carry this batch's request ids are the ones that went in; charge lines follow for those.
-  SQLite runs one writer at a time, so the transaction sees a stable answer.
+* SQLite: ``INSERT … VALUES (…), (…) … ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING``
+  for records, as many rows per statement as SQLite takes parameters; the request ids returned
+  are the records that went in, and charge lines follow for those.
 
 Either way the database's unique (tenant, event id) constraint decides what is a duplicate, so
 concurrent writers of the same events can never charge twice.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -182,21 +183,29 @@ def _write_sqlite(conn: Connection, records: Sequence[dict[str, Any]],
                   record_rows: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]) -> set[str]:
     raw = conn.connection.driver_connection
     assert raw is not None
-    marks = ", ".join("?" for _ in RECORD_COLUMNS)
     # Only a clash on (tenant, event id) is a duplicate (OR IGNORE would also swallow NOT NULL
-    # and request-id clashes). RETURNING, row by row, says exactly which rows went in: a batch
-    # delivered again by the journal carries request ids that are already stored.
-    insert = (f"INSERT INTO usage_records ({', '.join(RECORD_COLUMNS)}) VALUES ({marks}) "
-              "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING request_id")
+    # and request-id clashes). RETURNING says exactly which rows went in: a batch delivered again
+    # by the journal carries request ids that are already stored. As many rows per statement as
+    # SQLite takes parameters: one statement per row cost more than the inserts themselves.
+    per_statement = max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                        // len(RECORD_COLUMNS))
     ours = {r["request_id"]: r["event_id"] for r in records}
     inserted_ids: set[str] = set()
-    for row in record_rows:
-        found = raw.execute(insert, row).fetchone()
-        if found is not None:
-            inserted_ids.add(found[0])
+    for start in range(0, len(record_rows), per_statement):
+        part = record_rows[start:start + per_statement]
+        found = raw.execute(_sqlite_insert(len(part)), [v for row in part for v in row])
+        inserted_ids.update(request_id for (request_id,) in found)
     request_index = LINE_COLUMNS.index("request_id")
     new_lines = [row for row in lines if row[request_index] in inserted_ids]
     if new_lines:
         raw.executemany(f"INSERT INTO charge_lines ({', '.join(LINE_COLUMNS)}) VALUES "
                         f"({', '.join('?' for _ in LINE_COLUMNS)})", new_lines)
     return {ours[request_id] for request_id in inserted_ids}
+
+
+@lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
+    marks = f"({', '.join('?' for _ in RECORD_COLUMNS)})"
+    return (f"INSERT INTO usage_records ({', '.join(RECORD_COLUMNS)}) VALUES "
+            f"{', '.join([marks] * rows)} ON CONFLICT (tenant_id, event_id) DO NOTHING "
+            "RETURNING request_id")
