@@ -107,6 +107,24 @@ def test_write_records_inserts_records_and_lines(engine: Engine) -> None:
     }
 
 
+def test_large_batches_with_duplicates_on_both_sides_of_a_statement(engine: Engine) -> None:
+    # SQLite takes many records per statement (as many as its parameter limit allows): the
+    # duplicates of a redelivered batch are found in every statement of it.
+    with engine.begin() as conn:
+        accounts.create_tenant(conn, "acme")
+        assert len(ledger.write_records(conn, [record(f"e{i}") for i in range(0, 1500, 2)]
+                                        )) == 750
+    again = [record(f"e{i}", request_id=f"req_second_{i}") for i in range(1500)]
+    with engine.begin() as conn:
+        inserted = ledger.write_records(conn, again)
+    assert inserted == {f"e{i}" for i in range(1, 1500, 2)}
+    assert counts(engine) == (1500, 3000)
+    with engine.connect() as conn:
+        ids = {r.event_id: r.request_id for r in conn.execute(
+            select(usage_records.c.event_id, usage_records.c.request_id))}
+    assert ids["e0"] == "req_acme_e0" and ids["e1"] == "req_second_1"
+
+
 def test_write_records_of_nothing(engine: Engine) -> None:
     with engine.begin() as conn:
         assert ledger.write_records(conn, []) == set()
