@@ -10,6 +10,7 @@ What is read (anything else in an entry is ignored):
 * token meters, per token in the file, stored per 1M tokens (the file's number shifted by six
   decimal places, which is exact): ``input_cost_per_token``, ``output_cost_per_token``,
   ``cache_read_input_token_cost``, ``cache_creation_input_token_cost``,
+  ``cache_creation_input_token_cost_above_1hr`` (one-hour cache writes),
   ``output_cost_per_reasoning_token``;
 * prompt-size tiers: ``<token field>_above_<N>k_tokens`` (or ``_above_<N>m_tokens``) becomes a
   tier with ``above_input_tokens = N × 1000`` (× 1,000,000); LiteLLM's ``tiered_pricing`` list
@@ -81,6 +82,7 @@ TOKEN_FIELDS: Final[Mapping[str, Meter]] = MappingProxyType({
     "output_cost_per_token": Meter.OUTPUT_TOKENS,
     "cache_read_input_token_cost": Meter.CACHED_INPUT_TOKENS,
     "cache_creation_input_token_cost": Meter.CACHE_WRITE_TOKENS,
+    "cache_creation_input_token_cost_above_1hr": Meter.CACHE_WRITE_1H_TOKENS,
     "output_cost_per_reasoning_token": Meter.REASONING_TOKENS,
 })
 

@@ -85,6 +85,8 @@ def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
 @click.option("--input", "input_price", default=None, help="Price of plain input tokens.")
 @click.option("--cached-input", default=None, help="Price of cache-read input tokens.")
 @click.option("--cache-write", default=None, help="Price of cache-write input tokens.")
+@click.option("--cache-write-1h", default=None,
+              help="Price of cache writes kept an hour (Anthropic), if separate.")
 @click.option("--output", "output_price", default=None, help="Price of output tokens.")
 @click.option("--reasoning", default=None, help="Price of reasoning tokens, if separate.")
 @click.option("--characters", default=None)
@@ -101,7 +103,8 @@ def prices_add(ctx: Context, /, model: str, currency: str, unit: str, effective_
                file: str | None, as_json: bool, **meter_prices: str | None) -> None:
     """Add a price version (a new version never rewrites an older one)."""
     names = {"input_price": "input_tokens", "cached_input": "cached_input_tokens",
-             "cache_write": "cache_write_tokens", "output_price": "output_tokens",
+             "cache_write": "cache_write_tokens", "cache_write_1h": "cache_write_1h_tokens",
+             "output_price": "output_tokens",
              "reasoning": "reasoning_tokens"}
     minimum = meter_prices.pop("minimum_charge")
     data: dict[str, Any]

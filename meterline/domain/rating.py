@@ -3,7 +3,8 @@
 Each line is ``quantity / per × unit_price``, kept unrounded. The split follows SPEC §1: the plain
 input line counts input tokens that were neither cache reads nor cache writes; cache reads and
 writes have lines of their own (at the plain input price where the version has no cache price);
-reasoning tokens are split out of output only where the version prices them separately. A
+one-hour cache writes and reasoning tokens are split out of cache writes and output only where
+the version prices them separately. A
 ``requests`` price charges one request per call unless the usage says otherwise. Where the total
 falls short of the version's minimum charge, a ``minimum_charge`` line makes up the difference.
 """
@@ -114,9 +115,15 @@ def rate(
     if cached:
         price = _price(prices, Meter.CACHED_INPUT_TOKENS, model, Meter.INPUT_TOKENS)
         lines.append(_line(Meter.CACHED_INPUT_TOKENS, cached, price))
-    if written:
+    hour = q.get(Meter.CACHE_WRITE_1H_TOKENS, ZERO)
+    if not (hour and Meter.CACHE_WRITE_1H_TOKENS in prices):
+        hour = ZERO  # one price for every cache write
+    if written - hour:
         price = _price(prices, Meter.CACHE_WRITE_TOKENS, model, Meter.INPUT_TOKENS)
-        lines.append(_line(Meter.CACHE_WRITE_TOKENS, written, price))
+        lines.append(_line(Meter.CACHE_WRITE_TOKENS, written - hour, price))
+    if hour:
+        lines.append(_line(Meter.CACHE_WRITE_1H_TOKENS, hour,
+                           prices[Meter.CACHE_WRITE_1H_TOKENS]))
 
     output = q.get(Meter.OUTPUT_TOKENS, ZERO)
     reasoning = q.get(Meter.REASONING_TOKENS, ZERO)

@@ -1,9 +1,11 @@
 """Canonical usage quantities (SPEC §1).
 
 ``input_tokens`` counts every prompt token, cached and cache-write ones included;
-``cached_input_tokens`` and ``cache_write_tokens`` are parts of it. ``output_tokens`` counts every
-generated token; ``reasoning_tokens`` is part of it. Provider adapters convert their own shapes
-into this one (Anthropic's input excludes cache tokens, so the adapter adds them).
+``cached_input_tokens`` and ``cache_write_tokens`` are parts of it, and ``cache_write_1h_tokens``
+(writes kept an hour, which Anthropic prices higher) is part of ``cache_write_tokens``.
+``output_tokens`` counts every generated token; ``reasoning_tokens`` is part of it. Provider
+adapters convert their own shapes into this one (Anthropic's input excludes cache tokens, so the
+adapter adds them).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Meter(StrEnum):
     INPUT_TOKENS = "input_tokens"
     CACHED_INPUT_TOKENS = "cached_input_tokens"
     CACHE_WRITE_TOKENS = "cache_write_tokens"
+    CACHE_WRITE_1H_TOKENS = "cache_write_1h_tokens"
     OUTPUT_TOKENS = "output_tokens"
     REASONING_TOKENS = "reasoning_tokens"
     CHARACTERS = "characters"
@@ -47,6 +50,7 @@ BILLING_TYPE: Final[Mapping[Meter, BillingType]] = MappingProxyType({
     Meter.INPUT_TOKENS: BillingType.TOKEN,
     Meter.CACHED_INPUT_TOKENS: BillingType.TOKEN,
     Meter.CACHE_WRITE_TOKENS: BillingType.TOKEN,
+    Meter.CACHE_WRITE_1H_TOKENS: BillingType.TOKEN,
     Meter.OUTPUT_TOKENS: BillingType.TOKEN,
     Meter.REASONING_TOKENS: BillingType.TOKEN,
     Meter.CHARACTERS: BillingType.CHARACTER,
@@ -60,6 +64,7 @@ METER_UNIT: Final[Mapping[Meter, str]] = MappingProxyType({
     Meter.INPUT_TOKENS: "tokens",
     Meter.CACHED_INPUT_TOKENS: "tokens",
     Meter.CACHE_WRITE_TOKENS: "tokens",
+    Meter.CACHE_WRITE_1H_TOKENS: "tokens",
     Meter.OUTPUT_TOKENS: "tokens",
     Meter.REASONING_TOKENS: "tokens",
     Meter.CHARACTERS: "characters",
@@ -119,6 +124,13 @@ class Usage:
                 "usage.cached_input_tokens + usage.cache_write_tokens must not exceed "
                 "usage.input_tokens (input_tokens counts every prompt token)",
                 field="usage.input_tokens",
+            )
+        hour = q.get(Meter.CACHE_WRITE_1H_TOKENS, _ZERO)
+        if hour and hour > written:
+            raise InvalidUsage(
+                "usage.cache_write_1h_tokens must not exceed usage.cache_write_tokens "
+                "(cache_write_tokens counts every cache write)",
+                field="usage.cache_write_1h_tokens",
             )
         reasoning = q.get(Meter.REASONING_TOKENS, _ZERO)
         if reasoning and reasoning > q.get(Meter.OUTPUT_TOKENS, _ZERO):

@@ -44,6 +44,7 @@ TAG_PREFIX: Final = "meterline/"
 #: FOCUS UnitFormat names (capitalised plural nouns) of each meter's unit.
 _UNITS: Final = {
     "input_tokens": "Tokens", "cached_input_tokens": "Tokens", "cache_write_tokens": "Tokens",
+    "cache_write_1h_tokens": "Tokens",
     "output_tokens": "Tokens", "reasoning_tokens": "Tokens", "characters": "Characters",
     "images": "Images", "seconds": "Seconds", "requests": "Requests",
     "minimum_charge": "Requests",

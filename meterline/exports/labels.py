@@ -33,13 +33,15 @@ SHEET: Final[Mapping[str, str]] = MappingProxyType({"en": "Bill", "zh": "账单"
 METERS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({
     "en": MappingProxyType({
         "input_tokens": "input tokens", "cached_input_tokens": "cached input tokens",
-        "cache_write_tokens": "cache write tokens", "output_tokens": "output tokens",
+        "cache_write_tokens": "cache write tokens",
+        "cache_write_1h_tokens": "1-hour cache write tokens", "output_tokens": "output tokens",
         "reasoning_tokens": "reasoning tokens", "characters": "characters", "images": "images",
         "seconds": "seconds", "requests": "requests", "minimum_charge": "minimum charge",
     }),
     "zh": MappingProxyType({
         "input_tokens": "输入 Token", "cached_input_tokens": "缓存命中输入 Token",
-        "cache_write_tokens": "缓存写入 Token", "output_tokens": "输出 Token",
+        "cache_write_tokens": "缓存写入 Token", "cache_write_1h_tokens": "1 小时缓存写入 Token",
+        "output_tokens": "输出 Token",
         "reasoning_tokens": "推理 Token", "characters": "字符", "images": "图片",
         "seconds": "秒", "requests": "请求", "minimum_charge": "最低消费",
     }),

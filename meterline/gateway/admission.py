@@ -100,8 +100,11 @@ def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
     output = _count(body.get("max_completion_tokens"), 0) or _count(
         body.get("max_tokens"), 0) or fallback
     output *= _count(body.get("n"), 1)
+    # The whole prompt might be written to the cache, for five minutes or for an hour.
     return [Usage.of(input_tokens=prompt, output_tokens=output),
-            Usage.of(input_tokens=prompt, cache_write_tokens=prompt, output_tokens=output)], {}
+            Usage.of(input_tokens=prompt, cache_write_tokens=prompt, output_tokens=output),
+            Usage.of(input_tokens=prompt, cache_write_tokens=prompt,
+                     cache_write_1h_tokens=prompt, output_tokens=output)], {}
 
 
 @dataclass(frozen=True, slots=True)

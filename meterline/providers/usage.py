@@ -16,7 +16,8 @@ included; ``output_tokens`` counts every generated token, reasoning included.
   ``prompt_cache_miss_tokens`` (the rest); embeddings report ``prompt_tokens`` only.
 * Anthropic: ``input_tokens`` excludes the cache, so input = input + cache writes + cache reads.
   Writes with a 1-hour TTL (``cache_creation.ephemeral_1h_input_tokens``) cost more than 5-minute
-  ones, but the canonical usage has a single ``cache_write_tokens`` meter, so both land there.
+  ones: they are counted in ``cache_write_tokens`` and again, as the part kept an hour, in
+  ``cache_write_1h_tokens`` (priced apart where the price version has a price for it).
 * Gemini: ``promptTokenCount`` includes cached tokens; tool-use prompt tokens are added to input;
   ``thoughtsTokenCount`` is billed as output, so output = candidates + thoughts.
 
@@ -193,8 +194,11 @@ def _anthropic(raw: object) -> UsageReading:
     written = _count(usage, "cache_creation_input_tokens", where)
     read = _count(usage, "cache_read_input_tokens", where)
     output = _count(usage, "output_tokens", where, required=True)
+    by_ttl = _details(usage, "cache_creation", where)
+    hour = _count(by_ttl, "ephemeral_1h_input_tokens", f"{where}.cache_creation")
     return UsageReading(_usage(input_tokens=plain + written + read, cached_input_tokens=read,
-                               cache_write_tokens=written, output_tokens=output))
+                               cache_write_tokens=written, cache_write_1h_tokens=hour,
+                               output_tokens=output))
 
 
 def read_anthropic_usage(usage: object) -> UsageReading:

@@ -51,6 +51,8 @@ or several blocks); they pass unchanged through a gateway that forwards bodies:
 - ``cached=N``: N cached prompt tokens (OpenAI ``cached_tokens``, DeepSeek hit tokens,
   Anthropic ``cache_read_input_tokens``, Gemini ``cachedContentTokenCount``).
 - ``cache_write=N``: Anthropic ``cache_creation_input_tokens`` (ignored by the other formats).
+- ``cache_write_1h=N``: Anthropic cache writes with a one-hour TTL (``cache_creation.
+  ephemeral_1h_input_tokens``, also counted in ``cache_creation_input_tokens``).
 - ``reasoning=N``: N reasoning tokens (see above).
 - ``cost=X``: OpenRouter-style ``usage.cost`` number in OpenAI-format usage.
 

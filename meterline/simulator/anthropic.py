@@ -45,11 +45,11 @@ def anthropic_usage(p: Plan) -> dict[str, Any]:
     """Message usage: input_tokens excludes cache reads and writes; output includes thinking."""
     return {
         "input_tokens": p.prompt,
-        "cache_creation_input_tokens": p.cache_write,
+        "cache_creation_input_tokens": p.cache_write + p.cache_write_1h,
         "cache_read_input_tokens": p.cached,
         "cache_creation": {
             "ephemeral_5m_input_tokens": p.cache_write,
-            "ephemeral_1h_input_tokens": 0,
+            "ephemeral_1h_input_tokens": p.cache_write_1h,
         },
         "output_tokens": p.output + p.reasoning,
         "service_tier": "standard",

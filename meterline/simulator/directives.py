@@ -26,6 +26,7 @@ _INT_KEYS = frozenset(
         "tokens",
         "cached",
         "cache_write",
+        "cache_write_1h",
         "reasoning",
         "retry_after",
     }
@@ -57,6 +58,7 @@ class Directives:
     tokens: int | None = None
     cached: int = 0
     cache_write: int = 0
+    cache_write_1h: int = 0
     reasoning: int = 0
     cost: float | None = None
     retry_after: int | None = None
@@ -103,6 +105,7 @@ def parse_directives(text: str) -> tuple[Directives, str]:
         tokens=ints.get("tokens"),
         cached=ints.get("cached", 0),
         cache_write=ints.get("cache_write", 0),
+        cache_write_1h=ints.get("cache_write_1h", 0),
         reasoning=ints.get("reasoning", 0),
         cost=other.get("cost"),
         retry_after=ints.get("retry_after"),
@@ -115,8 +118,9 @@ class Plan:
     """The answer to produce: token counts (all deterministic) and the directives.
 
     ``prompt`` is the uncached part of the prompt: the number of whitespace-separated words of
-    the request text without directives, at least 1. ``cached`` and ``cache_write`` are extra
-    prompt tokens on top of it (a cached prefix). ``output`` is the number of visible words
+    the request text without directives, at least 1. ``cached``, ``cache_write`` and
+    ``cache_write_1h`` (written with a one-hour TTL) are extra prompt tokens on top of it (a
+    cached prefix). ``output`` is the number of visible words
     generated; ``reasoning`` extra tokens spent thinking (not shown as text).
     """
 
@@ -124,6 +128,7 @@ class Plan:
     prompt: int
     cached: int
     cache_write: int
+    cache_write_1h: int
     output: int
     reasoning: int
     truncated: bool
@@ -145,6 +150,7 @@ def plan(text: str, max_tokens: object = None) -> Plan:
         prompt=max(1, len(clean.split())),
         cached=directives.cached,
         cache_write=directives.cache_write,
+        cache_write_1h=directives.cache_write_1h,
         output=output,
         reasoning=directives.reasoning,
         truncated=output < wanted,

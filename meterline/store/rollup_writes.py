@@ -48,7 +48,8 @@ ZERO = Decimal(0)
 
 DAILY_KEY = ("tenant_id", "day", "user_id", "key_id", "provider", "model", "status", "currency",
              "billed_currency")
-QUANTITIES = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+QUANTITIES = ("input_tokens", "cached_input_tokens", "cache_write_tokens",
+              "cache_write_1h_tokens", "output_tokens",
               "reasoning_tokens", "characters", "images", "requests")
 DAILY_COUNTS = ("calls", *QUANTITIES, "unpriced_calls", "estimated_calls", "latency_count",
                 "latency_ms_total", *LATENCY_BUCKETS)

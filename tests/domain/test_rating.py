@@ -212,6 +212,33 @@ def test_reasoning_split_only_with_a_reasoning_price(
     assert lines_of(rating) == [(m, D(q), D(a)) for m, q, a in lines]
 
 
+# --- one-hour cache writes ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("prices", "usage", "lines"),
+    [
+        # Anthropic's shape: 5-minute writes at 1.25x the input price, 1-hour ones at 2x
+        ({"input_tokens": "1", "cache_write_tokens": "1.25", "cache_write_1h_tokens": "2"},
+         {"input_tokens": 2000, "cache_write_tokens": 1000, "cache_write_1h_tokens": 600},
+         [("input_tokens", 1000, "1"), ("cache_write_tokens", 400, "0.5"),
+          ("cache_write_1h_tokens", 600, "1.2")]),
+        # every write kept an hour: no empty 5-minute line
+        ({"input_tokens": "1", "cache_write_tokens": "1.25", "cache_write_1h_tokens": "2"},
+         {"input_tokens": 1000, "cache_write_tokens": 1000, "cache_write_1h_tokens": 1000},
+         [("cache_write_1h_tokens", 1000, "2")]),
+        # no one-hour price: every write at the cache-write price, one line
+        ({"input_tokens": "1", "cache_write_tokens": "1.25"},
+         {"input_tokens": 2000, "cache_write_tokens": 1000, "cache_write_1h_tokens": 600},
+         [("input_tokens", 1000, "1"), ("cache_write_tokens", 1000, "1.25")]),
+    ],
+)
+def test_one_hour_cache_writes_split_only_with_their_own_price(
+    prices: dict[str, str], usage: dict[str, int], lines: list[tuple[str, int, str]]
+) -> None:
+    rating = rate(Usage.parse(usage), version(prices, unit="1K"), AT)
+    assert lines_of(rating) == [(m, D(q), D(a)) for m, q, a in lines]
+
+
 # --- tiers, variants, windows through rating ---------------------------------------------------
 
 LONG_CONTEXT = version(
@@ -398,7 +425,8 @@ def prices_st(draw: st.DrawFn) -> Decimal:
 
 
 units_st = st.sampled_from(sorted(UNIT_SIZES))
-OPTIONAL = ["cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "requests"]
+OPTIONAL = ["cached_input_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+            "reasoning_tokens", "requests"]
 ALWAYS = ["input_tokens", "output_tokens", "characters", "images", "seconds"]
 
 
@@ -430,6 +458,7 @@ def usages(draw: st.DrawFn) -> dict[str, Any]:
     seconds = D(draw(counts)).scaleb(-draw(st.integers(0, 6)))
     return {
         "input_tokens": total_in, "cached_input_tokens": cached, "cache_write_tokens": written,
+        "cache_write_1h_tokens": draw(st.integers(0, written)),
         "output_tokens": total_out, "reasoning_tokens": draw(st.integers(0, total_out)),
         "characters": draw(counts), "images": draw(st.integers(0, 100)),
         "seconds": str(seconds), "requests": draw(st.integers(1, 5)),
@@ -468,8 +497,13 @@ def test_lines_split_the_quantities_without_losing_any(data: dict[str, Any],
     def q(*meters: str) -> Decimal:
         return sum((by_meter.get(m, D(0)) for m in meters), D(0))
 
-    assert q("input_tokens", "cached_input_tokens", "cache_write_tokens") == usage.get(
-        Meter.INPUT_TOKENS)
+    assert q("input_tokens", "cached_input_tokens", "cache_write_tokens",
+             "cache_write_1h_tokens") == usage.get(Meter.INPUT_TOKENS)
+    assert q("cache_write_tokens", "cache_write_1h_tokens") == usage.get(
+        Meter.CACHE_WRITE_TOKENS)
+    assert ("cache_write_1h_tokens" in by_meter) == (
+        Meter.CACHE_WRITE_1H_TOKENS in price.prices
+        and usage.get(Meter.CACHE_WRITE_1H_TOKENS) > 0)
     assert q("output_tokens", "reasoning_tokens") == usage.get(Meter.OUTPUT_TOKENS)
     assert ("reasoning_tokens" in by_meter) == (
         Meter.REASONING_TOKENS in price.prices and usage.get(Meter.REASONING_TOKENS) > 0)

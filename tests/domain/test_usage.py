@@ -25,9 +25,12 @@ prop = settings(deadline=None, max_examples=300)
 
 
 def test_meters_are_the_spec_list() -> None:
+    # SPEC §1's meters, plus the part of cache writes kept an hour (REFERENCE: Anthropic prices
+    # cache writes by TTL; docs/decisions.md)
     assert set(METERS) == {
         "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
         "reasoning_tokens", "characters", "images", "seconds", "requests",
+        "cache_write_1h_tokens",
     }
     assert {b.value for b in BillingType} == {"token", "character", "count", "second"}
     assert {Meter.SECONDS} == FRACTIONAL_METERS
@@ -229,3 +232,12 @@ def test_floats_are_refused_for_whole_count_meters(name: str, value: float) -> N
     with pytest.raises(InvalidUsage) as info:
         Usage.parse({name: value})
     assert info.value.field == f"usage.{name}"
+
+
+def test_one_hour_cache_writes_are_part_of_the_cache_writes() -> None:
+    usage = Usage.of(input_tokens=100, cache_write_tokens=60, cache_write_1h_tokens=60)
+    assert usage.get(Meter.CACHE_WRITE_1H_TOKENS) == 60
+    with pytest.raises(InvalidUsage) as refused:
+        Usage.of(input_tokens=100, cache_write_tokens=60, cache_write_1h_tokens=61)
+    assert refused.value.field == "usage.cache_write_1h_tokens"
+    assert "must not exceed usage.cache_write_tokens" in refused.value.message

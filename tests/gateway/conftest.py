@@ -41,7 +41,7 @@ PRICE_FROM = "2026-11-01"
 MILLION = Decimal(1_000_000)
 #: The test price of every token model, per 1M tokens.
 TOKEN_PRICES = {"input_tokens": "1", "cached_input_tokens": "0.1", "cache_write_tokens": "1.25",
-                "output_tokens": "2"}
+                "cache_write_1h_tokens": "2", "output_tokens": "2"}
 TOKEN_MODELS = ("openai/gpt-5-nano", "anthropic/claude-sonnet-4-6", "gemini/gemini-2.5-flash",
                 "deepseek/deepseek-chat", "openrouter/openai/gpt-4o-mini")
 EMBEDDING_PRICE = Decimal("0.5")  # per 1M input tokens
@@ -79,10 +79,12 @@ def token_cost(usage: dict[str, int]) -> Decimal:
     """The cost of a usage at TOKEN_PRICES (cached and cache-write parts of the input apart)."""
     cached = usage.get("cached_input_tokens", 0)
     written = usage.get("cache_write_tokens", 0)
+    hour = usage.get("cache_write_1h_tokens", 0)
     plain = usage.get("input_tokens", 0) - cached - written
     total = (plain * Decimal(TOKEN_PRICES["input_tokens"])
              + cached * Decimal(TOKEN_PRICES["cached_input_tokens"])
-             + written * Decimal(TOKEN_PRICES["cache_write_tokens"])
+             + (written - hour) * Decimal(TOKEN_PRICES["cache_write_tokens"])
+             + hour * Decimal(TOKEN_PRICES["cache_write_1h_tokens"])
              + usage.get("output_tokens", 0) * Decimal(TOKEN_PRICES["output_tokens"]))
     return total / MILLION
 

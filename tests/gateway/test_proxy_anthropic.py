@@ -29,6 +29,26 @@ def check_record(record, usage, *, status="success", user="bob"):
     assert record["latency_ms"] is not None
 
 
+def test_one_hour_cache_writes_are_priced_apart(gateway):
+    m = marker()
+    prompt = f"{m} keep this an hour [[sim cache_write=20 cache_write_1h=30]]"
+    with gateway.anthropic() as client:
+        raw = client.messages.with_raw_response.create(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": prompt}])
+        message = raw.parse()
+    assert message.usage.cache_creation_input_tokens == 50
+    assert message.usage.cache_creation.ephemeral_1h_input_tokens == 30
+    record = gateway.record(raw.headers["x-meterline-request-id"])
+    n = words(prompt)
+    assert record["usage"] == {"input_tokens": n + 50, "cache_write_tokens": 50,
+                               "cache_write_1h_tokens": 30, "output_tokens": 16}
+    # n * 1 + 20 * 1.25 + 30 * 2 + 16 * 2 per 1M: the hour's writes at their own price
+    assert money(record["cost"]) * 1_000_000 == n + 25 + 60 + 32
+    assert [(line["meter"], line["quantity"]) for line in record["lines"]] == [
+        ("input_tokens", str(n)), ("cache_write_tokens", "20"),
+        ("cache_write_1h_tokens", "30"), ("output_tokens", "16")]
+
+
 def test_message_non_streamed_sync_with_cache_read_and_write(gateway):
     m = marker()
     prompt = f"{m} tell me a story [[sim cached=100 cache_write=50]]"

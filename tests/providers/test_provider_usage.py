@@ -150,6 +150,20 @@ def test_anthropic_adds_cache_reads_and_writes_to_input() -> None:
         input_tokens=12, output_tokens=6)
 
 
+def test_anthropic_one_hour_cache_writes_are_their_own_part_of_the_writes() -> None:
+    usage = {"input_tokens": 21, "cache_creation_input_tokens": 1024,
+             "cache_read_input_tokens": 0, "output_tokens": 393,
+             "cache_creation": {"ephemeral_5m_input_tokens": 24,
+                                "ephemeral_1h_input_tokens": 1000}}
+    assert anthropic_usage(usage) == Usage.of(
+        input_tokens=21 + 1024, cache_write_tokens=1024, cache_write_1h_tokens=1000,
+        output_tokens=393)
+    # more written for an hour than written at all: the upstream's usage is not believed
+    broken = read_anthropic_usage(usage | {"cache_creation_input_tokens": 10})
+    assert broken.usage is None and broken.malformed
+    assert "cache_write_1h_tokens" in (broken.problem or "")
+
+
 def test_gemini_cached_and_thoughts() -> None:
     assert read_gemini_usage(GEMINI_CACHED_THINKING["usageMetadata"]).usage == Usage.of(
         input_tokens=12040, cached_input_tokens=11880, output_tokens=310 + 1242,

@@ -120,6 +120,7 @@ def record(request_id: str, latency: int | None, tags: list[str] | None) -> NewR
         "provider": "acme", "model": "acme/chat-1", "source": "gateway", "status": "success",
         "pricing": ledger.PRICED, "occurred_at": NOW - timedelta(hours=1), "recorded_at": NOW,
         "input_tokens": 10, "cached_input_tokens": 0, "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
         "output_tokens": 5, "reasoning_tokens": 0, "characters": 0, "images": 0,
         "seconds": D(0), "requests": 0, "cost": D("0.1"), "currency": "USD",
         "billed_cost": D("0.1"), "billed_currency": "USD", "fx_missing": False,

@@ -61,6 +61,7 @@ def make(tenant: str, event_id: str, spec: dict[str, Any]) -> NewRecord:
         "source": "ingest", "status": spec["status"], "pricing": ledger.PRICED,
         "occurred_at": T0 + timedelta(minutes=spec["minutes"]), "recorded_at": T0,
         "input_tokens": spec["input"], "cached_input_tokens": 0, "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
         "output_tokens": spec["output"], "reasoning_tokens": 0, "characters": 0, "images": 0,
         "seconds": D(spec["seconds"]), "requests": 1, "estimated": spec["estimated"],
         "cost_mismatch": False, "fx_missing": False, "latency_ms": spec["latency"],
