@@ -361,6 +361,12 @@ def test_prices_are_the_numbers_written_in_the_file(by_model: dict[str, PriceVer
     }
 
 
+def test_one_hour_cache_writes_get_their_own_price(by_model: dict[str, PriceVersion]) -> None:
+    sonnet = by_model["anthropic/claude-sonnet-4-5"]
+    assert sonnet.prices[Meter.CACHE_WRITE_1H_TOKENS] == UnitPrice(Decimal("6"), M)
+    assert sonnet.prices[Meter.CACHE_WRITE_TOKENS] == UnitPrice(Decimal("3.75"), M)
+
+
 def test_rating_a_thousand_tokens_is_exact(by_model: dict[str, PriceVersion]) -> None:
     rating = rate(Usage.of(input_tokens=1000), by_model["openai/gpt-4o-mini"], AT)
     assert rating.total.number == Decimal("0.00015")

@@ -77,6 +77,15 @@ def test_prices_add_later_version_keeps_history(ok, m1):
     assert cost("2024-01-01T00:00:00Z") == "0.004"  # 1000×2/1M + 500×4/1M, inclusive start
 
 
+def test_prices_add_one_hour_cache_writes(ok):
+    ok("prices", "add", "--model", "test/cached", "--currency", "USD", "--input", "3",
+       "--cache-write", "3.75", "--cache-write-1h", "6", "--output", "15",
+       "--effective-from", "2024-01-01", "--json")
+    [version] = ok("prices", "list", "--model", "test/cached", "--json")
+    assert version["prices"] == {"input_tokens": "3", "cache_write_tokens": "3.75",
+                                 "cache_write_1h_tokens": "6", "output_tokens": "15"}
+
+
 def test_prices_add_per_one_meters(ok):
     """--unit is for tokens and characters; an image, a second or a request is priced per one."""
     ok("prices", "add", "--model", "test/img", "--currency", "USD", "--images", "0.04",
