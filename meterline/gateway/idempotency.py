@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from meterline.errors import Conflict
+from meterline.errors import Conflict, StoreError
 from meterline.store import claims
 
 log = logging.getLogger("meterline")
@@ -97,9 +97,14 @@ class IdempotencyGuard:
 
     def _claim(self, tenant_id: str, key: str, request_id: str) -> str | None:
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            return claims.claim(conn, tenant_id, key, request_id, now,
-                                now + timedelta(seconds=self.claim_seconds))
+        try:
+            with self.engine.begin() as conn:
+                return claims.claim(conn, tenant_id, key, request_id, now,
+                                    now + timedelta(seconds=self.claim_seconds))
+        except SQLAlchemyError as exc:
+            # Unchecked, the key could be used twice: refused (503), not let through.
+            raise StoreError(f"cannot check the Idempotency-Key: the database is unreachable "
+                             f"({exc.__class__.__name__})") from exc
 
     def _release(self, tenant_id: str, key: str, request_id: str) -> None:
         try:

@@ -34,20 +34,26 @@ def claim(conn: Connection, tenant_id: str, key: str, request_id: str, now: date
     if holder is not None:
         return holder
     c = idempotency_claims.c
+    mine = (c.tenant_id == tenant_id) & (c.key == key)
     values = {"tenant_id": tenant_id, "key": key, "request_id": request_id,
               "expires_at": expires_at}
-    # RETURNING says whether a row was written (psycopg's rowcount may be -1 here).
-    if conn.execute(insert_ignore(conn, idempotency_claims, ["tenant_id", "key"])
-                    .values(values).returning(c.request_id)).first() is not None:
-        return None
-    mine = (c.tenant_id == tenant_id) & (c.key == key)
-    if conn.execute(update(idempotency_claims).where(mine, c.expires_at < now)
-                    .values(request_id=request_id, expires_at=expires_at)
-                    .returning(c.request_id)).first() is not None:
-        return None
-    holder = conn.execute(select(c.request_id).where(mine)).scalar_one_or_none()
-    # Released between the insert and this read: a retry will find the key free.
-    return holder if holder is not None else request_id + " (just released)"
+    for _ in range(CLAIM_ATTEMPTS):
+        # RETURNING says whether a row was written (psycopg's rowcount may be -1 here).
+        if conn.execute(insert_ignore(conn, idempotency_claims, ["tenant_id", "key"])
+                        .values(values).returning(c.request_id)).first() is not None:
+            return None
+        if conn.execute(update(idempotency_claims).where(mine, c.expires_at < now)
+                        .values(request_id=request_id, expires_at=expires_at)
+                        .returning(c.request_id)).first() is not None:
+            return None  # its holder's process died
+        found = conn.execute(select(c.request_id).where(mine)).first()
+        if found is not None:
+            return str(found.request_id)
+        # Given back between the insert and the read: try again.
+    return "another call in flight"
+
+
+CLAIM_ATTEMPTS = 3
 
 
 def release(conn: Connection, tenant_id: str, key: str, request_id: str) -> None:

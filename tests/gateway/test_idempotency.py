@@ -6,6 +6,7 @@ it, so the retry may go to any process."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +18,9 @@ import pytest
 
 from meterline.api.app import create_app
 from meterline.config import Config, Secret
+from meterline.errors import StoreError
+from meterline.gateway.idempotency import IdempotencyGuard
+from meterline.store.engine import make_engine
 from tests.conftest import ADMIN, ADMIN_TOKEN, LiveServer, fresh_database
 from tests.gateway.conftest import Gateway, Upstream, add_test_prices, marker, providers
 
@@ -74,3 +78,14 @@ def test_a_failed_call_gives_its_key_back_to_a_retry_at_another_process(two_gate
     assert _ask(first, key, "x [[sim status=500]]") == 500
     assert _ask(second, key, "hi") == 200  # at once: the claim was gone before the 500
     assert _ask(first, key, "hi") == 409
+
+
+def test_a_key_that_cannot_be_checked_is_refused_not_let_through() -> None:
+    engine = make_engine("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    guard = IdempotencyGuard(engine, claim_seconds=60)
+    try:
+        with pytest.raises(StoreError, match="cannot check the Idempotency-Key"):
+            asyncio.run(guard.claim("acme", "k", "req_1"))
+    finally:
+        guard.close()
+        engine.dispose()
