@@ -19,6 +19,7 @@ from meterline import __version__
 from meterline.alerts.webhooks import Notifier, WebhookConfig
 from meterline.api import admin, errors, health, insights, limits, usage
 from meterline.api import bills as bills_api
+from meterline.api import reconcile as reconcile_api
 from meterline.api import stats as stats_api
 from meterline.api.state import AppState
 from meterline.config import Config
@@ -174,6 +175,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
     app.include_router(stats_api.router)
     app.include_router(insights.router)
     app.include_router(bills_api.router)
+    app.include_router(reconcile_api.router)
     gateway_routes.install(app)
     if config.demo:
         # The demo's upstream providers are simulated by the server itself.

@@ -113,6 +113,7 @@ def _register() -> None:
         insights,
         limits,
         prices,
+        reconcile,
         scan,
         serve,
         stats,
@@ -120,7 +121,7 @@ def _register() -> None:
     )
 
     for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats, bills,
-                   archive):
+                   archive, reconcile):
         module.register(cli)
 
 

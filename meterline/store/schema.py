@@ -453,6 +453,22 @@ bill_lines = Table(
     Index("ix_bill_lines_adjustment_of", "tenant_id", "user_id", "adjustment_of"),
 )
 
+# -- provider bills (store/provider_bills.py) -----------------------------------------------------
+
+# What providers billed, per model and charge period, imported from their bill files: the other
+# side of reconciliation. An import replaces the lines of its providers over the days it covers.
+provider_bill_lines = Table(
+    "provider_bill_lines", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("period_start", Date, primary_key=True),
+    Column("period_end", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("amount", Money, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("imported_at", UtcDateTime, nullable=False),
+)
+
 # -- the archive (store/archive.py) -------------------------------------------------------------
 
 # Records (and their charge lines) older than the archive's cutoff, moved out of the hot tables

@@ -1,0 +1,127 @@
+"""Provider bill files, read into billed periods for reconciliation (``meterline sync --file``).
+
+FOCUS (FinOps Open Cost and Usage Specification) CSV: the provider is ``ServiceProviderName``
+(FOCUS 1.2) or ``ProviderName`` (before), else the ``provider`` given; the model the custom column
+``x_Model``, else ``ResourceName``, else ``SkuId`` (SPEC §6), named ``provider/model`` like
+meterline's own models; the amount ``BilledCost`` in ``BillingCurrency``; the period
+``ChargePeriodStart`` (inclusive) to ``ChargePeriodEnd`` (exclusive), as calendar days in the
+offset the file writes them with (a provider bills in its own timezone). meterline's own FOCUS
+export reads back this way. Money is read from the text as decimals, never as floats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Final, NamedTuple
+
+from meterline.domain.money import MAX_PRICE_PLACES, currency_code, decimal, decimal_places
+from meterline.domain.reconcile import BilledPeriod
+from meterline.errors import InvalidInput
+
+FORMATS: Final = ("focus",)
+#: Formats of SPEC §6 that are not read yet (refused with a clear message).
+PLANNED_FORMATS: Final = ("aliyun", "tencent", "volcano", "baidu", "deepseek", "openai",
+                          "anthropic")
+_PROVIDER_COLUMNS: Final = ("ServiceProviderName", "ProviderName")
+_MODEL_COLUMNS: Final = ("x_Model", "ResourceName", "SkuId")
+_REQUIRED: Final = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd")
+MAX_AMOUNT: Final = Decimal(10) ** 15
+
+
+class BilledLine(NamedTuple):
+    """A billed period with the currency it is billed in."""
+
+    period: BilledPeriod
+    currency: str
+
+
+def read_bill(text: str, file_format: str, provider: str | None = None) -> list[BilledLine]:
+    """Every charge of the file; a bad row is refused, naming its line and column."""
+    if file_format in PLANNED_FORMATS:
+        raise InvalidInput(f"format: {file_format!r} bill files are not read yet; export the "
+                           "bill as FOCUS (most provider consoles can) and use --format focus",
+                           field="format")
+    if file_format not in FORMATS:
+        raise InvalidInput(f"format: one of {', '.join(FORMATS + PLANNED_FORMATS)}, not "
+                           f"{file_format!r}", field="format")
+    return read_focus(text, provider)
+
+
+def read_focus(text: str, provider: str | None = None) -> list[BilledLine]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = reader.fieldnames or []
+    missing = [c for c in _REQUIRED if c not in header]
+    if missing:
+        raise InvalidInput(f"FOCUS file: missing column(s) {', '.join(missing)}", field="file")
+    if provider is None and not any(c in header for c in _PROVIDER_COLUMNS):
+        raise InvalidInput("FOCUS file: no ServiceProviderName or ProviderName column; name "
+                           "the provider with --provider", field="provider")
+    out = []
+    for row in reader:
+        where = f"FOCUS file line {reader.line_num}"
+        out.append(_line(row, where, provider))
+    return out
+
+
+def _line(row: Mapping[str, str | None], where: str, provider: str | None) -> BilledLine:
+    name = _first(row, _PROVIDER_COLUMNS) or provider
+    if not name:
+        raise InvalidInput(f"{where}: no provider (ServiceProviderName, ProviderName or "
+                           "--provider)", field="ServiceProviderName")
+    name = name.strip().lower()
+    model = _first(row, _MODEL_COLUMNS)
+    if not model:
+        raise InvalidInput(f"{where}: no model (x_Model, ResourceName or SkuId)",
+                           field="x_Model")
+    model = model.strip()
+    if "/" not in model:
+        model = f"{name}/{model}"
+    amount_text = (row.get("BilledCost") or "").strip()
+    try:
+        amount = decimal(amount_text, field="BilledCost")
+    except InvalidInput:
+        raise InvalidInput(f"{where}: BilledCost {amount_text!r} is not a number",
+                           field="BilledCost") from None
+    if abs(amount) >= MAX_AMOUNT or decimal_places(amount) > MAX_PRICE_PLACES:
+        # Beyond any real bill; the bound keeps every sum exact (see money.py).
+        raise InvalidInput(f"{where}: BilledCost {amount_text!r} is out of range (below "
+                           f"{MAX_AMOUNT:,} with at most {MAX_PRICE_PLACES} decimal places)",
+                           field="BilledCost")
+    try:
+        currency = currency_code((row.get("BillingCurrency") or "").strip(),
+                                 field="BillingCurrency")
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc.message}", field="BillingCurrency") from None
+    start = _day(row, "ChargePeriodStart", where)
+    end = _day(row, "ChargePeriodEnd", where, end=True)
+    if end <= start:
+        raise InvalidInput(f"{where}: ChargePeriodEnd is not after ChargePeriodStart",
+                           field="ChargePeriodEnd")
+    return BilledLine(BilledPeriod(name, model, start, end, amount), currency)
+
+
+def _first(row: Mapping[str, str | None], columns: tuple[str, ...]) -> str | None:
+    for column in columns:
+        value = (row.get(column) or "").strip()
+        if value:
+            return value
+    return None
+
+
+def _day(row: Mapping[str, str | None], column: str, where: str, *, end: bool = False) -> date:
+    """A period bound as a calendar day; an end later than midnight closes the day it falls in
+    (the period covers that day too)."""
+    text = (row.get(column) or "").strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{where}: {column} {text!r} is not an ISO 8601 date or time",
+                           field=column) from None
+    day = when.date()
+    if end and (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
+        day += timedelta(days=1)
+    return day

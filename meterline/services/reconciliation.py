@@ -1,0 +1,135 @@
+"""Provider bills in, reconciliation out (``meterline sync --file``, ``meterline reconcile``,
+``POST /api/provider-bills``, ``GET /api/reconcile``).
+
+Metered amounts are the daily rollups' costs (refunds included, so they net out) per provider,
+model and day; rollup days are each tenant's local days, provider bills are in the provider's
+own days, so a day's split between two bills can differ by the hours between the two timezones:
+reconcile whole cycles, or allow for it with the tolerance. Amounts in another currency than the
+report's are converted at the FX rate in force at the start of their day; what no rate covers is
+listed under ``unconverted``, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, select
+
+from meterline.domain.bills import parse_cycle
+from meterline.domain.fx import FxTable
+from meterline.domain.money import MONEY_CONTEXT, ZERO, Amount, currency_code, format_decimal
+from meterline.domain.reconcile import (
+    DEFAULT_TOLERANCE,
+    BilledPeriod,
+    MeteredDay,
+    reconcile,
+    tolerance_of,
+)
+from meterline.errors import FxRateMissing, InvalidInput
+from meterline.providers.bill_files import read_bill
+from meterline.store import pricing, provider_bills
+from meterline.store.schema import usage_daily
+
+
+def import_bill(engine: Engine, text: str, file_format: str,
+                provider: str | None = None) -> dict[str, Any]:
+    """Store a provider bill file's charges (replacing what was stored for its days)."""
+    lines = read_bill(text, file_format, provider)
+    if not lines:
+        raise InvalidInput("file: no charges in it", field="file")
+    totals: dict[str, Decimal] = {}
+    for line in lines:
+        totals[line.currency] = MONEY_CONTEXT.add(totals.get(line.currency, ZERO),
+                                                  line.period.amount)
+    with engine.begin() as conn:
+        stored = provider_bills.replace(conn, [(line.period, line.currency) for line in lines],
+                                        file_format)
+    return {
+        "format": file_format, "rows": len(lines), "lines": stored,
+        "providers": sorted({line.period.provider for line in lines}),
+        "from": min(line.period.start for line in lines).isoformat(),
+        "until": max(line.period.end for line in lines).isoformat(),
+        "totals": {currency: format_decimal(total) for currency, total in sorted(totals.items())},
+    }
+
+
+def report(engine: Engine, cycle: object, *, provider: str | None = None,
+           tolerance: object = DEFAULT_TOLERANCE, currency: str | None = None,
+           reporting_currency: str = "USD") -> dict[str, Any]:
+    """Metered against billed for the billed periods that start in ``cycle`` and the metered
+    days of the cycle, in one currency (``currency``; else the one both sides share; else
+    ``reporting_currency``)."""
+    month = parse_cycle(cycle)
+    share = tolerance_of(tolerance)
+    first = date(month.year, month.month, 1)
+    following = month.next()
+    last = date(following.year, following.month, 1)
+    with engine.connect() as conn:
+        billed = [(period, code) for period, code in
+                  provider_bills.overlapping(conn, first, last, provider)
+                  if first <= period.start < last]
+        until = max([last, *(period.end for period, _ in billed)])
+        metered = _metered(conn, first, until, provider)
+        fx = pricing.load_fx(conn)
+    metered = [(day, code) for day, code in metered
+               if day.day < last or _covered(day.day, billed)]
+    codes = {code for _, code in metered} | {code for _, code in billed}
+    target = (currency_code(currency) if currency
+              else next(iter(codes)) if len(codes) == 1 else reporting_currency)
+    unconverted: list[dict[str, Any]] = []
+    metered_days = [MeteredDay(day.provider, day.model, day.day, amount)
+                    for day, amount in _converted(
+                        ((day, day.amount, code, day.day) for day, code in metered),
+                        target, fx, "metered", unconverted)]
+    billed_periods = [BilledPeriod(period.provider, period.model, period.start, period.end,
+                                   amount)
+                      for period, amount in _converted(
+                          ((period, period.amount, code, period.start)
+                           for period, code in billed), target, fx, "billed", unconverted)]
+    rows = reconcile(metered_days, billed_periods, share)
+    return {"cycle": str(month), "currency": target, "tolerance": format_decimal(share),
+            "rows": [row.to_json() for row in rows], "unconverted": unconverted}
+
+
+T = TypeVar("T")
+
+
+def _covered(day: date, billed: list[tuple[BilledPeriod, str]]) -> bool:
+    return any(period.start <= day < period.end for period, _ in billed)
+
+
+def _metered(conn: Connection, first: date, until: date,
+             provider: str | None) -> list[tuple[MeteredDay, str]]:
+    """Cost per provider, model, day and currency (unpriced calls cost nothing here), summed
+    in Python: SQLite keeps money as text."""
+    c = usage_daily.c
+    query = (select(c.provider, c.model, c.day, c.currency, c.cost)
+             .where(c.day >= first, c.day < until, c.currency != ""))
+    if provider is not None:
+        query = query.where(c.provider == provider)
+    sums: dict[tuple[str, str, date, str], Decimal] = {}
+    for row in conn.execute(query):
+        key = (row.provider, row.model, row.day, row.currency)
+        sums[key] = MONEY_CONTEXT.add(sums.get(key, ZERO), row.cost)
+    return [(MeteredDay(p, m, d, amount), code) for (p, m, d, code), amount in sums.items()]
+
+
+def _converted(items: Iterable[tuple[T, Decimal, str, date]], target: str, fx: FxTable,
+                  side: str, unconverted: list[dict[str, Any]]) -> list[tuple[T, Decimal]]:
+    out = []
+    for item, amount, code, day in items:
+        if code == target:
+            out.append((item, amount))
+            continue
+        try:
+            converted, _ = fx.convert(Amount(amount, code), target,
+                                      datetime.combine(day, time(), UTC))
+        except FxRateMissing:
+            unconverted.append({"side": side, "date": day.isoformat(), "currency": code,
+                                "amount": format_decimal(amount)})
+            continue
+        out.append((item, converted.number))
+    return out

@@ -1,0 +1,45 @@
+"""``meterline sync --file`` and ``meterline reconcile`` (meterline/cli/reconcile.py), on SQLite
+and PostgreSQL, driven as a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+BILL = """ProviderName,x_Model,BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd
+test,m1,0.00125,USD,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z
+test,m2,1,USD,2026-10-05T00:00:00Z,2026-10-06T00:00:00Z
+"""
+
+
+def test_sync_a_bill_file_then_reconcile(ok: Any, m1: str, tmp_path: Path, write_jsonl: Any,
+                                         run_cli: Any) -> None:
+    ok("tenants", "create", "acme")
+    events = write_jsonl(tmp_path / "usage.jsonl", [
+        {"id": "a", "timestamp": "2026-10-03T10:00:00Z", "model": m1,
+         "usage": {"input_tokens": 1000, "output_tokens": 500}}])
+    ok("usage", "ingest", str(events), "--tenant", "acme")
+    bill = tmp_path / "bill.csv"
+    bill.write_text(BILL)
+    stored = ok("sync", "--file", str(bill), "--format", "focus", "--json")
+    assert stored["lines"] == 2 and stored["totals"] == {"USD": "1.00125"}
+    assert "2 rows of test" in ok("sync", "--file", str(bill))
+    report = ok("reconcile", "--cycle", "2026-10", "--json")
+    assert [(r["model"], r["status"], r["metered"], r["billed"]) for r in report["rows"]] == [
+        ("test/m1", "match", "0.00125", "0.00125"), ("test/m2", "only_billed", None, "1")]
+    text = run_cli("reconcile", "--cycle", "2026-10", "--provider", "test")
+    assert text.exit_code == 0 and "only_billed" in text.stdout and "test/m1" in text.stdout
+
+
+def test_sync_and_reconcile_refuse_bad_input(run_cli: Any, fails: Any, tmp_path: Path) -> None:
+    fails(run_cli("sync"), 2, "--file")
+    fails(run_cli("sync", "--file", str(tmp_path / "none.csv")), 2, "none.csv")
+    bill = tmp_path / "bill.csv"
+    bill.write_text(BILL)
+    fails(run_cli("sync", "--file", str(bill), "--format", "tencent"), 2, "not read yet")
+    bill.write_text(BILL.replace("0.00125", "cheap"))
+    fails(run_cli("sync", "--file", str(bill)), 2, "line 2", "BilledCost")
+    fails(run_cli("reconcile", "--cycle", "October"), 2, "cycle")
+    fails(run_cli("reconcile", "--cycle", "2026-10", "--tolerance", "-1"), 2, "tolerance")
+    assert run_cli("sync", "--help").exit_code == 0
+    assert run_cli("reconcile", "--help").exit_code == 0

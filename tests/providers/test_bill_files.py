@@ -1,0 +1,66 @@
+"""meterline.providers.bill_files: provider bill files read into billed periods."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from meterline.domain.reconcile import BilledPeriod
+from meterline.errors import InvalidInput
+from meterline.providers.bill_files import BilledLine, read_bill
+
+HEADER = ("BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ServiceProviderName,"
+          "ProviderName,x_Model,ResourceName,SkuId\n")
+
+
+def focus(*rows: str) -> str:
+    return HEADER + "".join(row + "\n" for row in rows)
+
+
+def test_focus_rows_become_billed_periods_in_the_files_own_days() -> None:
+    lines = read_bill(focus(
+        "0.000000123456789012,USD,2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,OpenAI,,gpt-5,,",
+        "12.5,CNY,2026-11-01T00:00:00+08:00,2026-12-01T00:00:00+08:00,,Qwen,,qwen-max,",
+        "3,usd,2026-11-03,2026-11-03T12:00:00Z,,,,,deepseek/deepseek-chat:input_tokens",
+    ), "focus", provider="deepseek")
+    assert lines == [
+        BilledLine(BilledPeriod("openai", "openai/gpt-5", date(2026, 11, 1), date(2026, 11, 2),
+                                Decimal("0.000000123456789012")), "USD"),
+        BilledLine(BilledPeriod("qwen", "qwen/qwen-max", date(2026, 11, 1), date(2026, 12, 1),
+                                Decimal("12.5")), "CNY"),
+        # no provider column filled: --provider; a period ending at noon covers that day
+        BilledLine(BilledPeriod("deepseek", "deepseek/deepseek-chat:input_tokens",
+                                date(2026, 11, 3), date(2026, 11, 4), Decimal("3")), "USD"),
+    ]
+
+
+@pytest.mark.parametrize(("row", "field", "needle"), [
+    ("x,USD,2026-11-01,2026-11-02,openai,,m,,", "BilledCost", "not a number"),
+    ("1e400000,USD,2026-11-01,2026-11-02,openai,,m,,", "BilledCost", "out of range"),
+    ("1,XYZ,2026-11-01,2026-11-02,openai,,m,,", "BillingCurrency", "unknown currency"),
+    ("1,USD,November,2026-11-02,openai,,m,,", "ChargePeriodStart", "November"),
+    ("1,USD,2026-11-02,2026-11-01,openai,,m,,", "ChargePeriodEnd", "not after"),
+    ("1,USD,2026-11-01,2026-11-02,openai,,,,", "x_Model", "no model"),
+    ("1,USD,2026-11-01,2026-11-02,,,m,,", "ServiceProviderName", "no provider"),
+])
+def test_a_bad_row_is_named_with_its_line_and_column(row: str, field: str, needle: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        read_bill(focus("1,USD,2026-10-01,2026-10-02,openai,,ok,,", row), "focus")
+    assert refused.value.field == field
+    assert needle in refused.value.message
+    assert "line 3" in refused.value.message
+
+
+def test_formats_not_read_yet_and_unknown_ones_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="not read yet") as planned:
+        read_bill("", "aliyun")
+    with pytest.raises(InvalidInput, match="one of focus") as unknown:
+        read_bill("", "pdf")
+    assert planned.value.field == unknown.value.field == "format"
+    with pytest.raises(InvalidInput, match="missing column"):
+        read_bill("BilledCost,BillingCurrency\n1,USD\n", "focus")
+    with pytest.raises(InvalidInput, match="--provider"):
+        read_bill("BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,x_Model\n",
+                  "focus")
