@@ -43,6 +43,7 @@ from meterline.store import budgets as budget_store
 from meterline.store import claims
 from meterline.store import quotas as quota_store
 from meterline.store.engine import make_engine
+from meterline.web import pages as web_pages
 
 log = logging.getLogger("meterline")
 DEMO_SIMULATOR_PATH = "/_simulator"
@@ -176,6 +177,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
     app.include_router(insights.router)
     app.include_router(bills_api.router)
     app.include_router(reconcile_api.router)
+    app.include_router(web_pages.router)
     gateway_routes.install(app)
     if config.demo:
         # The demo's upstream providers are simulated by the server itself.

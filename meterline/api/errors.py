@@ -60,6 +60,11 @@ def error_body(message: str, type_: str, code: str, field: str | None = None) ->
 ANTHROPIC_PATHS = ("/v1/messages",)
 
 
+def status_of(exc: MeterlineError) -> int:
+    """The HTTP status the table gives an error (500 for one it does not name)."""
+    return next((status for cls, status, _ in STATUS if isinstance(exc, cls)), 500)
+
+
 def answer(exc: MeterlineError, *, anthropic: bool = False) -> JsonResponse:
     for cls, status, type_ in STATUS:
         if isinstance(exc, cls):
