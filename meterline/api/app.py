@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from meterline import __version__
+from meterline import __version__, web
 from meterline.alerts.webhooks import Notifier, WebhookConfig
 from meterline.api import admin, errors, health, insights, limits, usage
 from meterline.api import bills as bills_api
@@ -43,7 +43,6 @@ from meterline.store import budgets as budget_store
 from meterline.store import claims
 from meterline.store import quotas as quota_store
 from meterline.store.engine import make_engine
-from meterline.web import pages as web_pages
 
 log = logging.getLogger("meterline")
 DEMO_SIMULATOR_PATH = "/_simulator"
@@ -177,7 +176,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
     app.include_router(insights.router)
     app.include_router(bills_api.router)
     app.include_router(reconcile_api.router)
-    app.include_router(web_pages.router)
+    app.include_router(web.router())
     gateway_routes.install(app)
     if config.demo:
         # The demo's upstream providers are simulated by the server itself.

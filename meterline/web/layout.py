@@ -1,0 +1,85 @@
+"""What every dashboard page shares: the session check, the page frame, escaped tables.
+
+The session is the ``meterline_session`` cookie holding the admin token (HttpOnly,
+SameSite=Strict; the admin API accepts it too). A page asked for without a valid one sends the
+browser to ``/login``. Every value a page shows goes through ``escape``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from html import escape
+from typing import Any, Final, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from meterline.api.errors import status_of
+from meterline.api.state import state
+from meterline.errors import MeterlineError
+
+COOKIE: Final = "meterline_session"
+_STYLE: Final = (
+    "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
+    "table{border-collapse:collapse}td,th{padding:.25rem .75rem;border-bottom:1px solid #ddd;"
+    "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    ".cards{display:flex;gap:1rem;margin:1rem 0}.card{border:1px solid #ddd;padding:.75rem 1rem;"
+    "border-radius:.5rem}.card b{display:block;font-size:1.4rem}.error{color:#b00}"
+    "nav a{margin-right:1rem}form.filters{margin:1rem 0}"
+)
+T = TypeVar("T")
+
+
+def page(title: str, body: str, status_code: int = 200, *, menu: bool = True) -> HTMLResponse:
+    nav = ("<nav><a href=/>Overview</a><a href=/bills>Bills</a><a href=/reconcile>Reconcile"
+           "</a><form method=post action=/logout style=display:inline><button>Sign out"
+           "</button></form></nav>") if menu else ""
+    return HTMLResponse(
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)} · "
+        f"meterline</title><style>{_STYLE}</style></head><body>{nav}{body}</body></html>",
+        status_code=status_code,
+        headers={"cache-control": "no-store", "x-frame-options": "DENY"})
+
+
+async def signed_in(request: Request) -> bool:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return False
+    return await run_in_threadpool(state(request).admin_token_valid, token)
+
+
+async def render(request: Request, title: str, load: Callable[[], T],
+                 show: Callable[[T], str]) -> Response:
+    """The page of what ``load`` finds (in a worker thread), or the error the API would give,
+    as a page; without a session, the way to the login page."""
+    if not await signed_in(request):
+        return RedirectResponse("/login", status_code=303)
+    try:
+        found = await run_in_threadpool(load)
+    except MeterlineError as exc:
+        return page("Error", f"<h1>{escape(title)}</h1><p class=error>{escape(exc.message)}"
+                             "</p>", status_code=status_of(exc))
+    return page(title, show(found))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+          numeric: Sequence[int] = ()) -> str:
+    """An HTML table of escaped text; ``numeric``: the columns aligned as numbers."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td{' class=n' if i in numeric else ''}>{escape('' if v is None else str(v))}"
+            "</td>" for i, v in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def link(path: str, text: str, **params: str | None) -> str:
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"<a href='{escape(path + ('?' + query if query else ''))}'>{escape(text)}</a>"
+
+
+def field(name: str, label: str, value: str | None, placeholder: str = "") -> str:
+    return (f"<label>{escape(label)} <input name={name} value='{escape(value or '')}' "
+            f"placeholder='{escape(placeholder)}'></label> ")

@@ -1,0 +1,50 @@
+"""``/login`` (the admin token in a password field) and ``/logout``."""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from meterline.api.state import state
+from meterline.web.layout import COOKIE, page
+
+router = APIRouter(include_in_schema=False)
+
+
+def _form(message: str = "") -> str:
+    error = f"<p class=error>{escape(message)}</p>" if message else ""
+    return ("<h1>meterline</h1>" + error +
+            "<form method=post action=/login><label>Admin token "
+            "<input type=password name=token autocomplete=current-password required autofocus>"
+            "</label> <button>Sign in</button></form>")
+
+
+@router.get("/login")
+async def login_page() -> HTMLResponse:
+    return page("Sign in", _form(), menu=False)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    # The form is URL-encoded (the browser's default), read without a multipart parser.
+    body = await request.body()
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    token = (fields.get("token") or [""])[0]
+    if not token or not await run_in_threadpool(state(request).admin_token_valid, token):
+        return page("Sign in", _form("That is not an admin token."), status_code=401,
+                    menu=False)
+    answer = RedirectResponse("/", status_code=303)
+    answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+                      secure=request.url.scheme == "https")
+    return answer
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    answer = RedirectResponse("/login", status_code=303)
+    answer.delete_cookie(COOKIE, path="/")
+    return answer
