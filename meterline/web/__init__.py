@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from meterline.web import bills, login, overview
+from meterline.web import bills, login, overview, usage
 
 
 def router() -> APIRouter:
     combined = APIRouter(include_in_schema=False)
-    for module in (login, overview, bills):
+    for module in (login, overview, usage, bills):
         combined.include_router(module.router)
     return combined
