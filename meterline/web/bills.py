@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -41,8 +42,8 @@ async def bill_page(request: Request, tenant: str | None = None, cycle: str | No
 
 def _bill(bill: dict[str, Any]) -> str:
     exports = " ".join(
-        link(f"/api/bills/{bill['tenant']}/{bill['cycle']}/export", label, format=fmt, lang=lang,
-             user=bill["user"])
+        link(f"/api/bills/{quote(bill['tenant'], safe='')}/{bill['cycle']}/export", label,
+             format=fmt, lang=lang, user=bill["user"])
         for label, fmt, lang in (("CSV", "csv", "en"), ("CSV 中文", "csv", "zh"),
                                  ("XLSX", "xlsx", "en"), ("FOCUS", "focus", "en")))
     lines = table(("Model", "Meter", "Quantity", "Unit", "Unit price", "Amount", "Status",
