@@ -1,7 +1,8 @@
 """Provider bill files, read into billed periods for reconciliation (``meterline sync --file``).
 
-FOCUS (FinOps Open Cost and Usage Specification) CSV: the provider is ``ServiceProviderName``
-(FOCUS 1.2) or ``ProviderName`` (before), else the ``provider`` given; the model the custom column
+FOCUS (FinOps Open Cost and Usage Specification) CSV: the provider is the ``provider`` given
+(meterline's name for it: a console may write "Alibaba Cloud" for what meterline calls ``qwen``),
+else ``ServiceProviderName`` (FOCUS 1.2) or ``ProviderName`` (before); the model the custom column
 ``x_Model``, else ``ResourceName``, else ``SkuId`` (SPEC §6), named ``provider/model`` like
 meterline's own models; the amount ``BilledCost`` in ``BillingCurrency``; the period
 ``ChargePeriodStart`` (inclusive) to ``ChargePeriodEnd`` (exclusive), as calendar days in the
@@ -68,7 +69,7 @@ def read_focus(text: str, provider: str | None = None) -> list[BilledLine]:
 
 
 def _line(row: Mapping[str, str | None], where: str, provider: str | None) -> BilledLine:
-    name = _first(row, _PROVIDER_COLUMNS) or provider
+    name = provider or _first(row, _PROVIDER_COLUMNS)
     if not name:
         raise InvalidInput(f"{where}: no provider (ServiceProviderName, ProviderName or "
                            "--provider)", field="ServiceProviderName")

@@ -23,17 +23,20 @@ def test_focus_rows_become_billed_periods_in_the_files_own_days() -> None:
     lines = read_bill(focus(
         "0.000000123456789012,USD,2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,OpenAI,,gpt-5,,",
         "12.5,CNY,2026-11-01T00:00:00+08:00,2026-12-01T00:00:00+08:00,,Qwen,,qwen-max,",
-        "3,usd,2026-11-03,2026-11-03T12:00:00Z,,,,,deepseek/deepseek-chat:input_tokens",
-    ), "focus", provider="deepseek")
+    ), "focus")
     assert lines == [
         BilledLine(BilledPeriod("openai", "openai/gpt-5", date(2026, 11, 1), date(2026, 11, 2),
                                 Decimal("0.000000123456789012")), "USD"),
         BilledLine(BilledPeriod("qwen", "qwen/qwen-max", date(2026, 11, 1), date(2026, 12, 1),
                                 Decimal("12.5")), "CNY"),
-        # no provider column filled: --provider; a period ending at noon covers that day
-        BilledLine(BilledPeriod("deepseek", "deepseek/deepseek-chat:input_tokens",
-                                date(2026, 11, 3), date(2026, 11, 4), Decimal("3")), "USD"),
     ]
+    # --provider names the provider as meterline does, whatever the file calls it; a period
+    # ending at noon covers that day
+    [line] = read_bill(focus("3,usd,2026-11-03,2026-11-03T12:00:00Z,Alibaba Cloud,,,,"
+                             "qwen-max:input_tokens"), "focus", provider="qwen")
+    assert line == BilledLine(BilledPeriod("qwen", "qwen/qwen-max:input_tokens",
+                                           date(2026, 11, 3), date(2026, 11, 4), Decimal("3")),
+                              "USD")
 
 
 @pytest.mark.parametrize(("row", "field", "needle"), [
