@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN, ADMIN_TOKEN
 
 
 def sign_in(client: httpx.Client) -> None:
@@ -16,3 +16,11 @@ def sign_in(client: httpx.Client) -> None:
     for flag in ("HttpOnly", "Path=/", "SameSite=strict"):
         assert flag.lower() in cookie.lower(), cookie
     assert client.cookies.get("meterline_session") == ADMIN_TOKEN
+
+
+def price_m1(client: httpx.Client) -> None:
+    """``test/m1`` at 0.0000005 USD per input token and 0.0000015 per output token."""
+    answer = client.post("/api/prices", headers=ADMIN, json={
+        "model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
+        "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}})
+    assert answer.status_code == 201, answer.text

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ADMIN
-from tests.web.conftest import sign_in
+from tests.web.conftest import price_m1, sign_in
 
 
 def test_a_bill_page_shows_the_lines_the_total_and_its_exports(
         client: httpx.Client, tenant_key: str) -> None:
-    assert client.post("/api/prices", headers=ADMIN, json={
-        "model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
-        "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}}
-        ).status_code == 201
+    price_m1(client)
     answer = client.post("/v1/usage", headers={"Authorization": f"Bearer {tenant_key}"}, json={
         "events": [{"id": "e1", "timestamp": "2026-10-05T10:00:00Z", "model": "test/m1",
                     "usage": {"input_tokens": 1000, "output_tokens": 500}}]})

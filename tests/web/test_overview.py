@@ -9,15 +9,12 @@ from html import escape
 import httpx
 
 from tests.conftest import ADMIN
-from tests.web.conftest import sign_in
+from tests.web.conftest import price_m1, sign_in
 
 
 def test_the_overview_shows_spend_and_the_latest_calls_escaped(
         client: httpx.Client, tenant_key: str) -> None:
-    assert client.post("/api/prices", headers=ADMIN, json={
-        "model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
-        "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}}
-        ).status_code == 201
+    price_m1(client)
     now = datetime.now(UTC).isoformat()
     answer = client.post("/v1/usage", headers={"Authorization": f"Bearer {tenant_key}"}, json={
         "events": [{"id": "e1", "timestamp": now, "model": "test/m1", "user": "<b>eve</b>",

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ADMIN
-from tests.web.conftest import sign_in
+from tests.web.conftest import price_m1, sign_in
 
 
 def test_usage_records_newest_first_and_filtered(client: httpx.Client, tenant_key: str) -> None:
-    assert client.post("/api/prices", headers=ADMIN, json={
-        "model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
-        "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}}
-        ).status_code == 201
+    price_m1(client)
     events = [{"id": f"e{n}", "timestamp": f"2026-10-0{n}T10:00:00Z", "model": "test/m1",
                "user": user, "usage": {"input_tokens": 1000 * n, "output_tokens": 10}}
               for n, user in ((1, "alice"), (2, "bob"), (3, "alice"))]
