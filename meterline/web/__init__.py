@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from meterline.web import bills, login, overview, usage
+from meterline.web import bills, limits, login, overview, usage
 
 
 def router() -> APIRouter:
     combined = APIRouter(include_in_schema=False)
-    for module in (login, overview, usage, bills):
+    for module in (login, overview, usage, bills, limits):
         combined.include_router(module.router)
     return combined

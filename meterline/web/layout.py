@@ -34,8 +34,9 @@ T = TypeVar("T")
 
 def page(title: str, body: str, status_code: int = 200, *, menu: bool = True) -> HTMLResponse:
     nav = ("<nav><a href=/>Overview</a><a href=/usage>Usage</a><a href=/bills>Bills</a>"
-           "<a href=/reconcile>Reconcile</a><form method=post action=/logout "
-           "style=display:inline><button>Sign out</button></form></nav>") if menu else ""
+           "<a href=/limits>Budgets</a><a href=/reconcile>Reconcile</a><form method=post "
+           "action=/logout style=display:inline><button>Sign out</button></form></nav>"
+           ) if menu else ""
     return HTMLResponse(
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)} · "
         f"meterline</title><style>{_STYLE}</style></head><body>{nav}{body}</body></html>",
