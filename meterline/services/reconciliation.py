@@ -74,8 +74,7 @@ def report(engine: Engine, cycle: object, *, provider: str | None = None,
         until = max([last, *(period.end for period, _ in billed)])
         metered = _metered(conn, first, until, provider)
         fx = pricing.load_fx(conn)
-    metered = [(day, code) for day, code in metered
-               if day.day < last or _covered(day.day, billed)]
+    metered = [(day, code) for day, code in metered if day.day < last or _covered(day, billed)]
     codes = {code for _, code in metered} | {code for _, code in billed}
     target = (currency_code(currency) if currency
               else next(iter(codes)) if len(codes) == 1 else reporting_currency)
@@ -97,8 +96,10 @@ def report(engine: Engine, cycle: object, *, provider: str | None = None,
 T = TypeVar("T")
 
 
-def _covered(day: date, billed: list[tuple[BilledPeriod, str]]) -> bool:
-    return any(period.start <= day < period.end for period, _ in billed)
+def _covered(day: MeteredDay, billed: list[tuple[BilledPeriod, str]]) -> bool:
+    """Whether a billed period of the day's provider and model covers it."""
+    return any(period.provider == day.provider and period.model == day.model
+               and period.start <= day.day < period.end for period, _ in billed)
 
 
 def _metered(conn: Connection, first: date, until: date,

@@ -28,7 +28,7 @@ def refused(answer: httpx.Response, status: int, field: str) -> str:
     return message
 
 
-def metered_october(client: httpx.Client) -> None:
+def metered_october(client: httpx.Client) -> dict[str, str]:
     ok(client.post("/api/tenants", headers=ADMIN, json={"name": "shop"}), 201)
     key = {"Authorization": "Bearer " + ok(client.post(
         "/api/keys", json={"tenant": "shop"}, headers=ADMIN), 201)["key"]}
@@ -40,6 +40,7 @@ def metered_october(client: httpx.Client) -> None:
                "model": model, "usage": {"input_tokens": 1000 * day, "output_tokens": 7}}
               for day in (1, 2, 31) for model in ("test/chat", "test/mini")]
     ok(client.post("/v1/usage", json={"events": events}, headers=key))
+    return key
 
 
 def test_meterlines_own_focus_export_reconciles_exactly(client: httpx.Client) -> None:
@@ -70,11 +71,18 @@ test,chat,0.001,USD,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z
 test,chat,0.0022,USD,2026-10-02T00:00:00Z,2026-10-03T00:00:00Z
 test,mini,0.0013,USD,2026-10-31T00:00:00Z,2026-11-01T00:00:00Z
 test,big,5,USD,2026-10-02T00:00:00Z,2026-10-03T00:00:00Z
+test,chat,0.01,USD,2026-10-31T00:00:00Z,2026-11-02T00:00:00Z
 """
 
 
 def test_a_providers_daily_bill_against_the_metered_days(client: httpx.Client) -> None:
-    metered_october(client)
+    key = metered_october(client)
+    # calls of the next month: the chat one falls in a billed period that starts in October,
+    # the mini one in none, so it waits for November's reconciliation
+    ok(client.post("/v1/usage", headers=key, json={"events": [
+        {"id": f"nov-{model}", "timestamp": "2026-11-01T10:00:00Z", "model": model,
+         "usage": {"input_tokens": 361, "output_tokens": 0}}
+        for model in ("test/chat", "test/mini")]}))
     ok(client.post("/api/provider-bills", content=BILL.encode(), headers=ADMIN), 201)
     report = ok(client.get("/api/reconcile", params={"cycle": "2026-10", "tolerance": "0.05"},
                            headers=ADMIN))
@@ -85,7 +93,8 @@ def test_a_providers_daily_bill_against_the_metered_days(client: httpx.Client) -
         # day 1: 1000 × 0.15 + 7 × 0.6 per 1M = 0.0001542; billed far more
         ("test/chat", "2026-10-01"): ("over", "0.0001542", "0.001"),
         ("test/chat", "2026-10-02"): ("over", "0.0003042", "0.0022"),
-        ("test/chat", "2026-10-31"): ("only_metered", "0.0046542", None),
+        # a period from the cycle's last day into the next takes in the next day's calls
+        ("test/chat", "2026-10-31"): ("over", "0.00470835", "0.01"),
         ("test/mini", "2026-10-01"): ("only_metered", "0.0001542", None),
         ("test/mini", "2026-10-02"): ("only_metered", "0.0003042", None),
         ("test/mini", "2026-10-31"): ("under", "0.0046542", "0.0013"),
