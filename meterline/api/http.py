@@ -20,11 +20,17 @@ class JsonResponse(Response):
         return orjson.dumps(content)
 
 
-async def json_body(request: Request) -> Any:
-    """The request's JSON body, or InvalidInput saying why it is not one."""
+async def body_bytes(request: Request) -> bytes:
+    """The request's body, refused past MAX_BODY_BYTES."""
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidInput(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
+    return raw
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, or InvalidInput saying why it is not one."""
+    raw = await body_bytes(request)
     if not raw:
         raise InvalidInput("body: empty; expected a JSON object", field="body")
     try:

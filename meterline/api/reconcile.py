@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import admin
-from meterline.api.http import MAX_BODY_BYTES, JsonResponse
+from meterline.api.http import JsonResponse, body_bytes
 from meterline.api.state import state
 from meterline.errors import InvalidInput
 from meterline.services import reconciliation
@@ -22,13 +22,11 @@ router = APIRouter(prefix="/api", tags=["reconciliation"], dependencies=[Depends
                  "type": "string"}}}, "required": True}})
 async def import_bill(request: Request, file_format: str = Query(
         "focus", alias="format", description="focus (other providers' formats: not read yet)"),
-        provider: str | None = Query(None, description="for files that do not name it")
+        provider: str | None = Query(None, description="meterline's name of the provider "
+                                     "(wins over the file's)")
         ) -> JsonResponse:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
     try:
-        text = raw.decode("utf-8-sig")
+        text = (await body_bytes(request)).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("body: a bill file in UTF-8", field="body") from None
     found = await run_in_threadpool(reconciliation.import_bill, state(request).engine, text,

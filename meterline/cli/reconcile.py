@@ -19,7 +19,7 @@ from meterline.services import reconciliation
 @click.option("--format", "file_format", default="focus", show_default=True,
               type=click.Choice([*FORMATS, *PLANNED_FORMATS]))
 @click.option("--provider", default=None,
-              help="The provider, for files that do not name it.")
+              help="meterline's name of the provider (wins over the file's name for it).")
 @click.option("--cycle", default=None, help="YYYY-MM (with the provider's API).")
 @json_option
 @pass_context

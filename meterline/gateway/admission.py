@@ -100,11 +100,19 @@ def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
     output = _count(body.get("max_completion_tokens"), 0) or _count(
         body.get("max_tokens"), 0) or fallback
     output *= _count(body.get("n"), 1)
-    # The whole prompt might be written to the cache, for five minutes or for an hour.
-    return [Usage.of(input_tokens=prompt, output_tokens=output),
-            Usage.of(input_tokens=prompt, cache_write_tokens=prompt, output_tokens=output),
-            Usage.of(input_tokens=prompt, cache_write_tokens=prompt,
-                     cache_write_1h_tokens=prompt, output_tokens=output)], {}
+    # The whole prompt might be written to the cache (for an hour, where that is priced apart).
+    usages = [Usage.of(input_tokens=prompt, output_tokens=output),
+              Usage.of(input_tokens=prompt, cache_write_tokens=prompt, output_tokens=output)]
+    if version is not None and _prices_hour_writes(version):
+        usages.append(Usage.of(input_tokens=prompt, cache_write_tokens=prompt,
+                               cache_write_1h_tokens=prompt, output_tokens=output))
+    return usages, {}
+
+
+def _prices_hour_writes(version: PriceVersion) -> bool:
+    return any(Meter.CACHE_WRITE_1H_TOKENS in prices for prices in (
+        version.prices, *(t.prices for t in version.tiers), *(v.prices for v in version.variants),
+        *(w.prices for w in version.windows)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from meterline.errors import FxRateMissing, InvalidInput
 from meterline.providers.bill_files import read_bill
 from meterline.store import pricing, provider_bills
 from meterline.store.schema import usage_daily
+from meterline.store.types import money_sum
 
 
 def import_bill(engine: Engine, text: str, file_format: str,
@@ -104,18 +105,15 @@ def _covered(day: MeteredDay, billed: list[tuple[BilledPeriod, str]]) -> bool:
 
 def _metered(conn: Connection, first: date, until: date,
              provider: str | None) -> list[tuple[MeteredDay, str]]:
-    """Cost per provider, model, day and currency (unpriced calls cost nothing here), summed
-    in Python: SQLite keeps money as text."""
+    """Cost per provider, model, day and currency (unpriced calls cost nothing here)."""
     c = usage_daily.c
-    query = (select(c.provider, c.model, c.day, c.currency, c.cost)
-             .where(c.day >= first, c.day < until, c.currency != ""))
+    query = (select(c.provider, c.model, c.day, c.currency, money_sum(c.cost).label("cost"))
+             .where(c.day >= first, c.day < until, c.currency != "")
+             .group_by(c.provider, c.model, c.day, c.currency))
     if provider is not None:
         query = query.where(c.provider == provider)
-    sums: dict[tuple[str, str, date, str], Decimal] = {}
-    for row in conn.execute(query):
-        key = (row.provider, row.model, row.day, row.currency)
-        sums[key] = MONEY_CONTEXT.add(sums.get(key, ZERO), row.cost)
-    return [(MeteredDay(p, m, d, amount), code) for (p, m, d, code), amount in sums.items()]
+    return [(MeteredDay(r.provider, r.model, r.day, r.cost), r.currency)
+            for r in conn.execute(query)]
 
 
 def _converted(items: Iterable[tuple[T, Decimal, str, date]], target: str, fx: FxTable,

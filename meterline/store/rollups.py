@@ -163,9 +163,15 @@ def zones(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, ZoneInfo]:
     changes once stored, so the answers are kept for the process, per database (every ledger
     write asks)."""
     database = conn.engine.url
-    wanted = set(tenant_ids)
-    found = {t: _known_zones[database, t] for t in wanted if (database, t) in _known_zones}
-    missing = sorted(wanted - found.keys())
+    found: dict[str, ZoneInfo] = {}
+    missing = []
+    for tenant_id in set(tenant_ids):
+        zone = _known_zones.get((database, tenant_id))
+        if zone is None:
+            missing.append(tenant_id)
+        else:
+            found[tenant_id] = zone
+    missing.sort()
     if missing:
         if len(_known_zones) > MAX_KNOWN_ZONES:
             _known_zones.clear()
