@@ -18,7 +18,24 @@ from meterline.domain.money import currency_code
 from meterline.errors import InvalidInput
 
 DEFAULT_DATABASE_URL = "sqlite:///./meterline.db"
+DEFAULT_JOURNAL_DIR = "./meterline-journal"
 PROVIDER_KINDS = ("openai", "anthropic", "gemini")
+#: Every setting the file may hold, per table ("" is the top level, "providers" each
+#: [[providers]] entry): a misspelt name is refused rather than silently left at its default.
+KNOWN_SETTINGS: Mapping[str, frozenset[str]] = {
+    "": frozenset({"admin_token", "reporting_currency", "database", "providers", "routes",
+                   "gateway", "ingest", "limits", "alerts"}),
+    "database": frozenset({"url"}),
+    "providers": frozenset({"name", "kind", "base_url", "api_key_env", "timeout_seconds",
+                            "allow_unknown_models", "unknown_models"}),
+    "routes": frozenset({"model", "target"}),
+    "gateway": frozenset({"journal_dir", "key_cache_seconds"}),
+    "ingest": frozenset({"concurrency"}),
+    "limits": frozenset({"hold_seconds", "default_max_output_tokens", "default_video_seconds",
+                         "cache_seconds", "redis_url", "lease_calls", "lease_seconds"}),
+    "alerts": frozenset({"webhooks"}),
+    "alerts.webhooks": frozenset({"url", "format", "secret_env"}),
+}
 
 
 class Secret:
@@ -104,7 +121,7 @@ class Config:
     providers: tuple[ProviderConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     #: Where the gateway journals calls before they reach the ledger (SPEC §7.4).
-    journal_dir: str = "./meterline-journal"
+    journal_dir: str = DEFAULT_JOURNAL_DIR
     #: How long a checked API key is trusted before it is looked up again (revocation delay).
     key_cache_seconds: float = 10.0
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -115,11 +132,42 @@ class Config:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _known(data: Mapping[str, Any], table: str, where: str = "") -> None:
+    """Refuse settings meterline does not know, naming them (``[databse]`` is not ignored)."""
+    unknown = sorted(set(data) - KNOWN_SETTINGS[table])
+    if not unknown:
+        return
+    prefix = f"{where}." if where else ""
+    names = [f"[{prefix}{name}]" if isinstance(data[name], Mapping) else f"{prefix}{name}"
+             for name in unknown]
+    known = ", ".join(sorted(KNOWN_SETTINGS[table]))
+    raise InvalidInput(f"config: unknown setting{'s' if len(names) > 1 else ''} "
+                       f"{', '.join(names)} (known{' in ' + where if where else ''}: {known})",
+                       field=f"{prefix}{unknown[0]}")
+
+
 def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, Mapping):
         raise InvalidInput(f"config: [{key}] must be a table", field=key)
+    _known(value, key, key)
     return value
+
+
+def _admin_token(token: object, name: str) -> Secret | None:
+    """The admin token, if set: printable ASCII, since it travels in HTTP headers and in the
+    dashboard's cookie (anything else passes here and fails at the first login)."""
+    if not token:
+        return None
+    text = str(token)
+    for index, char in enumerate(text):
+        if not "!" <= char <= "~":
+            raise InvalidInput(
+                f"config: {name} must be printable ASCII without spaces (it is sent in HTTP "
+                f"headers and a cookie); its character {index + 1} is not. Generate one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                field="admin_token")
+    return Secret(text)
 
 
 def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
@@ -130,6 +178,7 @@ def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...
         where = f"providers[{index}]"
         if not isinstance(item, Mapping):
             raise InvalidInput(f"config: {where} must be a table", field=where)
+        _known(item, "providers", where)
         name, kind, base = item.get("name"), item.get("kind", "openai"), item.get("base_url")
         if not isinstance(name, str) or not name:
             raise InvalidInput(f"config: {where}.name is missing", field=f"{where}.name")
@@ -145,8 +194,25 @@ def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...
             raise InvalidInput(f"config: {where}.timeout_seconds must be positive",
                                field=f"{where}.timeout_seconds")
         out.append(ProviderConfig(name, kind, base.rstrip("/"), Secret(key) if key else None,
-                                  float(timeout), bool(item.get("allow_unknown_models", False))))
+                                  float(timeout), _unknown_models(item, where)))
     return tuple(out)
+
+
+#: What a provider does with a model no price layer knows: refuse it (a typo must not cost
+#: money), or pass it through and record the call unpriced (``meterline rerate`` prices it).
+UNKNOWN_MODEL_POLICIES = ("refuse", "record_unpriced")
+
+
+def _unknown_models(item: Mapping[str, Any], where: str) -> bool:
+    """``unknown_models`` ("refuse" | "record_unpriced"), or the older
+    ``allow_unknown_models = true``; True means record unpriced."""
+    policy = item.get("unknown_models")
+    if policy is None:
+        return bool(item.get("allow_unknown_models", False))
+    if policy not in UNKNOWN_MODEL_POLICIES:
+        raise InvalidInput(f"config: {where}.unknown_models must be one of "
+                           f"{', '.join(UNKNOWN_MODEL_POLICIES)}", field=f"{where}.unknown_models")
+    return bool(policy == "record_unpriced")
 
 
 def _routes(raw: object) -> tuple[RouteConfig, ...]:
@@ -158,6 +224,7 @@ def _routes(raw: object) -> tuple[RouteConfig, ...]:
                 or not isinstance(item.get("target"), str)):
             raise InvalidInput(f"config: routes[{index}] needs model and target",
                                field=f"routes[{index}]")
+        _known(item, "routes", f"routes[{index}]")
         out.append(RouteConfig(item["model"], item["target"]))
     return tuple(out)
 
@@ -186,6 +253,7 @@ def _webhooks(raw: object, env: Mapping[str, str]) -> tuple[WebhookSetting, ...]
         where = f"alerts.webhooks[{index}]"
         if not isinstance(item, Mapping) or not isinstance(item.get("url"), str):
             raise InvalidInput(f"config: {where} needs a url", field=f"{where}.url")
+        _known(item, "alerts.webhooks", where)
         secret_env = item.get("secret_env")
         secret = env.get(secret_env) if isinstance(secret_env, str) else None
         out.append(WebhookSetting(Secret(item["url"]), str(item.get("format", "json")),
@@ -233,20 +301,22 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             raise InvalidInput(f"config file {path} does not exist", field="config") from None
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"config file {path}: {exc}", field="config") from None
+    _known(data, "")
     database = _table(data, "database")
     gateway = _table(data, "gateway")
     ingest = _table(data, "ingest")
     url = env.get("METERLINE_DATABASE_URL") or database.get("url") or DEFAULT_DATABASE_URL
-    token = env.get("METERLINE_ADMIN_TOKEN") or data.get("admin_token")
+    from_env = env.get("METERLINE_ADMIN_TOKEN")
     values: dict[str, Any] = {
         "database_url": str(url),
-        "admin_token": Secret(str(token)) if token else None,
+        "admin_token": _admin_token(from_env, "METERLINE_ADMIN_TOKEN") if from_env
+        else _admin_token(data.get("admin_token"), "admin_token"),
         "reporting_currency": currency_code(data.get("reporting_currency", "USD"),
                                             field="reporting_currency"),
         "providers": _providers(data.get("providers", []), env),
         "routes": _routes(data.get("routes", [])),
         "journal_dir": str(env.get("METERLINE_JOURNAL_DIR") or gateway.get("journal_dir")
-                           or "./meterline-journal"),
+                           or DEFAULT_JOURNAL_DIR),
         "key_cache_seconds": _positive(gateway.get("key_cache_seconds", 10.0),
                                        "gateway.key_cache_seconds"),
         "limits": _limits(_table(data, "limits"), _table(data, "alerts"), env),

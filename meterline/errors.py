@@ -17,6 +17,7 @@
     ├── FxRateMissing                   no stored FX rate covers a conversion (never guessed)
     ├── AuthError                       a missing, unknown, revoked or expired key (HTTP 401)
     ├── Forbidden                       a key that may not use a model (HTTP 403)
+    │   └── UserNotAllowed              a bound key's call names another user
     ├── LimitExceeded                   a call that no longer fits a limit (HTTP 402)
     │   ├── BudgetExceeded              a ``block`` budget has not enough money left
     │   └── QuotaExceeded               a prepaid quota has not enough units left
@@ -25,7 +26,8 @@
     │   └── UpstreamTimeout             the provider did not answer in time (HTTP 504)
     ├── Conflict                        a request that clashes with stored state (HTTP 409)
     │   └── BillClosed                  lines added to an issued, paid or void bill
-    └── StoreError                      database unreachable or schema incomplete (HTTP 503)
+    └── StoreError                      database unreachable or schema incomplete (HTTP 503,
+        │                               Retry-After; see the class for what the answer says)
         └── SchemaIncomplete
 
 Domain errors carry ``context`` (field names, values) so an adapter can render a precise answer.
@@ -127,6 +129,13 @@ class Forbidden(MeterlineError):
     code = "model_not_allowed"
 
 
+class UserNotAllowed(Forbidden):
+    """A key bound to a user was sent with another user (``x-meterline-user``): the spend of a
+    bound key is its user's, whatever a header says, or a user's budget could be bypassed."""
+
+    code = "user_not_allowed"
+
+
 class LimitExceeded(MeterlineError):
     code = "limit_exceeded"
 
@@ -164,6 +173,11 @@ class BillClosed(Conflict):
 
 
 class StoreError(MeterlineError):
+    """The database (or Redis) cannot do what was asked. The message may carry the driver's
+    words, for the log and the command line; an HTTP answer shows ``public`` from the context
+    instead where it is set (else the message, when no driver error caused it), and
+    ``Retry-After`` (``retry_after`` in the context, else a default)."""
+
     code = "store_unavailable"
 
 

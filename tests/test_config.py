@@ -72,3 +72,79 @@ def test_ingest_concurrency_defaults_to_the_cores_each_worker_has(tmp_path: Path
         app = create_app(config, workers=workers)
         assert app.state.meterline.ingest_limiter.total_tokens == expected
         app.state.meterline.engine.dispose()
+
+
+def _readme_config() -> str:
+    """The TOML block of the README's configuration section, as a user would copy it."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Configuration", 1)[1].split("```toml\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
+def test_the_readme_sample_is_read_once_its_token_is_filled_in(tmp_path: Path) -> None:
+    path = tmp_path / "meterline.toml"
+    path.write_text(_readme_config().replace('admin_token = "…"', 'admin_token = "adm-1"'),
+                    encoding="utf-8")
+    config = load_config(path, env={})
+    assert config.admin_token is not None and config.admin_token.reveal() == "adm-1"
+    assert [p.name for p in config.providers] == ["openai"]
+    assert config.limits.redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_a_non_ascii_admin_token_is_refused_at_start(tmp_path: Path) -> None:
+    """The README's placeholder, taken literally, was accepted and then failed every login
+    with a 500 (an HTTP cookie cannot carry it)."""
+    path = tmp_path / "meterline.toml"
+    path.write_text(_readme_config(), encoding="utf-8")
+    with pytest.raises(InvalidInput) as raised:
+        load_config(path, env={})
+    assert raised.value.field == "admin_token"
+    assert "admin_token must be printable ASCII" in raised.value.message
+    with pytest.raises(InvalidInput) as raised:
+        load_config(env={"METERLINE_ADMIN_TOKEN": "two words"})
+    assert "METERLINE_ADMIN_TOKEN must be printable ASCII" in raised.value.message
+    assert "two words" not in raised.value.message  # a secret is never echoed
+
+
+@pytest.mark.parametrize(("snippet", "field", "named"), [
+    ("[databse]\nurl = 'sqlite:///./x.db'", "databse", "[databse]"),
+    ("admin_tokn = 'x'", "admin_tokn", "admin_tokn"),
+    ("[limits]\nhold_second = 60", "limits.hold_second", "limits.hold_second"),
+    ("[gateway]\njournal = '/tmp/j'", "gateway.journal", "gateway.journal"),
+    ("[[providers]]\nname = 'x'\nbase_url = 'http://h'\napi_key = 'sk-1'",
+     "providers[0].api_key", "providers[0].api_key"),
+    ("[[routes]]\nmodel = 'fast'\ntarget = 'a/b'\nweight = 2", "routes[0].weight",
+     "routes[0].weight"),
+    ("[[alerts.webhooks]]\nurl = 'https://h'\nsecret = 's'", "alerts.webhooks[0].secret",
+     "alerts.webhooks[0].secret"),
+])
+def test_unknown_settings_are_refused_by_name(tmp_path: Path, snippet: str, field: str,
+                                              named: str) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text(snippet)
+    with pytest.raises(InvalidInput) as raised:
+        load_config(path, env={})
+    assert raised.value.field == field
+    assert f"unknown setting {named} " in raised.value.message
+    assert "known" in raised.value.message
+
+
+@pytest.mark.parametrize(("setting", "records_unpriced"), [
+    ("", False),
+    ('unknown_models = "refuse"', False),
+    ('unknown_models = "record_unpriced"', True),
+    ("allow_unknown_models = true", True),
+])
+def test_unknown_models_policy(tmp_path: Path, setting: str, records_unpriced: bool) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(f"[[providers]]\nname = 'p'\nbase_url = 'http://h'\n{setting}\n")
+    [provider] = load_config(path, env={}).providers
+    assert provider.allow_unknown_models is records_unpriced
+
+
+def test_unknown_models_policy_must_be_known(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("[[providers]]\nname = 'p'\nbase_url = 'http://h'\nunknown_models = 'allow'\n")
+    with pytest.raises(InvalidInput, match=r"providers\[0\]\.unknown_models must be one of "
+                                           r"refuse, record_unpriced"):
+        load_config(path, env={})

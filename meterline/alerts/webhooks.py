@@ -245,7 +245,7 @@ def _retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "²", which float refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value)

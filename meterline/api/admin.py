@@ -29,9 +29,9 @@ class TenantIn(BaseModel):
 
 
 class KeyIn(BaseModel):
-    tenant: str
+    tenant: str = Field(min_length=1)
     user: str | None = Field(None, min_length=1, max_length=128)
-    models: list[str] | None = None
+    models: list[str] | None = Field(None, description="model names (none empty)")
     name: str | None = Field(None, max_length=128)
     expires_at: datetime | None = None
     rpm: int | None = Field(None, gt=0, description="requests per minute (all processes)")
@@ -118,9 +118,19 @@ async def revoke_key(key_id: str, request: Request) -> JsonResponse:
 @router.get("/prices", summary="List price versions")
 async def list_prices(request: Request, model: str | None = None) -> JsonResponse:
     book = state(request).metering.book
-    if model is not None:
-        model = book.resolve(model)
-    return JsonResponse({"versions": [v.to_json() | {"id": v.id} for v in book.versions(model)]})
+    models = [book.resolve(model)] if model is not None else book.models()
+    return JsonResponse({"versions": [
+        entry.version.to_json() | {"id": entry.version.id, "layer": entry.layer.label}
+        for name in models for entry in book.entries(name)]})
+
+
+@router.get("/prices/sources", summary="Which layer prices each model, and where layers differ")
+async def price_sources(request: Request, model: str | None = None,
+                        provider: str | None = None, disagree: bool = False) -> JsonResponse:
+    book = state(request).metering.book
+    rows = price_service.sources(book, datetime.now(UTC), model=model, provider=provider,
+                                 disagreeing=disagree)
+    return JsonResponse({"models": rows})
 
 
 @router.post("/prices", status_code=201, summary="Add a price version (catalog entry shape)")

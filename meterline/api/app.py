@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +24,6 @@ from meterline.api import reconcile as reconcile_api
 from meterline.api import stats as stats_api
 from meterline.api.state import AppState
 from meterline.config import Config
-from meterline.errors import MeterlineError
 from meterline.gateway import routes as gateway_routes
 from meterline.gateway.admission import LEASE_SWEEP_SECONDS, Admission
 from meterline.gateway.drainer import Drainer
@@ -35,6 +35,7 @@ from meterline.gateway.recorder import Recorder, ledger_sink
 from meterline.gateway.routing import Router
 from meterline.gateway.state import GatewayState
 from meterline.gateway.upstream import Upstreams
+from meterline.health import Registry, Tracker, backoff
 from meterline.services import alerts as alert_service
 from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
 from meterline.services.metering import Metering
@@ -50,6 +51,8 @@ HOLD_SWEEP_SECONDS = 30.0
 ALERT_POLL_SECONDS = 2.0
 #: Projections move slowly: checked every 150 polls (five minutes).
 PROJECTION_EVERY = 150
+#: The longest a failing background loop waits before its next try.
+LOOP_MAX_BACKOFF = 30.0
 
 
 def _release_expired(engine: Engine) -> None:
@@ -60,9 +63,34 @@ def _release_expired(engine: Engine) -> None:
         log.warning("released %d holds of calls never recorded in time", released)
 
 
-def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> FastAPI:
+async def guarded(tracker: Tracker, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``tracker.interval`` seconds for as long as the app runs.
+
+    No failure of one pass may end the loop: a loop that died would leave the process serving
+    with stale prices, holds never released and alerts never sent, silently. Each failure is
+    logged and counted (``/readyz``), and retried after a capped back-off."""
+    delay = tracker.interval
+    while True:
+        await anyio.sleep(delay)
+        try:
+            await work()
+        except Exception as exc:
+            failures = tracker.failed(exc)
+            delay = backoff(tracker.interval, failures, max(tracker.interval, LOOP_MAX_BACKOFF))
+            log.warning("background loop %s failed (%d in a row; next try in %.1f s): %s",
+                        tracker.name, failures, delay, exc, exc_info=failures == 1)
+        else:
+            if ended := tracker.succeeded():
+                log.info("background loop %s recovered after %d failures", tracker.name,
+                         ended)
+            delay = tracker.interval
+
+
+def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
+               intervals: Mapping[str, float] | None = None) -> FastAPI:
     """Build the app. With ``prepare`` the database is migrated and the catalog synced first;
-    ``workers``: how many server processes share this machine's cores."""
+    ``workers``: how many server processes share this machine's cores; ``intervals``: seconds
+    between passes of background loops, by name, where the defaults do not fit (tests)."""
     engine = make_engine(config.database_url)
     generated = None
     if prepare:
@@ -71,10 +99,10 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
         generated = ensure_admin_token(engine, config)
     metering = Metering(engine)
     ingest_slots = config.ingest_concurrency or max(1, (os.cpu_count() or 1) // workers)
+    journal = Journal(Path(config.journal_dir))
     app_state = AppState(config=config, engine=engine, metering=metering,
                          ingest_limiter=anyio.CapacityLimiter(ingest_slots),
-                         generated_admin_token=generated)
-    journal = Journal(Path(config.journal_dir))
+                         generated_admin_token=generated, health=Registry(), journal=journal)
     router = Router(config.providers, config.routes)
     gateway = GatewayState(metering=metering, router=router,
                            keys=KeyCache(engine, ttl=config.key_cache_seconds),
@@ -93,63 +121,62 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fas
         # Written (or set aside): the leases these calls were admitted from may close.
         gateway.admission.settled([item["row"]["request_id"] for item in batch])
 
+    registry = app_state.health
+    gateway.health = registry
     drainer = Drainer(journal, drain)
+    registry.add(drainer.health)
     gateway.recorder.on_held = drainer.notify
 
     async def refresh_prices() -> None:
         # Keeps the in-memory price book current off the response path (see Metering).
-        while True:
-            await anyio.sleep(metering.refresh_seconds)
-            try:
-                await run_in_threadpool(metering.refresh)
-            except MeterlineError as exc:
-                log.warning("price refresh failed: %s", exc)
+        await run_in_threadpool(metering.refresh)
 
     async def release_expired_holds() -> None:
         # Holds of calls whose process died are released by whichever process looks first.
-        while True:
-            await anyio.sleep(HOLD_SWEEP_SECONDS)
-            try:
-                await run_in_threadpool(_release_expired, engine)
-            except MeterlineError as exc:
-                log.warning("releasing expired holds failed: %s", exc)
+        await run_in_threadpool(_release_expired, engine)
 
     async def sweep_leases() -> None:
-        while True:
-            await anyio.sleep(LEASE_SWEEP_SECONDS)
-            if gateway.admission.leases.open_leases():
-                await run_in_threadpool(gateway.admission.sweep)
+        if gateway.admission.leases.open_leases():
+            await run_in_threadpool(gateway.admission.sweep)
 
     hooks = [WebhookConfig(h.url.reveal(), h.format, h.secret)
              for h in config.limits.webhooks]
     notifier = Notifier()
+    ticks = 0
 
     async def notify_alerts() -> None:
         # Alerts are rows first (created with the spend that crossed a threshold, in whichever
         # process wrote it); sending them is this loop's job, off every call's path.
-        ticks = 0
-        while True:
-            await anyio.sleep(ALERT_POLL_SECONDS)
-            ticks += 1
-            try:
-                if ticks % PROJECTION_EVERY == 0:
-                    await run_in_threadpool(alert_service.check_projections, engine)
-                if hooks:
-                    for alert in await run_in_threadpool(
-                            alert_service.claim_for_notification, engine):
-                        notifier.start(alert, hooks)
-            except MeterlineError as exc:
-                log.warning("alert notification failed: %s", exc)
+        nonlocal ticks
+        ticks += 1
+        if ticks % PROJECTION_EVERY == 0:
+            await run_in_threadpool(alert_service.check_projections, engine)
+        if hooks:
+            for alert in await run_in_threadpool(alert_service.claim_for_notification, engine):
+                notifier.start(alert, hooks)
+
+    loops: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {
+        "price_refresh": (metering.refresh_seconds, refresh_prices),
+        "hold_sweep": (HOLD_SWEEP_SECONDS, release_expired_holds),
+        "lease_sweep": (LEASE_SWEEP_SECONDS, sweep_leases),
+        "alerts": (ALERT_POLL_SECONDS, notify_alerts),
+    }
+    unknown = set(intervals or {}) - set(loops)
+    if unknown:
+        raise ValueError(f"no background loop named {', '.join(sorted(unknown))}")
+    trackers = {name: registry.tracker(name, (intervals or {}).get(name, interval))
+                for name, (interval, _) in loops.items()}
+
+    def start_loops(tasks: TaskGroup) -> None:
+        for name, (_, work) in loops.items():
+            tasks.start_soon(guarded, trackers[name], work, name=f"meterline-{name}")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(metering.refresh, force=True)
         drainer.start()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(refresh_prices)
-            tasks.start_soon(release_expired_holds)
-            tasks.start_soon(sweep_leases)
-            tasks.start_soon(notify_alerts)
+            start_loops(tasks)
             try:
                 yield
             finally:

@@ -1,18 +1,23 @@
 """The one table that maps meterline errors to HTTP answers.
 
 Every answer has OpenAI's error shape ``{"error": {"message", "type", "code"}}`` plus ``field``
-where the error names one. Anything unexpected becomes a 500 without internals in the body.
+where the error names one. Anything unexpected becomes a 500 without internals in the body; a
+database error is never one (503 ``store_unavailable`` with ``Retry-After``: the engine turns an
+outage into StoreError, and a database error of any other kind that reaches this table is
+answered the same way), and the driver's words go to the log, never into the answer.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from decimal import DecimalException
 from typing import Final
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterline.api.http import JsonResponse
@@ -30,8 +35,12 @@ from meterline.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from meterline.store.engine import RETRY_AFTER_SECONDS
 
 log = logging.getLogger("meterline.api")
+
+#: Errors of the database layer, whichever library raised them.
+DATABASE_ERRORS: Final = (SQLAlchemyError, psycopg.Error, sqlite3.Error)
 
 #: error class -> (HTTP status, error type); the first matching class in order wins.
 STATUS: Final[list[tuple[type[MeterlineError], int, str]]] = [
@@ -65,17 +74,43 @@ def status_of(exc: MeterlineError) -> int:
     return next((status for cls, status, _ in STATUS if isinstance(exc, cls)), 500)
 
 
+def store_unavailable(exc: BaseException) -> StoreError:
+    """A database error that reached the HTTP boundary untranslated (not an outage: a missing
+    table, a failed statement), as the StoreError it is answered with."""
+    log.error("database error: %s", exc, exc_info=exc)
+    return StoreError(f"database error: {exc}", retry_after=RETRY_AFTER_SECONDS,
+                      public=f"the database failed ({exc.__class__.__name__}); the server log "
+                             "says why")
+
+
+def public_message(exc: MeterlineError) -> str:
+    """What an answer says: a StoreError's message may carry the driver's words, which are for
+    the log only (see StoreError)."""
+    if not isinstance(exc, StoreError):
+        return exc.message
+    public = exc.context.get("public")
+    if isinstance(public, str):
+        return public
+    if isinstance(exc.__cause__, DATABASE_ERRORS):
+        return f"the database failed ({exc.__cause__.__class__.__name__}); retry later"
+    return exc.message
+
+
 def answer(exc: MeterlineError, *, anthropic: bool = False) -> JsonResponse:
     for cls, status, type_ in STATUS:
         if isinstance(exc, cls):
             field = exc.context.get("field")
-            body = error_body(exc.message, type_, exc.code, field)
+            if isinstance(exc, StoreError):
+                log.warning("store unavailable: %s", exc.message)
+            body = error_body(public_message(exc), type_, exc.code, field)
             if "candidates" in exc.context:
                 body["error"]["candidates"] = exc.context["candidates"]  # type: ignore[index]
             if anthropic:
                 body = {"type": "error", **body}
-            headers = {"retry-after": str(exc.context["retry_after"])} \
-                if "retry_after" in exc.context else None
+            retry_after = exc.context.get("retry_after")
+            if retry_after is None and isinstance(exc, StoreError):
+                retry_after = RETRY_AFTER_SECONDS
+            headers = {"retry-after": str(retry_after)} if retry_after is not None else None
             return JsonResponse(body, status_code=status, headers=headers)
     log.error("unmapped meterline error: %r", exc)
     return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
@@ -109,6 +144,9 @@ def install(app: FastAPI) -> None:
                                        "or contains a NUL character)", "invalid_request_error",
                                        "invalid_request"), status_code=400)
 
+    async def on_database(request: Request, exc: Exception) -> JsonResponse:
+        return answer(store_unavailable(exc), anthropic=request.url.path in ANTHROPIC_PATHS)
+
     async def on_unexpected(_: Request, exc: Exception) -> JsonResponse:
         log.exception("unexpected error", exc_info=exc)
         return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
@@ -125,5 +163,7 @@ def install(app: FastAPI) -> None:
                             status_code=400)
 
     app.add_exception_handler(DataError, on_data_error)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, on_database)
     app.add_exception_handler(DecimalException, on_decimal)
     app.add_exception_handler(Exception, on_unexpected)

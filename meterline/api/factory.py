@@ -41,4 +41,4 @@ def serving_app(config: Config, *, prepare: bool = True, workers: int = 1) -> Fa
 def app_from_env() -> FastAPI:
     workers = os.environ.get("METERLINE_WORKERS", "1")
     return serving_app(load_config(), prepare=False,
-                       workers=int(workers) if workers.isdigit() else 1)
+                       workers=int(workers) if workers.isascii() and workers.isdigit() else 1)

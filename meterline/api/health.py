@@ -1,14 +1,26 @@
-"""Liveness and readiness."""
+"""Liveness and readiness.
+
+``/readyz`` is ready when the database is reachable, its schema complete, and no background
+loop of this process has failed ``health.FAILING_AFTER`` times in a row; it reports each loop's
+last success and failures, and the journal's backlog, either way (docs/architecture.md).
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from meterline.api.errors import public_message
 from meterline.api.http import JsonResponse
 from meterline.api.state import state
 from meterline.errors import StoreError
+from meterline.store.engine import RETRY_AFTER_SECONDS
 from meterline.store.migrate import check_schema
+
+log = logging.getLogger("meterline.api")
 
 router = APIRouter(tags=["health"])
 
@@ -18,12 +30,29 @@ async def healthz() -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database is reachable and its schema complete")
+@router.get("/readyz", summary="The database is reachable, its schema complete, and the "
+                               "background loops are not failing")
 async def readyz(request: Request) -> JsonResponse:
+    app = state(request)
+    statuses = list(app.health)
+    journal = app.journal
+    background: dict[str, Any] = {"loops": {s.name: s.to_json() for s in statuses}}
+    if journal is not None:
+        background["journal"] = {"pending": await run_in_threadpool(journal.pending)}
     try:
-        report = await run_in_threadpool(check_schema, state(request).engine)
+        report = await run_in_threadpool(check_schema, app.engine)
     except StoreError as exc:
-        return JsonResponse({"status": "unavailable", "problems": [exc.message]}, 503)
+        log.warning("not ready: %s", exc.message)
+        return JsonResponse({"status": "unavailable", "problems": [public_message(exc)],
+                             **background}, 503, headers={"retry-after": str(
+                                 exc.context.get("retry_after", RETRY_AFTER_SECONDS))})
     if not report.ok:
-        return JsonResponse({"status": "schema_incomplete", "problems": report.problems()}, 503)
-    return JsonResponse({"status": "ready", "revision": report.revision})
+        return JsonResponse({"status": "schema_incomplete", "problems": report.problems(),
+                             **background}, 503)
+    failing = [f"background loop {s.name}: {s.failures} failures in a row ({s.last_error})"
+               for s in statuses if s.failing]
+    if failing:
+        # Serving on would hide it: prices would go stale, holds stay held, alerts unsent.
+        return JsonResponse({"status": "degraded", "revision": report.revision,
+                             "problems": failing, **background}, 503)
+    return JsonResponse({"status": "ready", "revision": report.revision, **background})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -22,37 +20,29 @@ router = APIRouter(prefix="/api", tags=["limits"], dependencies=[Depends(admin)]
 class BudgetIn(BaseModel):
     """A budget: every scope field left out widens it (none at all: the whole deployment)."""
 
-    tenant: str | None = None
-    user: str | None = None
-    key: str | None = Field(None, description="an API key's id")
-    provider: str | None = None
-    model: str | None = None
-    amount: str = Field(description='decimal string, e.g. "10"')
+    tenant: str | None = Field(None, min_length=1)
+    user: str | None = Field(None, min_length=1)
+    key: str | None = Field(None, min_length=1, description="an API key's id")
+    provider: str | None = Field(None, min_length=1)
+    model: str | None = Field(None, min_length=1)
+    amount: str = Field(description='decimal string, e.g. "10" (a JSON number is refused)')
     currency: str | None = Field(None, description="default: the tenant's, else reporting")
     period: str = Field("month", description="day, month or total")
     mode: str = Field("block", description="block or alert")
-    thresholds: list[str] | None = Field(None, description='default ["0.5", "0.8", "1"]')
+    thresholds: list[str] | None = Field(None, description='default ["0.5", "0.8", "1"] '
+                                                          '(strings, like money)')
     timezone: str | None = Field(None, description="periods' timezone; default the tenant's")
-
-
-def _numbers_as_text(raw: Any) -> Any:
-    """JSON numbers arrive as floats; their shortest repr is the text the client wrote."""
-    if not isinstance(raw, dict):
-        raise InvalidInput("body: must be a JSON object", field="body")
-    out = dict(raw)
-    for name in ("amount",):
-        if isinstance(out.get(name), float):
-            out[name] = repr(out[name])
-    if isinstance(out.get("thresholds"), list):
-        out["thresholds"] = [repr(t) if isinstance(t, float) else t for t in out["thresholds"]]
-    return out
 
 
 @router.post("/budgets", status_code=201, summary="Create or change a budget",
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "schema": BudgetIn.model_json_schema()}}, "required": True}})
 async def set_budget(request: Request) -> JsonResponse:
-    raw = _numbers_as_text(await json_body(request))
+    # Amounts and thresholds go to decimal() as they came: a JSON float is refused there, as
+    # everywhere money is given (a float's text is not always what the client meant).
+    raw = await json_body(request)
+    if not isinstance(raw, dict):
+        raise InvalidInput("body: must be a JSON object", field="body")
     app = state(request)
     found = await run_in_threadpool(budget_service.set_budget, app.engine, raw,
                                     app.config.reporting_currency)
@@ -91,8 +81,8 @@ async def resolve_alerts(body: ResolveIn, request: Request) -> JsonResponse:
 
 
 class GrantIn(BaseModel):
-    tenant: str
-    user: str | None = None
+    tenant: str = Field(min_length=1)
+    user: str | None = Field(None, min_length=1)
     type: str = Field(description="text_token, image, tts_character or video_second")
     amount: int | str = Field(description="whole units")
     bonus: int | str | None = Field(None, description="extra units of a package")

@@ -10,6 +10,8 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 from meterline.config import Config
+from meterline.gateway.journal import Journal
+from meterline.health import Registry
 from meterline.services.metering import Metering
 from meterline.store import accounts
 
@@ -23,6 +25,10 @@ class AppState:
     ingest_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(1))
     generated_admin_token: str | None = None
+    #: The background loops' health, for /readyz.
+    health: Registry = field(default_factory=Registry)
+    #: The gateway's journal (its backlog is reported by /readyz).
+    journal: Journal | None = None
     _admin_ok: dict[str, float] = field(default_factory=dict)
 
     def admin_token_valid(self, token: str, ttl: float = 30.0) -> bool:

@@ -14,6 +14,7 @@ from meterline.api.auth import key_or_admin, tenant_key
 from meterline.api.http import JsonResponse, json_body
 from meterline.api.state import state
 from meterline.domain.events import parse_batch, parse_timestamp
+from meterline.domain.money import currency_code
 from meterline.domain.usage import Usage
 from meterline.errors import InvalidInput
 from meterline.store.accounts import ApiKey
@@ -49,8 +50,12 @@ async def quote(request: Request, key: ApiKey | None = Depends(key_or_admin)) ->
     attributes = body.get("attributes") or {}
     if not isinstance(attributes, Mapping):
         raise InvalidInput("attributes: must be an object", field="attributes")
+    currency = body.get("currency")
+    if currency is not None:
+        currency = currency_code(currency)
     metering = state(request).metering
     rating = await run_in_threadpool(metering.quote, model, usage, at,
-                                     {str(k): str(v) for k, v in attributes.items()})
+                                     {str(k): str(v) for k, v in attributes.items()},
+                                     currency, key.tenant_id if key is not None else None)
     out: dict[str, Any] = rating.to_json()
     return JsonResponse(out)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from meterline.domain.pricebook import PriceBook
+from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.errors import InvalidPrice
 
@@ -68,7 +68,7 @@ def load_catalog() -> PriceBook:
     for name, data in _shipped_files():
         entries = parse_catalog_file(data, origin=name)
         for version in entries.versions:
-            book.add(version)
+            book.add(version, Layer.CURATED)
         for alias, model in entries.aliases:
             book.add_alias(alias, model)
     return book

@@ -211,6 +211,9 @@ def _charge_key(version: PriceVersion) -> tuple[object, ...]:
         _per_unit(version.prices),
         [(tier.above_input_tokens, _per_unit(tier.prices))
          for tier in sorted(version.tiers, key=lambda t: t.above_input_tokens)],
-        [(dict(v.match), _per_unit(v.prices)) for v in version.variants],
-        [(w.timezone, w.start, w.end, _per_unit(w.prices)) for w in version.windows],
+        [(dict(v.match), _per_unit(v.prices),
+          [(t.above_input_tokens, _per_unit(t.prices)) for t in v.tiers])
+         for v in version.variants],
+        [(w.timezone, w.start, w.end, w.days, w.except_holidays, _per_unit(w.prices))
+         for w in version.windows],
     )

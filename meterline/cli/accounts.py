@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import click
 
@@ -75,6 +75,9 @@ def keys_create(ctx: Context, tenant: str, user: str | None, models: str | None,
     with ctx.ready_engine().begin() as conn:
         secret, key = accounts.create_key(conn, tenant, user_id=user, models=allowed, name=name,
                                           expires_at=expires_at, rpm=rpm, tpm=tpm)
+    if expires_at is not None and not key.usable(datetime.now(UTC)):
+        click.echo(f"warning: --expires {expires_at.isoformat()} is in the past: the key is "
+                   "created expired and every call with it is refused", err=True)
     if as_json:
         emit_json({"key": secret, "id": key.id, **key.to_json()})
     else:
@@ -93,8 +96,9 @@ def keys_list(ctx: Context, tenant: str | None, as_json: bool) -> None:
     if as_json:
         emit_json([k.to_json() for k in found])
     else:
+        now = datetime.now(UTC)
         for k in found:
-            state = "revoked" if k.revoked_at else "active"
+            state = "revoked" if k.revoked_at else "active" if k.usable(now) else "expired"
             click.echo(f"{k.id}\t{k.tenant_id}\t{k.user_id or '-'}\t{k.prefix}…\t{state}")
 
 

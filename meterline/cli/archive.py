@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
@@ -42,7 +44,7 @@ def archive(ctx: Context, older: int | None, before: str | None, dry_run: bool,
         counts = archive_store.pending(conn, cutoff)
     if not dry_run:
         with click.progressbar(length=counts.records, label="archiving",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             counts = archive_store.archive(engine, cutoff, progress=bar.update)
     if as_json:
         emit_json(counts.to_json())

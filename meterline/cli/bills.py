@@ -40,16 +40,25 @@ def _print_bill(found: dict[str, Any]) -> None:
 @click.option("--tenant", required=True)
 @click.option("--cycle", required=True, help="A month in the tenant's timezone, YYYY-MM.")
 @click.option("--user", default=None, help="One user's bill (default: the tenant's own).")
-@click.option("--issue", "action", flag_value="issued", default=None,
+@click.option("--issue", is_flag=True,
               help="Issue the bill: round it once and keep it as it is.")
-@click.option("--pay", "action", flag_value="paid", help="Mark an issued bill paid.")
-@click.option("--void", "action", flag_value="void", help="Void an open or issued bill.")
+@click.option("--pay", is_flag=True, help="Mark an issued bill paid.")
+@click.option("--void", is_flag=True, help="Void an open or issued bill.")
 @json_option
 @pass_context
 @handle_errors
-def bill(ctx: Context, tenant: str, cycle: str, user: str | None, action: str | None,
-         as_json: bool) -> None:
+def bill(ctx: Context, tenant: str, cycle: str, user: str | None, issue: bool, pay: bool,
+         void: bool, as_json: bool) -> None:
     """Show a bill (an open one is computed now), or change its status."""
+    # Separate flags, not one shared destination: with that, the last flag given won silently.
+    chosen = [(flag, status) for flag, status, given in (
+        ("--issue", "issued", issue), ("--pay", "paid", pay), ("--void", "void", void))
+        if given]
+    if len(chosen) > 1:
+        raise InvalidInput(f"{' and '.join(f for f, _ in chosen)} cannot be given together: a "
+                           "bill changes status one step at a time (issue it, then pay it)",
+                           field="status")
+    action = chosen[0][1] if chosen else None
     engine = ctx.ready_engine()
     if action is None:
         found = bill_service.get_bill(engine, tenant, cycle, user)

@@ -33,6 +33,14 @@ class Context:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
 
+    def use_config(self, config_path: str) -> None:
+        """A subcommand's own ``--config`` (``meterline serve --config FILE``) wins over the
+        group's; nothing was built from the other yet."""
+        self.close()
+        self.__dict__.pop("config", None)
+        self.__dict__.pop("metering", None)
+        self.config_path = config_path
+
     @cached_property
     def config(self) -> Config:
         return load_config(self.config_path)

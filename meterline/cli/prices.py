@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -36,16 +37,19 @@ def prices() -> None:
 def prices_list(ctx: Context, model: str | None, provider: str | None, as_json: bool) -> None:
     """List price versions (all of them, or one model's history)."""
     book = ctx.metering.book
-    versions = book.versions(book.resolve(model) if model else None)
+    models = [book.resolve(model)] if model else book.models()
     if provider:
-        versions = [v for v in versions if v.model.startswith(f"{provider}/")]
+        models = [name for name in models if name.startswith(f"{provider}/")]
+    entries = [entry for name in models for entry in book.entries(name)]
     if as_json:
-        emit_json([v.to_json() | {"id": v.id} for v in versions])
+        emit_json([e.version.to_json() | {"id": e.version.id, "layer": e.layer.label}
+                   for e in entries])
         return
-    for v in versions:
+    for version, layer in entries:
         shown = ", ".join(f"{m.value} {format_decimal(p.price)}/{p.unit_label(m)}"
-                          for m, p in v.prices.items())
-        click.echo(f"{v.model}\t{v.effective_from.date()}\t{v.currency}\t{shown}")
+                          for m, p in version.prices.items())
+        click.echo(f"{version.model}\t{version.effective_from.date()}\t{version.currency}\t"
+                   f"{layer.label}\t{shown}")
 
 
 def _read(path: str) -> bytes:
@@ -145,30 +149,73 @@ def _billing_type(given: dict[str, str]) -> str:
 
 
 @prices.command("update")
-@click.option("--from", "source", required=True, help="A price file or an http(s) URL.")
+@click.option("--from", "source", default=None,
+              help="genai-prices' data.json, a LiteLLM file or a meterline price file (a path "
+                   "or an http(s) URL); default: the installed genai-prices package.")
+@click.option("--dry-run", is_flag=True, help="List what would change; write nothing.")
 @json_option
 @pass_context
 @handle_errors
-def prices_update(ctx: Context, source: str, as_json: bool) -> None:
-    """Add versions effective now for every price that changed (history is kept)."""
-    if source.startswith(("http://", "https://")):
+def prices_update(ctx: Context, source: str | None, dry_run: bool, as_json: bool) -> None:
+    """Bring a price layer up to date: new models with their own dates, a version effective
+    now for every price that changed (history is kept; higher layers are never replaced)."""
+    now = datetime.now(UTC)
+    if source is None:
+        update = price_service.installed_genai_source()
+    elif source.startswith(("http://", "https://")):
         try:
             response = httpx.get(source, timeout=60, follow_redirects=True)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise InvalidInput(f"--from: cannot fetch {source}: {exc}", field="from") from exc
-        raw = response.content
+        update = price_service.read_update_source(response.content, now)
     else:
-        raw = _read(source)
-    result = price_service.update_from(ctx.ready_engine(), raw)
+        update = price_service.read_update_source(_read(source), now)
+    result = price_service.update_from(ctx.ready_engine(), update, now, dry_run=dry_run)
     if as_json:
         emit_json(result)
-    else:
-        click.echo(f"{result['added_versions']} versions added: {len(result['new_models'])} new "
-                   f"models, {len(result['changed_models'])} changed, {result['unchanged']} "
-                   "unchanged")
-        for conflict in result["conflicts"]:
-            click.echo(f"not updated: {conflict}", err=True)
+        return
+    verb = "would be added" if dry_run else "added"
+    click.echo(f"{update.label} ({update.layer.label} layer): {result['added_versions']} "
+               f"versions {verb}: {len(result['new_models'])} new models, "
+               f"{len(result['changed_models'])} changed, {result['unchanged']} unchanged")
+    if dry_run:
+        for version in result["versions"]:
+            click.echo(f"  {version['model']}\t{version['effective_from']}\t"
+                       f"{version['currency']}\t{_shown_prices(version['prices'])}")
+    for conflict in result["conflicts"]:
+        click.echo(f"not updated: {conflict}", err=True)
+    for skipped in result.get("skipped", []):
+        click.echo(f"skipped: {skipped}", err=True)
+
+
+@prices.command("sources")
+@click.option("--model", default=None, help="One model (provider/model, alias or bare name).")
+@click.option("--provider", default=None, help="Only this provider's models.")
+@click.option("--disagree", is_flag=True, help="Only models whose layers charge differently.")
+@json_option
+@pass_context
+@handle_errors
+def prices_sources(ctx: Context, model: str | None, provider: str | None, disagree: bool,
+                   as_json: bool) -> None:
+    """Which layer prices each model now (operator > curated > genai-prices > litellm), and
+    where the layers disagree."""
+    rows = price_service.sources(ctx.metering.book, datetime.now(UTC), model=model,
+                                 provider=provider, disagreeing=disagree)
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['model']}\tpriced by {', '.join(row['priced_by'])}"
+                   + ("\tlayers DISAGREE" if row["disagree"] else ""))
+        for layer in row["layers"]:
+            mark = "*" if layer["in_force"] else ("=" if layer["agrees"] else "≠")
+            click.echo(f"  {mark} {layer['layer']}\t{layer['currency']}\t{layer['version']}"
+                       f"\t{layer['source']}")
+
+
+def _shown_prices(prices: dict[str, str]) -> str:
+    return ", ".join(f"{meter} {price}" for meter, price in prices.items())
 
 
 @click.command()
@@ -225,7 +272,7 @@ def rerate(ctx: Context, as_json: bool) -> None:
         total = conn.execute(select(func.count()).select_from(usage_records)
                              .where((c.pricing == UNPRICED) | c.fx_missing.is_(True))
                              ).scalar_one()
-    with click.progressbar(length=total, label="rerating", file=click.get_text_stream("stderr")
+    with click.progressbar(length=total, label="rerating", file=sys.stderr
                            ) as bar:
         priced, left = metering.rerate(progress=bar.update)
         converted, unconverted = metering.convert_missing_fx(progress=bar.update)

@@ -49,7 +49,7 @@ def scan(paths: tuple[str, ...], excludes: tuple[str, ...], as_json: bool) -> No
     report = Report(skipped=skipped)
     if len(files) > PROGRESS_FROM:
         with click.progressbar(files, label="scanning",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             for source in bar:
                 scan_file(source, report)
     else:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shlex
+import socket
 from dataclasses import replace
+from pathlib import Path
 
 import click
 import uvicorn
@@ -11,16 +15,30 @@ import uvicorn
 from meterline.api.app import DEMO_SIMULATOR_PATH
 from meterline.api.factory import serving_app
 from meterline.cli.main import Context, handle_errors, pass_context
-from meterline.config import DEFAULT_DATABASE_URL, Config, ProviderConfig, Secret
+from meterline.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_JOURNAL_DIR,
+    Config,
+    ProviderConfig,
+    Secret,
+)
+from meterline.errors import MeterlineError
 from meterline.services.bootstrap import ensure_admin_token, prepare_database
 from meterline.services.demo import seed
 from meterline.services.metering import Metering
 from meterline.store.engine import make_engine
 
-DEMO_DATABASE_URL = "sqlite:///./meterline-demo.db"
+DEMO_DATABASE_FILE = "meterline-demo.db"
+DEMO_DATABASE_URL = f"sqlite:///./{DEMO_DATABASE_FILE}"
+#: The demo's journal, apart from a real server's in the same folder: a real server started
+#: there later must not drain the demo's calls into its own ledger.
+DEMO_JOURNAL_DIR = "./meterline-demo-journal"
 
 
 @click.command()
+@click.option("--config", "config_path", default=None, metavar="FILE",
+              help="Config file (TOML), as `meterline --config FILE serve`. "
+                   "Default: $METERLINE_CONFIG.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8400, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
@@ -28,12 +46,26 @@ DEMO_DATABASE_URL = "sqlite:///./meterline-demo.db"
               help="Demo mode: a SQLite file of its own, a demo tenant, key and usage history.")
 @pass_context
 @handle_errors
-def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
+def serve(ctx: Context, config_path: str | None, host: str, port: int, workers: int,
+          demo: bool) -> None:
     """Serve the gateway, the usage API and the admin API."""
+    if config_path is not None:
+        ctx.use_config(config_path)
     config = ctx.config
     if demo:
         config = demo_config(config, host, port)
         workers = 1  # the demo's data and simulator live in this one process
+    # Bound before anything is stored or printed: on a port in use, an admin token generated
+    # below would be stored and its only printing lost in the failure.
+    sock = listen_socket(host, port)
+    try:
+        _start(ctx, config, sock, host, port, workers, demo)
+    finally:
+        sock.close()
+
+
+def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: int,
+           workers: int, demo: bool) -> None:
     engine = make_engine(config.database_url)
     prepare_database(engine)
     token = ensure_admin_token(engine, config)
@@ -50,21 +82,50 @@ def serve(ctx: Context, host: str, port: int, workers: int, demo: bool) -> None:
             "-H 'Content-Type: application/json' -d '{\"model\": \"openai/gpt-5-nano\", "
             "\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}' -i"
         )
+        if config.database_url == DEMO_DATABASE_URL:
+            # The CLI's default database is ./meterline.db; without this it sees none of this.
+            url = f"sqlite:///{Path.cwd() / DEMO_DATABASE_FILE}"
+            click.echo(f"CLI on the demo's data:  export METERLINE_DATABASE_URL={shlex.quote(url)}")
     engine.dispose()
-    click.echo(f"meterline listening on {base}  (database: {config.database_url})")
     if workers == 1:
-        uvicorn.run(serving_app(config), host=host, port=port, log_level="warning")
-    else:
-        os.environ["METERLINE_DATABASE_URL"] = config.database_url
-        os.environ["METERLINE_WORKERS"] = str(workers)
-        if ctx.config_path:
-            os.environ["METERLINE_CONFIG"] = ctx.config_path
-        uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(serving_app(config), host=host, port=port,
+                                               log_level="warning"))
+        click.echo(f"meterline listening on {base}  (database: {config.database_url})")
+        server.run(sockets=[sock])
+        if not server.started:
+            raise MeterlineError("the server did not start (the reason is logged above)")
+        return
+    # uvicorn's worker processes bind the address themselves: it was free a moment ago.
+    sock.close()
+    click.echo(f"meterline listening on {base}  (database: {config.database_url})")
+    os.environ["METERLINE_DATABASE_URL"] = config.database_url
+    os.environ["METERLINE_WORKERS"] = str(workers)
+    if ctx.config_path:
+        os.environ["METERLINE_CONFIG"] = ctx.config_path
+    uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level="warning")
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds it, or a clear error."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            reason += " (another server runs there: stop it or choose another --port)"
+        raise MeterlineError(f"cannot listen on {host}:{port}: {reason}") from None
+    except UnicodeError:  # an unusable host name (IDNA)
+        sock.close()
+        raise MeterlineError(f"cannot listen on {host}:{port}: not a host name") from None
+    return sock
 
 
 def demo_config(config: Config, host: str, port: int) -> Config:
-    """The demo: its own SQLite file (unless a database is configured) and simulated upstream
+    """The demo: its own SQLite file and journal (unless configured) and simulated upstream
     providers served by the same process, so no credentials are needed."""
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     simulated = f"{base}{DEMO_SIMULATOR_PATH}"
@@ -75,9 +136,11 @@ def demo_config(config: Config, host: str, port: int) -> Config:
             ("gemini", "gemini", simulated), ("deepseek", "openai", f"{simulated}/v1"),
             ("qwen", "openai", f"{simulated}/v1"),
         ))
-    database = DEMO_DATABASE_URL if config.database_url == DEFAULT_DATABASE_URL \
-        else config.database_url
-    return replace(config, database_url=database, demo=True,
+    own_database = config.database_url == DEFAULT_DATABASE_URL
+    database = DEMO_DATABASE_URL if own_database else config.database_url
+    journal = DEMO_JOURNAL_DIR if own_database and config.journal_dir == DEFAULT_JOURNAL_DIR \
+        else config.journal_dir
+    return replace(config, database_url=database, journal_dir=journal, demo=True,
                    providers=config.providers or providers)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -111,7 +112,7 @@ def rebuild(ctx: Context, tenant: str | None, as_json: bool) -> None:
             get_tenant(conn, tenant)
         total = rollups.count_records(conn, tenant)
         with click.progressbar(length=total, label="rebuilding",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             seen = rollups.rebuild(conn, tenant, progress=bar.update)
     if as_json:
         emit_json({"tenant": tenant, "records": seen})

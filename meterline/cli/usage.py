@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -68,7 +69,7 @@ def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
     recorded = duplicates = unpriced = 0
     refused: list[str] = []
     with click.progressbar(length=len(events), label="ingesting",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:
         for start in range(0, len(events), MAX_BATCH):
             chunk = events[start:start + MAX_BATCH]
             for result in metering.ingest(tenant, chunk, source="file"):

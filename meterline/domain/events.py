@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -18,6 +18,13 @@ from meterline.errors import InvalidInput, InvalidUsage
 MAX_BATCH: Final = 1000
 MAX_ID_LENGTH: Final = 200
 MAX_USER_LENGTH: Final = 128
+#: Nesting of metadata: the journal's and the ledger's JSON encoder refuse 255 levels, and a
+#: value it refuses after the call would leave the call unrecorded.
+MAX_METADATA_DEPTH: Final = 32
+#: Events are accepted from the Unix epoch to a day ahead of now (clocks drift; a later time is
+#: a client's mistake, and periods and time zones need room below ``datetime.max``).
+EARLIEST_EVENT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_AHEAD: Final = timedelta(days=1)
 
 
 class CallStatus(StrEnum):
@@ -59,6 +66,33 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
                            field=field) from None
 
 
+def metadata_object(value: object, field: str = "metadata") -> dict[str, Any]:
+    """A metadata object, checked to be one the journal and the ledger can store."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{field}: must be an object", field=field)
+    level: list[Mapping[str, Any] | list[Any]] = [value]  # the objects and lists one deep
+    for _ in range(MAX_METADATA_DEPTH):
+        below: list[Mapping[str, Any] | list[Any]] = []
+        for item in level:
+            children = item.values() if isinstance(item, Mapping) else item
+            below += [c for c in children if isinstance(c, Mapping | list)]
+        if not below:
+            return dict(value)
+        level = below
+    raise InvalidInput(f"{field}: nested more than {MAX_METADATA_DEPTH} levels deep",
+                       field=field)
+
+
+def event_time(value: object, field_name: str, now: datetime) -> datetime:
+    """An event's timestamp, from the Unix epoch to a day ahead of ``now``."""
+    at = parse_timestamp(value, field_name)
+    if not EARLIEST_EVENT <= at <= now + MAX_AHEAD:
+        raise InvalidInput(f"{field_name}: {value!r} is out of range (from "
+                           f"{EARLIEST_EVENT.date().isoformat()} to a day from now)",
+                           field=field_name.rsplit(".", 1)[-1])
+    return at
+
+
 def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool,
           limit: int = MAX_ID_LENGTH) -> str | None:
     value = data.get(key)
@@ -79,9 +113,9 @@ def parse_event(data: object, *, where: str = "", now: datetime | None = None) -
     model = _text(data, "model", where, required=True)
     assert event_id is not None and model is not None
     user = _text(data, "user", where, required=False, limit=MAX_USER_LENGTH)
+    now = now or datetime.now(UTC)
     stamp = data.get("timestamp")
-    timestamp = (parse_timestamp(stamp, f"{where}timestamp") if stamp is not None
-                 else (now or datetime.now(UTC)))
+    timestamp = event_time(stamp, f"{where}timestamp", now) if stamp is not None else now
     try:
         usage = Usage.parse(data.get("usage", {}))
     except InvalidUsage as exc:
@@ -92,8 +126,10 @@ def parse_event(data: object, *, where: str = "", now: datetime | None = None) -
         raise InvalidInput(f"{where}status: {raw_status!r} is not one of "
                            f"{', '.join(s.value for s in CallStatus)}", field="status")
     metadata = data.get("metadata") or {}
-    if not isinstance(metadata, Mapping):
-        raise InvalidInput(f"{where}metadata: must be an object", field="metadata")
+    try:
+        metadata = metadata_object(metadata)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}{exc.message}", field="metadata") from None
     tags = data.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidInput(f"{where}tags: must be a list of strings", field="tags")
@@ -101,7 +137,7 @@ def parse_event(data: object, *, where: str = "", now: datetime | None = None) -
     if not isinstance(attributes, Mapping) or not all(
             isinstance(v, str | int) for v in attributes.values()):
         raise InvalidInput(f"{where}attributes: must be an object of strings", field="attributes")
-    return UsageEvent(event_id, timestamp, model, usage, status, user, dict(metadata),
+    return UsageEvent(event_id, timestamp, model, usage, status, user, metadata,
                       tuple(tags), {str(k): str(v) for k, v in attributes.items()})
 
 

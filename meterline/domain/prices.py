@@ -6,7 +6,8 @@ replacing the prices of the meters it names:
 1. ``tiers`` by prompt size: the highest tier whose ``above_input_tokens`` the call's input exceeds
    (long-context prices apply to the whole request, as Gemini and Qwen bill them);
 2. ``variants`` by request attributes (image size and quality, video resolution);
-3. ``windows`` by local time of day in a timezone (off-peak rates).
+3. ``windows`` by local time of day in a timezone (off-peak rates), optionally on some weekdays
+   only and leaving out a country's public holidays.
 
 ``minimum_charge`` is the least a call costs. Versions are immutable: a price change is a new
 version with a later ``effective_from``; history is never rewritten.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
@@ -63,25 +64,61 @@ class Tier:
 
 @dataclass(frozen=True, slots=True)
 class Variant:
+    """Prices for calls whose attributes match (a service tier, an image size). ``tiers`` are
+    the variant's own prompt-size tiers (a priority tier's long-context prices): when the call's
+    input exceeds one, its prices replace the variant's for the meters it names."""
+
     match: Mapping[str, str]
     prices: Prices
+    tiers: tuple[Tier, ...] = ()
 
     def applies(self, attributes: Mapping[str, str]) -> bool:
         return all(attributes.get(key) == value for key, value in self.match.items())
 
 
+#: Day names a window's ``days`` may list, Monday first (``date.weekday()`` order).
+WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
+    """Local time of day in ``timezone``, start inclusive, end exclusive, may wrap midnight.
+
+    ``days`` (weekday numbers, Monday 0) limits the window to those local days; ``None`` means
+    every day. ``except_holidays`` (an ISO country code, e.g. ``"CN"``) leaves out that
+    country's public holidays (the days off of its official calendar). A window that wraps
+    midnight belongs to the day it opened on: Friday 22:00-02:00 covers Saturday 01:00.
+    """
+
     timezone: str
     start: time
     end: time
     prices: Prices
+    days: frozenset[int] | None = None
+    except_holidays: str | None = None
 
     def applies(self, at: datetime) -> bool:
-        local = at.astimezone(ZoneInfo(self.timezone)).time().replace(tzinfo=None)
+        local = at.astimezone(ZoneInfo(self.timezone))
+        clock = local.time().replace(tzinfo=None)
         if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
+            if not self.start <= clock < self.end:
+                return False
+        elif clock < self.end:
+            local -= timedelta(days=1)  # after midnight: the window opened the day before
+        elif clock < self.start:
+            return False
+        if self.days is not None and local.weekday() not in self.days:
+            return False
+        return self.except_holidays is None or local.date() not in holiday_dates(
+            self.except_holidays, local.year)
+
+
+@lru_cache(maxsize=64)
+def holiday_dates(country: str, year: int) -> frozenset[date]:
+    """The public holidays of ``country`` in ``year`` (the ``holidays`` package's calendar)."""
+    import holidays  # only versions whose windows leave out holidays need it
+
+    return frozenset(holidays.country_holidays(country, years=year))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +147,15 @@ class PriceVersion:
             return self.prices
         prices: dict[Meter, UnitPrice] = dict(self.prices)
         input_tokens = usage.get(Meter.INPUT_TOKENS)
-        chosen: Tier | None = None
-        for tier in self.tiers:
-            if input_tokens > tier.above_input_tokens and (
-                chosen is None or tier.above_input_tokens > chosen.above_input_tokens
-            ):
-                chosen = tier
+        chosen = _tier(self.tiers, input_tokens)
         if chosen is not None:
             prices.update(chosen.prices)
         for variant in self.variants:
             if variant.applies(attributes):
                 prices.update(variant.prices)
+                own = _tier(variant.tiers, input_tokens)
+                if own is not None:
+                    prices.update(own.prices)
                 break
         for window in self.windows:
             if window.applies(at):
@@ -157,14 +192,18 @@ class PriceVersion:
             return MappingProxyType(out)
 
         base = prices(data.get("prices"), f"{where}.prices")
-        tiers = tuple(
-            Tier(_int(t.get("above_input_tokens"), f"{where}.tiers[{i}].above_input_tokens"),
-                 prices(t.get("prices"), f"{where}.tiers[{i}].prices"))
-            for i, t in enumerate(_list(data.get("tiers", []), f"{where}.tiers"))
-        )
+        def tiers_of(raw: object, path: str) -> tuple[Tier, ...]:
+            return tuple(
+                Tier(_int(t.get("above_input_tokens"), f"{path}[{i}].above_input_tokens"),
+                     prices(t.get("prices"), f"{path}[{i}].prices"))
+                for i, t in enumerate(_list(raw, path))
+            )
+
+        tiers = tiers_of(data.get("tiers", []), f"{where}.tiers")
         variants = tuple(
             Variant(_match(v.get("match"), f"{where}.variants[{i}].match"),
-                    prices(v.get("prices"), f"{where}.variants[{i}].prices"))
+                    prices(v.get("prices"), f"{where}.variants[{i}].prices"),
+                    tiers_of(v.get("tiers", []), f"{where}.variants[{i}].tiers"))
             for i, v in enumerate(_list(data.get("variants", []), f"{where}.variants"))
         )
         windows = tuple(
@@ -207,7 +246,12 @@ class PriceVersion:
         def dump(prices: Prices) -> dict[str, str]:
             return {meter.value: format_decimal(p.price) for meter, p in prices.items()}
 
+        def dump_tiers(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
+            return [{"above_input_tokens": t.above_input_tokens, "prices": dump(t.prices)}
+                    for t in tiers]
+
         every = [self.prices, *(t.prices for t in self.tiers), *(v.prices for v in self.variants),
+                 *(t.prices for v in self.variants for t in v.tiers),
                  *(w.prices for w in self.windows)]
         units = {meter.value: _unit_name(p.per) for prices in every for meter, p in prices.items()}
         out: dict[str, Any] = {
@@ -220,15 +264,13 @@ class PriceVersion:
             "prices": dump(self.prices),
         }
         if self.tiers:
-            out["tiers"] = [{"above_input_tokens": t.above_input_tokens, "prices": dump(t.prices)}
-                            for t in self.tiers]
+            out["tiers"] = dump_tiers(self.tiers)
         if self.variants:
             out["variants"] = [{"match": dict(v.match), "prices": dump(v.prices)}
+                               | ({"tiers": dump_tiers(v.tiers)} if v.tiers else {})
                                for v in self.variants]
         if self.windows:
-            out["windows"] = [{"timezone": w.timezone, "start": _clock(w.start),
-                               "end": _clock(w.end), "prices": dump(w.prices)}
-                              for w in self.windows]
+            out["windows"] = [_window_json(w, dump(w.prices)) for w in self.windows]
         if self.minimum_charge:
             out["minimum_charge"] = format_decimal(self.minimum_charge)
         if self.source:
@@ -246,6 +288,28 @@ class PriceVersion:
             mine.pop(key, None)
             theirs.pop(key, None)
         return mine == theirs
+
+
+def _window_json(window: Window, prices: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"timezone": window.timezone, "start": _clock(window.start),
+                           "end": _clock(window.end)}
+    if window.days is not None:
+        out["days"] = [WEEKDAYS[day] for day in sorted(window.days)]
+    if window.except_holidays is not None:
+        out["except_holidays"] = window.except_holidays
+    out["prices"] = prices
+    return out
+
+
+def _tier(tiers: tuple[Tier, ...], input_tokens: Decimal) -> Tier | None:
+    """The highest tier whose threshold the call's input exceeds (the whole request at it)."""
+    chosen: Tier | None = None
+    for tier in tiers:
+        if input_tokens > tier.above_input_tokens and (
+            chosen is None or tier.above_input_tokens > chosen.above_input_tokens
+        ):
+            chosen = tier
+    return chosen
 
 
 def _clock(value: time) -> str:
@@ -338,4 +402,35 @@ def _window(data: Mapping[str, Any], prices: Prices, path: str) -> Window:
         raise InvalidPrice(f"{path}: start and end must be HH:MM", field=path) from None
     if start == end:
         raise InvalidPrice(f"{path}: start and end must differ", field=path)
-    return Window(str(zone), start, end, prices)
+    return Window(str(zone), start, end, prices, _days(data.get("days"), f"{path}.days"),
+                  _holidays(data.get("except_holidays"), f"{path}.except_holidays"))
+
+
+def _days(value: object, path: str) -> frozenset[int] | None:
+    """``["mon", …]``: a non-empty list of distinct day names; absent means every day."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(d, str) and d.lower() in WEEKDAYS for d in value)):
+        raise InvalidPrice(f"{path}: must be a non-empty list of {', '.join(WEEKDAYS)}",
+                           field=path)
+    days = frozenset(WEEKDAYS.index(d.lower()) for d in value)
+    if len(days) != len(value):
+        raise InvalidPrice(f"{path}: lists a day twice", field=path)
+    return days
+
+
+def _holidays(value: object, path: str) -> str | None:
+    """An ISO 3166 country code whose public holiday calendar is known (``"CN"``)."""
+    if value is None:
+        return None
+    import holidays  # loaded only for windows that leave out holidays
+
+    try:
+        if not isinstance(value, str) or not value.isalpha():
+            raise NotImplementedError(value)
+        holidays.country_holidays(value.upper())
+    except NotImplementedError:
+        raise InvalidPrice(f"{path}: {value!r} is not a country code with a known holiday "
+                           "calendar (e.g. CN)", field=path) from None
+    return value.upper()

@@ -61,6 +61,7 @@ LEASE_WAITS = 3
 MAX_KEY_SETS = 10_000
 
 log = logging.getLogger("meterline.admission")
+_UNCHECKED = "cannot check budgets and quotas: the database is unreachable; retry later"
 
 if TYPE_CHECKING:  # calls.py needs the gateway state, which holds an Admission
     from meterline.gateway.calls import Incoming
@@ -142,7 +143,16 @@ class Admission:
 
     async def current(self) -> _Limits:
         if time.monotonic() - self._loaded_at > self.limits.cache_seconds:
-            self._cached = await run_in_threadpool(self._load)
+            try:
+                self._cached = await run_in_threadpool(self._load)
+            except (SQLAlchemyError, psycopg.Error, StoreError) as exc:
+                if self._loaded_at == float("-inf"):
+                    # Never read: a call under a block budget could slip through unheld.
+                    raise StoreError(_UNCHECKED, public=_UNCHECKED) from exc
+                # The list last read stays in force: calls no budget covers are served from
+                # memory and the journal while the database is down, and covered ones still
+                # need the database (or a lease) to be held. Read again after the cache time.
+                log.warning("budget list not re-read (%s); keeping the one read before", exc)
             self._loaded_at = time.monotonic()
         return self._cached
 
@@ -164,7 +174,8 @@ class Admission:
         if not covering and not quota_types:
             return
         try:
-            version: PriceVersion | None = book.version_at(call.model, call.started_at)
+            version: PriceVersion | None = book.version_at(call.model, call.started_at,
+                                                           call.tenant_currency)
         except NotFound as exc:
             if covering:
                 raise BudgetExceeded(
@@ -286,10 +297,9 @@ class Admission:
     def _database(self) -> Iterator[None]:
         try:
             yield
-        except (SQLAlchemyError, psycopg.Error) as exc:
+        except (SQLAlchemyError, psycopg.Error, StoreError) as exc:
             # Without its holds a limited call must not go out: refused, not let through.
-            raise StoreError(f"cannot check budgets and quotas: the database is unreachable "
-                             f"({exc.__class__.__name__})") from exc
+            raise StoreError(_UNCHECKED, public=_UNCHECKED) from exc
 
     def _give_back(self, parts: Sequence[GiveBack], closed: Sequence[str]) -> None:
         """Write leases' endings; if the database is unreachable their holds expire instead."""

@@ -19,8 +19,8 @@ from starlette.requests import Request
 
 from meterline.api.http import MAX_BODY_BYTES
 from meterline.config import ProviderConfig
-from meterline.domain.events import MAX_USER_LENGTH
-from meterline.errors import AuthError, Forbidden, InvalidInput
+from meterline.domain.events import MAX_USER_LENGTH, metadata_object
+from meterline.errors import AuthError, Forbidden, InvalidInput, UserNotAllowed
 from meterline.gateway.idempotency import MAX_KEY
 from meterline.gateway.recorder import Call
 from meterline.gateway.routing import Target
@@ -181,14 +181,36 @@ def _metadata(request: Request) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidInput("x-meterline-metadata: must be a JSON object",
                            field="x-meterline-metadata")
-    return value
+    # Checked now, like everything journaled: a value the journal refused after the upstream
+    # answered would leave a paid call unrecorded.
+    return metadata_object(value, "x-meterline-metadata")
+
+
+def _user(request: Request, key: ApiKey) -> str | None:
+    """The call's user: the key's own if it is bound to one (a header naming another is
+    refused, or a user's budget could be bypassed), else the ``x-meterline-user`` header."""
+    named = request.headers.get("x-meterline-user") or None
+    if key.user_id is not None:
+        if named is not None and named != key.user_id:
+            raise UserNotAllowed(
+                f"x-meterline-user: this key is bound to user {key.user_id!r} and cannot call "
+                f"as {named!r}; leave the header out or use an unbound key",
+                field="x-meterline-user", user=key.user_id)
+        return key.user_id
+    if named is not None and (len(named) > MAX_USER_LENGTH or "\x00" in named):
+        raise InvalidInput(f"x-meterline-user: at most {MAX_USER_LENGTH} characters",
+                           field="x-meterline-user")
+    return named
 
 
 def _allowed(key: ApiKey, requested: str, target: Target) -> bool:
     if not key.models:
         return True
-    names = {requested, target.model, f"{target.provider.name}/{target.upstream_model}",
-             target.upstream_model}
+    names = {requested, target.model, f"{target.provider.name}/{target.upstream_model}"}
+    if "/" not in target.upstream_model:
+        # A bare name on the key allows that model at any provider; a name with a provider
+        # (an aggregator's "openai/gpt-5-nano") allows only that provider's model.
+        names.add(target.upstream_model)
     return any(name in key.models for name in names)
 
 
@@ -214,11 +236,9 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
     if target.provider.kind not in SERVES[endpoint]:
         raise InvalidInput(f"model: {model!r} is served by a {target.provider.kind}-format "
                            f"provider, which does not serve this endpoint", field="model")
+    user = _user(request, key)
     tenant = await state.tenant(key.tenant_id)
-    user = request.headers.get("x-meterline-user") or key.user_id
-    if user is not None and (len(user) > MAX_USER_LENGTH or "\x00" in user):
-        raise InvalidInput(f"x-meterline-user: at most {MAX_USER_LENGTH} characters",
-                           field="x-meterline-user")
+    metadata = _metadata(request)
     stream = bool(body.get("stream")) and endpoint in ("chat", "messages")
     options = body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
@@ -226,7 +246,7 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
         request_id=new_request_id(), tenant_id=key.tenant_id, tenant_currency=tenant.currency,
         key_id=key.id, user_id=user, requested_model=model,
         model=target.model, provider=target.provider.name, endpoint=endpoint,
-        started_at=started, tags=_tags(request), metadata=_metadata(request),
+        started_at=started, tags=_tags(request), metadata=metadata,
         event_id=idempotency_key, tenant_timezone=tenant.timezone,
     )
     headers = {k: v for k, v in request.headers.items()}

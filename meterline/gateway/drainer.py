@@ -30,6 +30,7 @@ from meterline.gateway.journal import (
     try_flock,
     unlink,
 )
+from meterline.health import Tracker, backoff
 
 if TYPE_CHECKING:
     from meterline.gateway.journal import Journal
@@ -245,13 +246,14 @@ def _sweep(directory: Path) -> None:
 class Drainer:
     """A daemon thread that drains ``journal`` into ``sink`` every ``interval`` seconds, and
     promptly after ``notify()``. When the sink fails it logs and backs off exponentially (up
-    to ``max_backoff`` seconds; ``notify`` does not cut a back-off short). With
+    to ``max_backoff`` seconds; ``notify`` does not cut a back-off short), however long the
+    failures last; ``health`` keeps its last success and failures in a row. With
     ``sync_interval`` it also calls ``journal.sync()`` that often (machine-crash durability).
     ``stop()`` drains what is left before returning. Use as ``with Drainer(...).start():``."""
 
     def __init__(self, journal: Journal, sink: Sink, *, interval: float = 0.2,
                  max_batch: int = 1000, max_backoff: float = 5.0,
-                 sync_interval: float | None = None) -> None:
+                 sync_interval: float | None = None, health: Tracker | None = None) -> None:
         if interval <= 0 or max_backoff <= 0:
             raise ValueError("interval and max_backoff must be positive")
         self.journal = journal
@@ -260,13 +262,18 @@ class Drainer:
         self.max_batch = max_batch
         self.max_backoff = max_backoff
         self.sync_interval = sync_interval
-        self.failures = 0  # consecutive failed drains, for health checks
+        self.health = health or Tracker("journal_drainer", interval)
         self.drains = 0  # drains that succeeded
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._clean_exit = False
         self._thread = threading.Thread(target=self._run, name="meterline-journal-drainer",
                                         daemon=True)
+
+    @property
+    def failures(self) -> int:
+        """Drains that failed in a row (0 after a success)."""
+        return self.health.failures
 
     def start(self) -> Self:
         self._thread.start()
@@ -298,20 +305,19 @@ class Drainer:
             stopping = self._stopping.is_set()
             try:
                 self.journal.drain(self.sink, max_batch=self.max_batch)
-            except Exception:
-                self.failures += 1
+            except Exception as exc:
+                failures = self.health.failed(exc)
                 if stopping:
                     log.exception("last journal drain failed; the records stay journaled")
                     return
-                delay = min(self.max_backoff, self.interval * 2 ** self.failures)
+                delay = backoff(self.interval, failures, self.max_backoff)
                 log.warning("journal drain failed (%d in a row); retrying in %.1fs",
-                            self.failures, delay, exc_info=self.failures == 1)
+                            failures, delay, exc_info=failures == 1)
                 self._stopping.wait(delay)
                 continue
             self.drains += 1
-            if self.failures:
-                log.info("journal drain recovered after %d failures", self.failures)
-                self.failures = 0
+            if ended := self.health.succeeded():
+                log.info("journal drain recovered after %d failures", ended)
             if stopping:
                 self._clean_exit = True
                 return

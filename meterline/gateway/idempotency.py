@@ -101,16 +101,16 @@ class IdempotencyGuard:
             with self.engine.begin() as conn:
                 return claims.claim(conn, tenant_id, key, request_id, now,
                                     now + timedelta(seconds=self.claim_seconds))
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreError) as exc:
             # Unchecked, the key could be used twice: refused (503), not let through.
-            raise StoreError(f"cannot check the Idempotency-Key: the database is unreachable "
-                             f"({exc.__class__.__name__})") from exc
+            message = "cannot check the Idempotency-Key: the database is unreachable"
+            raise StoreError(message, public=message) from exc
 
     def _release(self, tenant_id: str, key: str, request_id: str) -> None:
         try:
             with self.engine.begin() as conn:
                 claims.release(conn, tenant_id, key, request_id)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, StoreError) as exc:
             log.warning("giving back Idempotency-Key %r failed (it expires instead): %s",
                         key, exc)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from meterline.errors import AuthError
+from meterline.errors import AuthError, StoreError
 from meterline.store import accounts
 from meterline.store.accounts import ApiKey
 
@@ -49,6 +49,18 @@ class KeyCache:
             ttl = self.ttl
         except AuthError as exc:
             key, ttl = exc, UNKNOWN_TTL
+        except StoreError:
+            # While the database is down a key known before keeps working (a revocation could
+            # not be read anyway), and is looked up again a little later; an unknown one is a
+            # 503, since it cannot be checked.
+            stale = self._entries.get(digest)
+            if stale is None:
+                raise
+            key, ttl = stale[1], UNKNOWN_TTL
+            if isinstance(key, AuthError):
+                raise key from None
+            if not key.usable(datetime.now(UTC)):
+                raise AuthError("this API key has expired") from None
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()

@@ -54,7 +54,9 @@ class GiveBack:
 class LeaseBook:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
-        self._clock = clock
+        #: When leases open and fall due (seconds, monotonic). Public so that a test can hold
+        #: time still while it makes calls, however slowly the machine runs them.
+        self.clock = clock
         self._lock = threading.Lock()
         self._open: dict[LeaseKey, Lease] = {}
         self._leases: dict[str, Lease] = {}
@@ -76,7 +78,7 @@ class LeaseBook:
     def take(self, request_id: str, wants: Mapping[LeaseKey, Amount]) -> bool:
         """Admit a call from open leases if every key has enough left; all or nothing."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             found = []
             for key, amount in wants.items():
                 lease = self._open.get(key)
@@ -96,7 +98,7 @@ class LeaseBook:
     def opened(self, lease_id: str, request_id: str, held: Mapping[LeaseKey, Amount],
                used: Mapping[LeaseKey, Amount]) -> None:
         """The database granted ``held`` under ``lease_id``; the call that asked takes ``used``."""
-        lease = Lease(lease_id, self._clock(),
+        lease = Lease(lease_id, self.clock(),
                       {key: amount - used[key] for key, amount in held.items()}, {request_id})
         with self._lock:
             self.opened_total += 1
@@ -116,7 +118,7 @@ class LeaseBook:
     def due(self) -> tuple[list[GiveBack], list[str]]:
         """Seal leases open longer than ``seconds``; what to give back and which to close."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             stale = {lease for lease in self._leases.values()
                      if not lease.sealed and now - lease.opened_at > self.seconds}
             give_back, close = self._seal(stale)

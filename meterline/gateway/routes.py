@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
+from meterline import health
 from meterline.api.errors import ANTHROPIC_PATHS, answer
 from meterline.api.http import JsonResponse
 from meterline.errors import MeterlineError
@@ -88,7 +90,7 @@ async def models(request: Request) -> Response:
         book, _ = state.metering.snapshot()
         names = state.router.servable(book)
         if key.models:
-            names = [n for n in names if n in key.models or n.split("/", 1)[-1] in key.models]
+            names = [n for n in names if n in key.models or _bare(n) in key.models]
         return JsonResponse({"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": name.split("/", 1)[0]}
             for name in names]})
@@ -99,7 +101,9 @@ async def models(request: Request) -> Response:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     state = gateway(request)
-    return Response(state.metrics.render() + state.admission.leases.render(),
+    pending = await run_in_threadpool(state.recorder.journal.pending)
+    return Response(state.metrics.render() + state.admission.leases.render()
+                    + health.render(state.health, pending),
                     media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -115,3 +119,9 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.router.routes[:0] = [Route(path, endpoint, methods=["POST"], name=endpoint.__name__)
                              for path, endpoint in PROXIED.items()]
+
+
+def _bare(name: str) -> str | None:
+    """The model name without its provider, if that has no provider of its own."""
+    bare = name.split("/", 1)[-1]
+    return None if "/" in bare else bare

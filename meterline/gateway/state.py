@@ -14,6 +14,7 @@ from meterline.gateway.ratelimit import RateLimits
 from meterline.gateway.recorder import Recorder
 from meterline.gateway.routing import Router
 from meterline.gateway.upstream import Upstreams
+from meterline.health import Registry
 from meterline.services.metering import Metering
 from meterline.store.accounts import Tenant, get_tenant
 
@@ -29,6 +30,8 @@ class GatewayState:
     rate_limits: RateLimits
     idempotency: IdempotencyGuard
     metrics: Metrics = field(default_factory=Metrics)
+    #: The process's background loops (the journal drainer's among them), for /metrics.
+    health: Registry = field(default_factory=Registry)
     _tenants: dict[str, Tenant] = field(default_factory=dict)
 
     async def tenant(self, tenant_id: str) -> Tenant:

@@ -53,18 +53,24 @@ def read_bill(text: str, file_format: str, provider: str | None = None) -> list[
 
 
 def read_focus(text: str, provider: str | None = None) -> list[BilledLine]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = reader.fieldnames or []
-    missing = [c for c in _REQUIRED if c not in header]
-    if missing:
-        raise InvalidInput(f"FOCUS file: missing column(s) {', '.join(missing)}", field="file")
-    if provider is None and not any(c in header for c in _PROVIDER_COLUMNS):
-        raise InvalidInput("FOCUS file: no ServiceProviderName or ProviderName column; name "
-                           "the provider with --provider", field="provider")
-    out = []
-    for row in reader:
-        where = f"FOCUS file line {reader.line_num}"
-        out.append(_line(row, where, provider))
+    # newline="": the csv module then takes \r, \n and \r\n line ends, and quoted newlines.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in _REQUIRED if c not in header]
+        if missing:
+            raise InvalidInput(f"FOCUS file: missing column(s) {', '.join(missing)}",
+                               field="file")
+        if provider is None and not any(c in header for c in _PROVIDER_COLUMNS):
+            raise InvalidInput("FOCUS file: no ServiceProviderName or ProviderName column; "
+                               "name the provider with --provider", field="provider")
+        out = []
+        for row in reader:
+            where = f"FOCUS file line {reader.line_num}"
+            out.append(_line(row, where, provider))
+    except csv.Error as exc:
+        raise InvalidInput(f"FOCUS file line {reader.line_num}: not CSV ({exc})",
+                           field="file") from None
     return out
 
 

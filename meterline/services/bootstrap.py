@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from functools import lru_cache
 
 from sqlalchemy import Engine
 
-from meterline.catalog import load_catalog
+from meterline.catalog import genai, load_catalog
 from meterline.config import Config
+from meterline.domain.pricebook import Layer
 from meterline.store import accounts, pricing
 from meterline.store.migrate import current_revision, head_revision, upgrade
 
@@ -20,8 +22,18 @@ def prepare_database(engine: Engine) -> int:
     if current_revision(engine) != head_revision():
         upgrade(engine)
     book = load_catalog()
+    database = genai_catalog()
     with engine.begin() as conn:
-        return pricing.add_versions(conn, book.versions(), "catalog", book.aliases().items())
+        added = pricing.add_versions(conn, book.versions(), "catalog", book.aliases().items())
+        added += pricing.add_versions(conn, database.versions, genai.ORIGIN, database.aliases)
+        pricing.save_rules(conn, Layer.GENAI_PRICES, database.rules)
+    return added
+
+
+@lru_cache(maxsize=1)
+def genai_catalog() -> genai.GenaiCatalog:
+    """The installed genai-prices database, translated once per process."""
+    return genai.translate(genai.installed_providers(), release=genai.installed_version())
 
 
 def sync_providers(engine: Engine, config: Config) -> None:

@@ -13,7 +13,7 @@ from meterline.domain import budgets as rules
 from meterline.domain.budgets import Budget, Scope
 from meterline.domain.money import currency_code, format_decimal
 from meterline.errors import FxRateMissing, InvalidInput, NotFound
-from meterline.services.inputs import optional_text
+from meterline.services.inputs import optional_name
 from meterline.store import budgets as store
 from meterline.store.accounts import get_tenant
 from meterline.store.pricing import load_fx, load_pricebook
@@ -21,8 +21,8 @@ from meterline.store.schema import api_keys, providers
 
 
 def _scope(conn: Connection, raw: Mapping[str, Any]) -> Scope:
-    tenant = optional_text(raw.get("tenant"), "tenant", 64)
-    key = optional_text(raw.get("key"), "key", 32)
+    tenant = optional_name(raw.get("tenant"), "tenant", 64)
+    key = optional_name(raw.get("key"), "key", 32)
     if tenant is not None:
         get_tenant(conn, tenant)
     if key is not None:
@@ -33,9 +33,9 @@ def _scope(conn: Connection, raw: Mapping[str, Any]) -> Scope:
             raise InvalidInput(f"key {key} belongs to tenant {row.tenant_id}, not {tenant}",
                                field="key")
         tenant = row.tenant_id
-    return Scope(tenant, optional_text(raw.get("user"), "user", 128), key,
-                 optional_text(raw.get("provider"), "provider", 64),
-                 optional_text(raw.get("model"), "model"))
+    return Scope(tenant, optional_name(raw.get("user"), "user", 128), key,
+                 optional_name(raw.get("provider"), "provider", 64),
+                 optional_name(raw.get("model"), "model"))
 
 
 def _price_currencies(conn: Connection, scope: Scope, now: datetime) -> set[str]:

@@ -1,7 +1,8 @@
 """The demo data set: a tenant, a key and a month of usage history, made up deterministically.
 
 Seeded once per database (the ``demo`` tenant marks it); every start creates a fresh demo key,
-because keys are shown only once.
+because keys are shown only once (stored hashed), and revokes the one of the start before, so a
+demo database has one usable demo key however often it is restarted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from meterline.services.prices import set_fx
 from meterline.store import accounts
 
 DEMO_TENANT = "demo"
+DEMO_KEY_NAME = "demo"
 DEMO_MODELS = (
     "openai/gpt-5-nano", "openai/gpt-5-codex", "anthropic/claude-sonnet-4-5",
     "anthropic/claude-haiku-4-5-20251001", "deepseek/deepseek-chat", "deepseek/deepseek-reasoner",
@@ -80,5 +82,8 @@ def seed(engine: Engine, metering: Metering, *, days: int = 30, per_day: int = 1
             metering.ingest(DEMO_TENANT, events[start:start + 1000], source="demo")
         seeded = len(events)
     with engine.begin() as conn:
-        secret, _ = accounts.create_key(conn, DEMO_TENANT, name="demo")
+        for key in accounts.list_keys(conn, DEMO_TENANT):
+            if key.name == DEMO_KEY_NAME and key.revoked_at is None:
+                accounts.revoke_key(conn, key.id)
+        secret, _ = accounts.create_key(conn, DEMO_TENANT, name=DEMO_KEY_NAME)
     return DemoInfo(secret, seeded)

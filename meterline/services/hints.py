@@ -31,6 +31,7 @@ from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import rate
 from meterline.domain.usage import BillingType, Meter, Usage
 from meterline.errors import FxRateMissing, InvalidInput, NotFound
+from meterline.services.inputs import whole_number
 from meterline.store.accounts import get_tenant
 from meterline.store.pricing import load_fx, load_pricebook
 from meterline.store.schema import api_keys, usage_records
@@ -54,8 +55,7 @@ _TOKENS: Final = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "
 
 def window_days(value: object) -> int:
     """The window in days, 1 to 366; a string of digits (from a command line) will do."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DAYS:
         raise InvalidInput(f"days must be a whole number from 1 to {MAX_DAYS}, not {value!r}",
                            field="days")

@@ -145,12 +145,17 @@ class Metering:
 
     # -- pricing ------------------------------------------------------------------------
     def quote(self, model: str, usage: Usage, at: datetime | None = None,
-              attributes: Mapping[str, str] | None = None) -> Rating:
-        """Price a call without recording it; unknown models and missing prices raise."""
+              attributes: Mapping[str, str] | None = None, currency: str | None = None,
+              tenant_id: str | None = None) -> Rating:
+        """Price a call without recording it; unknown models and missing prices raise.
+        The version is chosen for ``currency``, else for the tenant's (pricebook module doc)."""
         book = self.book
         canonical = book.resolve(model)
         when = at or datetime.now(UTC)
-        return rate(usage, book.version_at(canonical, when), when, attributes or {})
+        if currency is None and tenant_id is not None:
+            with self.engine.connect() as conn:
+                currency = self._tenant(conn, tenant_id).currency
+        return rate(usage, book.version_at(canonical, when, currency), when, attributes or {})
 
     def price(self, model: str, usage: Usage, at: datetime, attributes: Mapping[str, str],
               tenant_currency: str) -> Pricing:
@@ -163,7 +168,7 @@ class Metering:
             return Pricing(model, provider, None, exc.message, None, None, None, False)
         provider = canonical.split("/", 1)[0]
         try:
-            rating = rate(usage, book.version_at(canonical, at), at, attributes)
+            rating = rate(usage, book.version_at(canonical, at, tenant_currency), at, attributes)
         except NotFound as exc:
             return Pricing(canonical, provider, None, exc.message, None, None, None, False)
         if rating.currency == tenant_currency:

@@ -7,17 +7,25 @@ full before anything is written, so a file with one bad row changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from sqlalchemy import Engine, select
 
-from meterline.catalog.litellm import ImportResult, parse_litellm
+from meterline.catalog import genai
+from meterline.catalog.litellm import (
+    ImportResult,
+    is_litellm_document,
+    loads_exact,
+    parse_litellm,
+)
 from meterline.catalog.shipped import CatalogEntries, parse_catalog_file
-from meterline.catalog.update import load_update_source, plan_update
+from meterline.catalog.update import charges_same, load_update_source, plan_update
 from meterline.domain.fx import FxRate
+from meterline.domain.model_match import MatchRule
+from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.errors import Conflict, InvalidInput, InvalidPrice
 from meterline.store import pricing
@@ -41,20 +49,31 @@ class ImportSummary:
 
 
 def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual") -> PriceVersion:
-    """Add one price version given in the catalog shape with ``model`` as ``provider/model``."""
+    """Add one of the operator's price versions, given in the catalog shape with ``model`` as
+    ``provider/model``. One the operator already has at that start and currency is refused
+    (history is never rewritten); other layers' versions at the same start are not touched."""
     model = data.get("model")
     if not isinstance(model, str) or "/" not in model:
         raise InvalidPrice("model: give it as provider/model", field="model")
     version = PriceVersion.parse(data)
+    layer = Layer.of_origin(origin)
     with engine.begin() as conn:
-        clash = conn.execute(select(price_versions.c.id).where(
+        same_start = conn.execute(select(price_versions.c.id, price_versions.c.currency,
+                                         price_versions.c.layer).where(
             price_versions.c.model_id == version.model,
-            price_versions.c.effective_from == version.effective_from)).first()
-        if clash is not None:
-            raise Conflict(f"{version.model} already has a price version effective from "
-                           f"{version.effective_from.isoformat()}; versions are never rewritten",
-                           model=version.model)
-        pricing.add_versions(conn, [version], origin)
+            price_versions.c.effective_from == version.effective_from)).all()
+        if any(row.currency == version.currency and row.layer == layer.label
+               for row in same_start):
+            raise Conflict(f"{version.model} already has a {version.currency} price version "
+                           f"effective from {version.effective_from.isoformat()}; versions "
+                           "are never rewritten", model=version.model)
+        taken = {row.id for row in same_start}
+        for candidate in (version.id, f"{version.id}#{version.currency}",
+                          f"{version.id}#{layer.label}-{version.currency}"):
+            if candidate not in taken:
+                version = replace(version, id=candidate)
+                break
+        pricing.add_versions(conn, [version], origin, layer=layer)
     return version
 
 
@@ -81,31 +100,127 @@ def parse_import(raw: bytes, fmt: str, now: datetime | None = None) -> ImportRes
 def import_file(engine: Engine, raw: bytes, fmt: str, now: datetime | None = None
                 ) -> ImportSummary:
     """Store a price file's versions. A LiteLLM file carries no dates, so its prices count from
-    now, and only where they differ from the version in force (importing it twice adds
-    nothing); a meterline file's dated versions are added where not yet stored."""
+    now, and only where they differ from the LiteLLM layer's version in force (importing it
+    twice adds nothing; higher layers are never compared with it, nor replaced by it: see
+    :mod:`meterline.domain.pricebook`); a meterline file's dated versions are the operator's
+    own and are added where not yet stored."""
     moment = now or datetime.now(UTC)
     result = parse_import(raw, fmt, moment)
     with engine.begin() as conn:
         if fmt == "litellm":
-            plan = plan_update(pricing.load_pricebook(conn), result.versions, now=moment)
-            added = pricing.add_versions(conn, plan.new_versions, f"import:{fmt}",
-                                         result.aliases)
+            book = pricing.load_pricebook(conn).only(Layer.LITELLM)
+            plan = plan_update(book, result.versions, now=moment)
+            added = pricing.add_versions(conn, _tagged(plan.new_versions, Layer.LITELLM),
+                                         f"import:{fmt}", result.aliases)
             return ImportSummary(added, len(plan.unchanged), result.skipped, result.duplicates,
                                  plan.conflicts)
         added = pricing.add_versions(conn, result.versions, f"import:{fmt}", result.aliases)
     return ImportSummary(added, len(result.versions) - added, result.skipped, result.duplicates)
 
 
-def update_from(engine: Engine, raw: bytes, now: datetime | None = None) -> dict[str, Any]:
-    """Add versions effective ``now`` for every model whose prices changed; add new models."""
+@dataclass
+class UpdateSource:
+    """What an update reads: its versions, the layer they belong to, and name rules."""
+
+    layer: Layer
+    versions: list[PriceVersion]
+    aliases: list[tuple[str, str]] = field(default_factory=list)
+    rules: list[tuple[str, MatchRule, str]] | None = None
+    label: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def installed_genai_source() -> UpdateSource:
+    """The genai-prices database of the installed package."""
+    database = genai.translate(genai.installed_providers(), release=genai.installed_version())
+    return _genai_source(database, f"genai-prices {genai.installed_version()} (installed)")
+
+
+def read_update_source(raw: bytes, now: datetime) -> UpdateSource:
+    """An update file: genai-prices' ``data.json``, LiteLLM's file (each into its own layer),
+    or meterline's catalog format (the operator's own prices)."""
+    document = loads_exact(raw, origin="update")
+    if genai.is_genai_document(document):
+        database = genai.translate(genai.providers_from_json(document), release="data.json")
+        return _genai_source(database, "genai-prices data.json")
+    if is_litellm_document(document):
+        result = parse_litellm(document, effective_from=now, origin="update")
+        return UpdateSource(Layer.LITELLM, result.versions, result.aliases,
+                            label="LiteLLM file", notes={"skipped": result.skipped})
+    return UpdateSource(Layer.OPERATOR, load_update_source(raw, now=now), label="meterline file")
+
+
+def _genai_source(database: genai.GenaiCatalog, label: str) -> UpdateSource:
+    return UpdateSource(Layer.GENAI_PRICES, database.versions, database.aliases, database.rules,
+                        label=label, notes={"skipped": database.skipped,
+                                            "not_modelled": database.unmodelled})
+
+
+def update_from(engine: Engine, source: UpdateSource, now: datetime | None = None,
+                dry_run: bool = False) -> dict[str, Any]:
+    """Bring the source's layer up to date: new models with their own dates, a version
+    effective ``now`` for every model whose price changed. Only that layer is compared and
+    written; with ``dry_run`` nothing is written."""
     moment = now or datetime.now(UTC)
-    incoming = load_update_source(raw, now=moment)
     with engine.begin() as conn:
-        plan = plan_update(pricing.load_pricebook(conn), incoming, now=moment)
-        pricing.add_versions(conn, plan.new_versions, "update")
-    return {"new_models": plan.new_models, "changed_models": plan.changed_models,
+        book = pricing.load_pricebook(conn).only(source.layer)
+        plan = plan_update(book, source.versions, now=moment)
+        if not dry_run:
+            pricing.add_versions(conn, _tagged(plan.new_versions, source.layer),
+                                 _ORIGINS[source.layer], source.aliases, layer=source.layer)
+            if source.rules is not None:
+                pricing.save_rules(conn, source.layer, source.rules)
+    return {"source": source.label, "layer": source.layer.label, "dry_run": dry_run,
+            "new_models": plan.new_models, "changed_models": plan.changed_models,
             "unchanged": len(plan.unchanged), "added_versions": len(plan.new_versions),
-            "conflicts": plan.conflicts}
+            "conflicts": plan.conflicts,
+            "versions": [v.to_json() for v in plan.new_versions] if dry_run else [],
+            **source.notes}
+
+
+_ORIGINS: Final = {Layer.OPERATOR: "update", Layer.CURATED: "catalog",
+                   Layer.GENAI_PRICES: f"update:{genai.ORIGIN}", Layer.LITELLM: "update:litellm"}
+
+
+def _tagged(versions: list[PriceVersion], layer: Layer) -> list[PriceVersion]:
+    """Ids of a database layer's versions carry the layer, so they never clash with the
+    operator's or the curated catalog's ``model@start`` ids."""
+    if layer not in (Layer.GENAI_PRICES, Layer.LITELLM):
+        return versions
+    suffix = f"#{layer.label}"
+    return [v if v.id.endswith(suffix) else replace(v, id=f"{v.model}@"
+                                                   f"{v.effective_from.isoformat()}{suffix}")
+            for v in versions]
+
+
+def sources(book: PriceBook, at: datetime, *, model: str | None = None,
+            provider: str | None = None, disagreeing: bool = False) -> list[dict[str, Any]]:
+    """Per model: which layer prices it at ``at`` (per currency), what every other layer would
+    charge, and whether they agree (charge every call the same)."""
+    names = [book.resolve(model)] if model else book.models()
+    if provider:
+        names = [name for name in names if name.startswith(f"{provider}/")]
+    out = []
+    for name in names:
+        entries = book.in_force_by_layer(name, at)
+        if not entries:
+            continue
+        winners = {currency: book.version_at(name, at, currency)
+                   for currency in {entry.version.currency for entry in entries}}
+        layers: list[dict[str, Any]] = [{"layer": entry.layer.label,
+                                         "currency": entry.version.currency,
+                   "version": entry.version.id, "source": entry.version.source,
+                   "in_force": entry.version is winners[entry.version.currency],
+                   "agrees": charges_same(entry.version, winners[entry.version.currency])}
+                  for entry in entries]
+        disagree = not all(layer["agrees"] for layer in layers)
+        if disagreeing and not disagree:
+            continue
+        out.append({"model": name,
+                    "priced_by": [layer["layer"] + " " + layer["currency"]
+                                  for layer in layers if layer["in_force"]],
+                    "disagree": disagree, "layers": layers})
+    return out
 
 
 def set_fx(engine: Engine, base: str, quote: str, rate: object,

@@ -12,22 +12,20 @@ from meterline.domain import quotas as rules
 from meterline.domain.events import parse_timestamp
 from meterline.domain.quotas import Grant
 from meterline.errors import InvalidInput, NotFound
-from meterline.services.inputs import optional_text
+from meterline.services.inputs import optional_name, optional_text, whole_number
 from meterline.store import quotas as store
 from meterline.store.accounts import get_tenant
 
 
 def _count(value: object, field: str, minimum: int) -> int:
     """Whole units, given as a number or a string of digits (CLI and JSON alike)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
-    return rules.units(value, field=field, minimum=minimum)
+    return rules.units(whole_number(value), field=field, minimum=minimum)
 
 
 def grant(engine: Engine, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Credit a tenant (or one of its users) with units of a quota type."""
     now = datetime.now(UTC)
-    tenant_id = optional_text(raw.get("tenant"), "tenant")
+    tenant_id = optional_name(raw.get("tenant"), "tenant")
     if tenant_id is None:
         raise InvalidInput("tenant: missing", field="tenant")
     quota_type = rules.quota_type(raw.get("type"))
@@ -39,7 +37,7 @@ def grant(engine: Engine, raw: Mapping[str, Any]) -> dict[str, Any]:
     with engine.begin() as conn:
         tenant = get_tenant(conn, tenant_id)
         cycle = rules.cycle_of(now, tenant.timezone) if source == "plan" else None
-        found = Grant(store.new_grant_id(), tenant.id, optional_text(raw.get("user"), "user"),
+        found = Grant(store.new_grant_id(), tenant.id, optional_name(raw.get("user"), "user"),
                       quota_type, source, amount, bonus,
                       optional_text(raw.get("reference"), "reference"),
                       optional_text(raw.get("reason"), "reason"), now, expires_at, cycle)
@@ -80,7 +78,7 @@ def show(engine: Engine, tenant_id: str, history_limit: int = 100) -> dict[str, 
 
 
 def set_plan(engine: Engine, plan_id: object, allowances: Mapping[str, Any]) -> dict[str, Any]:
-    name = optional_text(plan_id, "plan")
+    name = optional_name(plan_id, "plan")
     if name is None:
         raise InvalidInput("plan: missing", field="plan")
     if not allowances:

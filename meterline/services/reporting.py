@@ -15,6 +15,7 @@ from meterline.domain.events import parse_timestamp
 from meterline.domain.fx import FxTable
 from meterline.domain.money import format_decimal
 from meterline.errors import FxRateMissing, InvalidInput
+from meterline.services.inputs import whole_number
 from meterline.store.accounts import get_tenant, list_tenants
 from meterline.store.pricing import load_fx
 from meterline.store.rollup_writes import SUM_CONTEXT, ZERO
@@ -98,7 +99,7 @@ def parse_day(value: str, name: str, view: View, *, end: bool = False) -> date:
         else:
             at = parse_timestamp(text, name)
             day = (at - timedelta(microseconds=1) if end else at).astimezone(view.zone).date()
-    except (ValueError, InvalidInput):
+    except (ValueError, OverflowError, InvalidInput):  # Overflow: a time at datetime's ends
         raise InvalidInput(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO 8601 "
                            "time", field=name) from None
     if not FIRST_DAY <= day <= LAST_DAY:
@@ -107,8 +108,7 @@ def parse_day(value: str, name: str, view: View, *, end: bool = False) -> date:
 
 
 def parse_days(value: object) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    value = whole_number(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_DAYS:
         raise InvalidInput(f"days: must be a whole number from 1 to {MAX_DAYS}, got {value!r}",
                            field="days")

@@ -129,6 +129,12 @@ def create_key(conn: Connection, tenant_id: str, *, user_id: str | None = None,
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or not 0 < value <= 10**12):
             raise InvalidInput(f"{limit}: must be a whole number above zero", field=limit)
+    # Empty names would widen what a key is bound to: "" is no user, and no model.
+    if user_id is not None and not user_id:
+        raise InvalidInput("user: must not be empty (leave it out for a key of no user)",
+                           field="user")
+    if models is not None and not all(isinstance(m, str) and m for m in models):
+        raise InvalidInput("models: model names must not be empty", field="models")
     get_tenant(conn, tenant_id)
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidInput("expires_at: needs a timezone", field="expires_at")

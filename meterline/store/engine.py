@@ -3,6 +3,12 @@
 ``sqlite:///path`` gets WAL mode, foreign keys, a busy timeout and the exact ``decimal_sum``
 aggregate; ``postgresql://…`` is driven by psycopg 3. URLs are taken as users write them; the
 driver is chosen here.
+
+Every engine translates "the database cannot be used" (unreachable, shut down, out of disk, a
+broken connection) into ``StoreError`` at one point, its ``handle_error`` event, so callers,
+background loops, the CLI and the HTTP error table see one meterline error (HTTP: 503
+``store_unavailable`` with ``Retry-After``, the driver's words in the log only). Lock conflicts
+(deadlock, serialization failure, SQLite's "locked") are left to the callers that retry them.
 """
 
 from __future__ import annotations
@@ -10,12 +16,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 
-from meterline.errors import InvalidInput
+from meterline.errors import InvalidInput, StoreError
 from meterline.store.types import DecimalSum
+
+#: What a client is told to wait (``Retry-After``) while the database cannot be used.
+RETRY_AFTER_SECONDS = 5
 
 
 def normalise_url(url: str) -> str:
@@ -45,14 +55,56 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: SQLite's primary result codes of a database that cannot be used (not of a bad statement).
+_SQLITE_OUTAGE = {3, 8, 10, 11, 13, 14, 26}  # PERM READONLY IOERR CORRUPT FULL CANTOPEN NOTADB
+
+
+def _conflict(driver_error: BaseException) -> bool:
+    """A lock conflict that its caller retries (store/bulk.py, store/rollup_writes.py)."""
+    if isinstance(driver_error, psycopg.errors.TransactionRollback
+                  | psycopg.errors.LockNotAvailable):
+        return True
+    return isinstance(driver_error, sqlite3.OperationalError) and "locked" in str(driver_error)
+
+
+def _outage(context: ExceptionContext) -> bool:
+    """The database cannot be used at all (rather than refusing one statement)."""
+    error = context.original_exception
+    if context.connection is None or context.is_disconnect:
+        return True  # connecting failed, or the connection broke
+    if isinstance(error, sqlite3.Error):
+        return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_OUTAGE
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def unavailable(context: ExceptionContext) -> None:
+    """``handle_error``: raise StoreError when the database cannot be used. Errors of one
+    statement (bad data, constraint violations, a missing table) and lock conflicts, which
+    callers retry, pass unchanged."""
+    if context.is_pre_ping:
+        return  # the pool replaces a dead pooled connection by itself
+    driver_error = context.original_exception
+    if not isinstance(driver_error, psycopg.Error | sqlite3.Error):
+        return  # not the driver's: our own code's, raised while a statement was made
+    if _conflict(driver_error) or not _outage(context):
+        return
+    # The driver's words are for the log and the command line; HTTP answers show `public`.
+    raise StoreError(f"database unreachable: {driver_error}",
+                     public=f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} s",
+                     retry_after=RETRY_AFTER_SECONDS) from (context.sqlalchemy_exception
+                                                            or driver_error)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     real = normalise_url(url)
     if real.startswith("sqlite"):
         engine = create_engine(real, connect_args={"check_same_thread": False,
                                                    "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(real, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_engine(real, **kwargs)
+    event.listen(engine, "handle_error", unavailable)
+    return engine

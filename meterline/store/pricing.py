@@ -9,29 +9,41 @@ notice that another one added prices or rates.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+import orjson
+from sqlalchemy import Connection, delete, func, select, update
 
 from meterline.domain.fx import FxRate, FxTable
-from meterline.domain.pricebook import PriceBook
+from meterline.domain.model_match import MatchRule
+from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
-from meterline.store.schema import fx_rates, model_aliases, models, price_versions, providers
+from meterline.store.schema import (
+    fx_rates,
+    model_aliases,
+    model_rules,
+    models,
+    price_versions,
+    providers,
+)
 from meterline.store.upsert import insert_ignore
 
 
 def add_versions(conn: Connection, versions: Iterable[PriceVersion], origin: str,
-                 aliases: Iterable[tuple[str, str]] = ()) -> int:
-    """Store versions not yet present (same model and start); returns how many were new."""
+                 aliases: Iterable[tuple[str, str]] = (), layer: Layer | None = None) -> int:
+    """Store versions not yet present (same id, or same model, start, currency and layer);
+    returns how many were new. The layer is the origin's unless given."""
     now = datetime.now(UTC)
+    label = (layer or Layer.of_origin(origin)).label
     rows: list[dict[str, Any]] = [{"id": v.id, "model_id": v.model, "currency": v.currency,
              "effective_from": v.effective_from, "body": v.to_json(), "origin": origin,
-             "created_at": now} for v in versions]
+             "layer": label, "created_at": now} for v in versions]
     if not rows:
         return 0
     before = _count(conn)
-    conn.execute(insert_ignore(conn, price_versions, ["model_id", "effective_from"]), rows)
+    conn.execute(insert_ignore(conn, price_versions, None), rows)
     model_rows = {v["model_id"]: {"id": v["model_id"], "provider": v["model_id"].split("/")[0],
                                   "billing_type": v["body"]["billing_type"], "created_at": now}
                   for v in rows}
@@ -42,16 +54,48 @@ def add_versions(conn: Connection, versions: Iterable[PriceVersion], origin: str
     return _count(conn) - before
 
 
+def save_rules(conn: Connection, layer: Layer,
+               rules: Iterable[tuple[str, MatchRule, str]]) -> int:
+    """Make ``rules`` (provider, rule, model, in the source's order) the layer's name rules for
+    those models; other models' rules stay (a partial data file does not drop them). Rules only
+    resolve names, they price nothing, so a model's rule is replaced, not versioned. Returns
+    how many rules changed."""
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for position, (provider, rule, model) in enumerate(rules):
+        wanted[(provider, model)] = {"layer": layer.label, "provider": provider,
+                                     "model_id": model, "position": position,
+                                     "rule": orjson.dumps(rule.to_json()).decode()}
+    stored = {(row.provider, row.model_id): dict(row._mapping) for row in conn.execute(
+        select(model_rules).where(model_rules.c.layer == layer.label))}
+    changed = [row for key, row in wanted.items() if stored.get(key) != row]
+    for row in changed:
+        conn.execute(delete(model_rules).where(
+            model_rules.c.layer == row["layer"], model_rules.c.provider == row["provider"],
+            model_rules.c.model_id == row["model_id"]))
+    if changed:
+        conn.execute(model_rules.insert(), changed)
+    return len(changed)
+
+
 def _count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(price_versions)).scalar_one())
 
 
 def load_pricebook(conn: Connection) -> PriceBook:
     book = PriceBook()
-    for row in conn.execute(select(price_versions.c.body)):
-        book.add(PriceVersion.parse(row.body))
+    for row in conn.execute(select(price_versions.c.id, price_versions.c.body,
+                                   price_versions.c.layer)):
+        version = PriceVersion.parse(row.body)
+        if version.id != row.id:
+            version = replace(version, id=row.id)
+        book.add(version, Layer.parse(row.layer))
     for row in conn.execute(select(model_aliases)):
         book.add_alias(row.alias, row.model_id)
+    rules = conn.execute(select(model_rules).order_by(
+        model_rules.c.layer, model_rules.c.provider, model_rules.c.position))
+    by_layer = sorted(rules, key=lambda row: -Layer.parse(row.layer))  # higher layers first
+    for row in by_layer:
+        book.add_rule(row.provider, MatchRule.parse(orjson.loads(row.rule)), row.model_id)
     return book
 
 
@@ -82,6 +126,7 @@ def generation(conn: Connection) -> tuple[object, ...]:
     row = conn.execute(select(
         select(func.count()).select_from(price_versions).scalar_subquery(),
         select(func.count()).select_from(model_aliases).scalar_subquery(),
+        select(func.count()).select_from(model_rules).scalar_subquery(),
         select(func.count()).select_from(fx_rates).scalar_subquery(),
         select(func.max(fx_rates.c.created_at)).scalar_subquery(),
     )).one()

@@ -103,8 +103,21 @@ price_versions = Table(
     Column("effective_from", UtcDateTime, nullable=False),
     Column("body", Json, nullable=False),
     Column("origin", String(32), nullable=False),
+    # meterline.domain.pricebook.Layer's label: which layer the version belongs to.
+    Column("layer", String(16), nullable=False, server_default="operator"),
     Column("created_at", UtcDateTime, nullable=False),
-    UniqueConstraint("model_id", "effective_from"),
+    UniqueConstraint("model_id", "effective_from", "currency", "layer"),
+)
+
+# Name rules of a price database (meterline.domain.model_match): one per layer and model, tried
+# in the database's order (position) within a provider.
+model_rules = Table(
+    "model_rules", metadata,
+    Column("layer", String(16), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model_id", String(200), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("rule", Text, nullable=False),
 )
 
 fx_rates = Table(

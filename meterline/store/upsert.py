@@ -9,8 +9,9 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def insert_ignore(conn: Connection, table: Table, conflict: list[str]) -> Any:
-    """An insert that skips rows clashing on the ``conflict`` columns."""
+def insert_ignore(conn: Connection, table: Table, conflict: list[str] | None) -> Any:
+    """An insert that skips rows clashing on the ``conflict`` columns (None: on any unique
+    constraint of the table)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)

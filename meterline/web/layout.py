@@ -16,7 +16,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from meterline.api.errors import status_of
+from meterline.api.errors import answer as answer_of
+from meterline.api.errors import public_message
 from meterline.api.state import state
 from meterline.errors import MeterlineError
 
@@ -60,8 +61,14 @@ async def render(request: Request, title: str, load: Callable[[], T],
     try:
         found = await run_in_threadpool(load)
     except MeterlineError as exc:
-        return page("Error", f"<h1>{escape(title)}</h1><p class=error>{escape(exc.message)}"
-                             "</p>", status_code=status_of(exc))
+        # The API's answer as a page: the same status, words and Retry-After.
+        answer = answer_of(exc)
+        shown = page("Error", f"<h1>{escape(title)}</h1><p class=error>"
+                              f"{escape(public_message(exc))}</p>",
+                     status_code=answer.status_code)
+        if "retry-after" in answer.headers:
+            shown.headers["retry-after"] = answer.headers["retry-after"]
+        return shown
     return page(title, show(found))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import orjson
 import pytest
 
 # -- tenants ------------------------------------------------------------------------------------
@@ -159,6 +160,22 @@ def test_keys_create_with_expiry(ok):
                  "--name", "ci", "--json")
     assert created["name"] == "ci"
     assert created["expires_at"].startswith("2030-01-01T00:00:00")
+
+
+def test_an_already_expired_key_is_created_with_a_warning_and_listed_expired(ok, run_cli):
+    ok("tenants", "create", "acme", "--json")
+    result = run_cli("keys", "create", "--tenant", "acme", "--expires", "2020-01-01T00:00:00Z",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: --expires 2020-01-01T00:00:00+00:00 is in the "
+                                    "past: the key is created expired")
+    expired = orjson.loads(result.stdout)["id"]
+    later = run_cli("keys", "create", "--tenant", "acme", "--expires", "2999-01-01T00:00:00Z",
+                    "--json")
+    assert later.exit_code == 0 and later.stderr == ""
+    active = orjson.loads(later.stdout)["id"]
+    states = dict(line.split("\t")[::4] for line in ok("keys", "list").splitlines())
+    assert states == {expired: "expired", active: "active"}
 
 
 def test_keys_create_requires_tenant(run_cli):

@@ -67,6 +67,18 @@ def test_bill_errors(run_cli: Callable[..., Result], fails: Callable[..., str],
           "is void", "allowed from void: none")
 
 
+@pytest.mark.parametrize("flags", [("--issue", "--pay"), ("--pay", "--issue"),
+                                   ("--issue", "--void"), ("--issue", "--pay", "--void")])
+def test_bill_refuses_two_status_changes_at_once(run_cli: Callable[..., Result],
+                                                 fails: Callable[..., str],
+                                                 ok: Callable[..., Any], acme: dict[str, str],
+                                                 flags: tuple[str, ...]) -> None:
+    """Before, the last flag won silently: `--issue --pay` paid nothing and issued the bill."""
+    fails(run_cli("bill", "--tenant", "acme", "--cycle", "2026-10", *flags), 2, "together",
+          *flags)
+    assert ok("bill", "--tenant", "acme", "--cycle", "2026-10", "--json")["status"] == "open"
+
+
 def test_export_writes_files_that_add_up(ok: Callable[..., Any], acme: dict[str, str],
                                          tmp_path: Path, run_cli: Callable[..., Result],
                                          fails: Callable[..., str]) -> None:

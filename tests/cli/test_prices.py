@@ -279,11 +279,12 @@ def test_prices_import_meterline_format(ok, tmp_path):
 
 
 def test_prices_update_adds_a_version_now_and_keeps_the_past(ok, m1, tmp_path):
-    changed = {"m1": {"litellm_provider": "test", "mode": "chat",
-                      "input_cost_per_token": 1e-06, "output_cost_per_token": 1.5e-06}}
+    # The operator's own price file (meterline's format): the operator's layer moves on.
+    changed = [{"model": "test/m1", "currency": "USD", "unit": "1M",
+                "prices": {"input_tokens": "1", "output_tokens": "1.5"}}]
     started = datetime.now(UTC)
     result = ok("prices", "update", "--from", _write(tmp_path, "new.json", changed), "--json")
-    assert result["changed_models"] == ["test/m1"]
+    assert (result["layer"], result["changed_models"]) == ("operator", ["test/m1"])
     assert result["added_versions"] == 1
 
     versions = ok("prices", "list", "--model", m1, "--json")
@@ -293,6 +294,7 @@ def test_prices_update_adds_a_version_now_and_keeps_the_past(ok, m1, tmp_path):
     assert old["prices"] == {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}
     assert datetime.fromisoformat(new["effective_from"]) >= started  # now, not back-dated
     assert new["prices"] == {"input_tokens": "1", "output_tokens": "1.5"}  # per 1M tokens
+    assert {v["layer"] for v in versions} == {"operator"}
 
     def cost(*at):
         return ok("quote", "--model", m1, "--input-tokens", "1000", "--output-tokens", "500",
@@ -305,6 +307,64 @@ def test_prices_update_adds_a_version_now_and_keeps_the_past(ok, m1, tmp_path):
     again = ok("prices", "update", "--from", _write(tmp_path, "new.json", changed), "--json")
     assert (again["added_versions"], again["unchanged"]) == (0, 1)
     assert len(ok("prices", "list", "--model", m1, "--json")) == 2
+
+
+def test_a_litellm_update_never_overrides_a_higher_layer(ok, m1, tmp_path):
+    stale = {"m1": {"litellm_provider": "test", "mode": "chat",
+                    "input_cost_per_token": 9e-06, "output_cost_per_token": 9e-06},
+             "deepseek-chat": {"litellm_provider": "deepseek", "mode": "chat",
+                               "input_cost_per_token": 1.4e-06, "output_cost_per_token": 2.8e-06}}
+    curated_before = ok("quote", "--model", "deepseek/deepseek-chat", "--input-tokens", "1000",
+                        "--json")
+    result = ok("prices", "update", "--from", _write(tmp_path, "stale.json", stale), "--json")
+    assert result["layer"] == "litellm"
+    assert sorted(result["new_models"]) == ["deepseek/deepseek-chat", "test/m1"]
+    listed = ok("prices", "list", "--model", m1, "--json")
+    assert [v["layer"] for v in listed] == ["operator", "litellm"]
+    # The operator's m1 and the curated deepseek-chat still price every call.
+    assert ok("quote", "--model", m1, "--input-tokens", "1000", "--json")["cost"] == "0.0005"
+    assert ok("quote", "--model", "deepseek/deepseek-chat", "--input-tokens", "1000",
+              "--json") == curated_before
+    [row] = ok("prices", "sources", "--model", m1, "--json")
+    assert row["priced_by"] == ["operator USD"]
+    assert row["disagree"] is True
+    assert [(layer["layer"], layer["in_force"], layer["agrees"]) for layer in row["layers"]] == [
+        ("operator", True, True), ("litellm", False, False)]
+    text = ok("prices", "sources", "--model", m1)
+    assert "priced by operator USD" in text and "layers DISAGREE" in text
+
+
+def test_prices_update_reads_the_installed_genai_prices(ok, tmp_path):
+    dry = ok("prices", "update", "--dry-run", "--json")
+    assert dry["layer"] == "genai-prices" and dry["dry_run"] is True
+    assert dry["source"].startswith("genai-prices ") and dry["source"].endswith("(installed)")
+    # Start already translated the installed package: nothing is new, nothing changed.
+    assert (dry["added_versions"], dry["new_models"], dry["changed_models"]) == (0, [], [])
+    assert dry["unchanged"] > 2000
+    assert any(model.startswith("mistral/mistral-ocr") for model in
+               (s.split(":")[0] for s in dry["skipped"]))
+    assert "web_searches_kcount" in dry["not_modelled"]["openai/gpt-5"]
+    gpt5 = ok("prices", "sources", "--model", "gpt-5", "--json")
+    assert gpt5[0]["model"] == "openai/gpt-5"
+
+
+def test_prices_update_from_genai_data_json_dry_run_writes_nothing(ok, tmp_path):
+    data = [{"id": "acmeai", "name": "Acme AI", "api_pattern": "x", "models": [
+        {"id": "acme-1", "match": {"starts_with": "acme-1"},
+         "prices": {"input_mtok": 0.25, "output_mtok": 1.25}}]}]
+    path = _write(tmp_path, "data.json", data)
+    dry = ok("prices", "update", "--from", path, "--dry-run", "--json")
+    assert (dry["layer"], dry["new_models"], dry["added_versions"]) == (
+        "genai-prices", ["acmeai/acme-1"], 1)
+    assert dry["versions"][0]["prices"] == {"input_tokens": "0.25", "output_tokens": "1.25"}
+    listed = ok("prices", "list", "--provider", "acmeai", "--json")
+    assert listed == []
+    done = ok("prices", "update", "--from", path, "--json")
+    assert done["added_versions"] == 1
+    # Its name rule came with it: a dated snapshot resolves.
+    quoted = ok("quote", "--model", "acmeai/acme-1-20261201", "--input-tokens", "4000", "--json")
+    assert quoted["cost"] == "0.001"
+    assert quoted["price_version"] == "acmeai/acme-1@1970-01-01T00:00:00+00:00#genai-prices"
 
 
 def test_prices_update_same_prices_in_another_unit_is_unchanged(ok, m1, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from click.testing import CliRunner
 
@@ -52,3 +54,40 @@ def test_serve_refuses_bad_options_before_starting(run, args, option):
     assert result.exit_code == 2
     assert option in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("where", ["after serve", "before serve"])
+def test_serve_reads_the_config_file_given_either_way(run, tmp_path, where):
+    """The README writes `meterline serve --config FILE`; the group's option works too."""
+    config = tmp_path / "meterline.toml"
+    config.write_text('reporting_currency = "XYZ"\n')
+    args = (["serve", "--config", str(config)] if where == "after serve"
+            else ["--config", str(config), "serve"])
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "reporting_currency" in result.stderr  # the file was read, and its error named
+    assert "Traceback" not in result.output
+
+
+def test_serve_refuses_the_readme_placeholder_admin_token(run, tmp_path):
+    config = tmp_path / "meterline.toml"
+    config.write_text('admin_token = "…"\n', encoding="utf-8")
+    result = run("serve", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: config: admin_token must be printable ASCII")
+    assert result.stdout == ""
+
+
+def test_serve_on_a_port_in_use_stores_and_prints_nothing(run):
+    """Before, it stored a new admin token, printed it among the start-up lines and then
+    failed to bind: the token was never shown again."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port))
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: address already in use")
+    # and the fixture checks that the database was never touched

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterline.domain.pricebook import PriceBook
+from meterline.domain.model_match import MatchRule
+from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.errors import NotFound, PriceNotFound, UnknownModel
 
@@ -230,3 +231,128 @@ def test_every_canonical_name_resolves_to_itself_and_bare_names_are_unique_or_re
             with pytest.raises(UnknownModel) as info:
                 prices.resolve(name)
             assert info.value.context["candidates"] == holders
+
+
+# --- layers and currencies -------------------------------------------------------------------
+
+def priced(model: str, start: datetime, price: str, currency: str = "USD") -> PriceVersion:
+    return PriceVersion.parse({"model": model, "currency": currency, "unit": "1M",
+                               "effective_from": start.isoformat(),
+                               "prices": {"input_tokens": price}})
+
+
+APR = datetime(2026, 4, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_a_higher_layer_wins_whatever_its_dates() -> None:
+    layered = PriceBook()
+    layered.add(priced("a/m", EPOCH, "1"), Layer.GENAI_PRICES)
+    layered.add(priced("a/m", APR, "9"), Layer.GENAI_PRICES)  # a later genai-prices change...
+    layered.add(priced("a/m", MAR, "2"), Layer.CURATED)
+    layered.add(priced("a/m", MAR, "5"), Layer.LITELLM)       # ...and a LiteLLM import
+    assert input_price(layered.version_at("a/m", JAN)) == D("1")   # only genai-prices yet
+    assert input_price(layered.version_at("a/m", MAR)) == D("2")   # curated from its start
+    assert input_price(layered.version_at("a/m", APR)) == D("2")   # and never overridden below
+    layered.add(priced("a/m", APR, "3"), Layer.OPERATOR)
+    assert input_price(layered.version_at("a/m", APR)) == D("3")
+    assert input_price(layered.version_at("a/m", MAR)) == D("2")   # history kept
+
+
+def test_versions_are_per_currency() -> None:
+    layered = PriceBook()
+    layered.add(priced("deepseek/chat", JAN, "0.27", "USD"), Layer.CURATED)
+    layered.add(priced("deepseek/chat", MAR, "2", "CNY"), Layer.CURATED)  # later, other currency
+    assert layered.version_at("deepseek/chat", APR, "USD").currency == "USD"
+    assert layered.version_at("deepseek/chat", APR, "CNY").currency == "CNY"
+    # No version in the tenant's currency yet: any currency prices it (converted by FX later).
+    assert layered.version_at("deepseek/chat", JAN, "CNY").currency == "USD"
+    assert layered.version_at("deepseek/chat", APR, "EUR").currency == "CNY"
+    assert layered.version_at("deepseek/chat", APR).currency == "CNY"
+
+
+def test_same_start_in_two_currencies_or_layers_both_kept() -> None:
+    layered = PriceBook()
+    layered.add(priced("x/m", JAN, "1", "USD"), Layer.CURATED)
+    layered.add(priced("x/m", JAN, "7", "CNY"), Layer.CURATED)
+    layered.add(priced("x/m", JAN, "2", "USD"), Layer.GENAI_PRICES)
+    assert len(layered.versions("x/m")) == 3
+    assert input_price(layered.version_at("x/m", JAN, "USD")) == D("1")
+    assert input_price(layered.version_at("x/m", JAN, "CNY")) == D("7")
+    assert [(e.layer, e.version.currency) for e in layered.in_force_by_layer("x/m", JAN)] == [
+        (Layer.CURATED, "USD"), (Layer.CURATED, "CNY"), (Layer.GENAI_PRICES, "USD")]
+    assert layered.only(Layer.GENAI_PRICES).versions("x/m") == [priced("x/m", JAN, "2")]
+
+
+@pytest.mark.parametrize(("origin", "layer"), [
+    ("catalog", Layer.CURATED), ("genai-prices", Layer.GENAI_PRICES),
+    ("update:genai-prices", Layer.GENAI_PRICES), ("import:litellm", Layer.LITELLM),
+    ("update:litellm", Layer.LITELLM), ("manual", Layer.OPERATOR),
+    ("import:meterline", Layer.OPERATOR), ("update", Layer.OPERATOR),
+])
+def test_layer_of_origin(origin: str, layer: Layer) -> None:
+    assert Layer.of_origin(origin) is layer
+    assert Layer.parse(layer.label) is layer
+
+
+entries = st.lists(
+    st.tuples(st.sampled_from([EPOCH, JAN, MAR, APR]), st.sampled_from(["USD", "CNY"]),
+              st.sampled_from(list(Layer)), st.integers(1, 99)),
+    min_size=1, max_size=12,
+)
+
+
+@prop
+@given(entries, st.sampled_from([EPOCH, JAN, MAR, APR, APR + timedelta(days=1)]),
+       st.sampled_from([None, "USD", "CNY", "EUR"]))
+def test_version_at_matches_the_rule_written_out(
+    added: list[tuple[datetime, str, Layer, int]], at: datetime, currency: str | None,
+) -> None:
+    layered = PriceBook()
+    kept: dict[tuple[datetime, str, Layer], PriceVersion] = {}
+    for start, cur, layer, price in added:
+        version = priced("p/m", start, str(price), cur)
+        layered.add(version, layer)
+        kept[(start, cur, layer)] = version  # the last one added with a key stays
+
+    def winner(keys: list[tuple[datetime, str, Layer]]) -> PriceVersion | None:
+        in_force = [k for k in keys if k[0] <= at]
+        if not in_force:
+            return None
+        best = max(k[2] for k in in_force)
+        return kept[max((k for k in in_force if k[2] == best), key=lambda k: (k[0], k[1]))]
+
+    expected = winner([k for k in kept if k[1] == currency]) if currency else None
+    if expected is None:
+        every = [k for k in kept if k[0] <= at]
+        if every:
+            best = max(k[2] for k in every)
+            latest = max(k[0] for k in every if k[2] == best)
+            candidates = [kept[k] for k in every if k[2] == best and k[0] == latest]
+            assert any(layered.version_at("p/m", at, currency) is c for c in candidates)
+        else:
+            with pytest.raises(PriceNotFound):
+                layered.version_at("p/m", at, currency)
+        return
+    found = layered.version_at("p/m", at, currency)
+    assert (found.effective_from, found.currency) == (expected.effective_from, expected.currency)
+    assert found == expected
+
+
+# --- name rules ----------------------------------------------------------------------------------
+
+def test_name_rules_resolve_families_after_exact_names_and_aliases() -> None:
+    ruled = PriceBook([pv("openai/gpt-4o-mini"), pv("openai/gpt-4o"), pv("zhipu/glm-4.5")],
+                      aliases=[("openai/gpt-4o-2024-08-06", "openai/gpt-4o")])
+    ruled.add_rule("openai", MatchRule("starts_with", "gpt-4o-mini"), "openai/gpt-4o-mini")
+    ruled.add_rule("openai", MatchRule("regex", r"^gpt-4o(-\d{4}-\d\d-\d\d)?$"), "openai/gpt-4o")
+    assert ruled.resolve("openai/gpt-4o-mini-2024-07-18") == "openai/gpt-4o-mini"
+    assert ruled.resolve("openai/GPT-4o-2099-01-01") == "openai/gpt-4o"     # case-insensitive
+    assert ruled.resolve("openai/gpt-4o-2024-08-06") == "openai/gpt-4o"     # the alias
+    assert ruled.resolve("zhipu/GLM-4.5") == "zhipu/glm-4.5"                 # case alone
+    assert ruled.knows("openai/gpt-4o-mini-search")
+    assert not ruled.knows("anthropic/gpt-4o-mini")   # rules are per provider
+    with pytest.raises(UnknownModel):
+        ruled.resolve("openai/gpt-4")
+    assert ruled.resolve("openai/gpt-4o-mini-2024-07-18") == "openai/gpt-4o-mini"  # remembered
+    assert list(ruled.only(Layer.OPERATOR).rules()) == ["openai"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from meterline.domain.money import MINOR_UNITS
 from meterline.domain.prices import (
     UNIT_SIZES,
+    WEEKDAYS,
     PriceVersion,
     UnitPrice,
     Window,
@@ -22,6 +24,7 @@ from meterline.domain.usage import BillingType, Meter, Usage
 from meterline.errors import InvalidInput, InvalidPrice
 
 D = Decimal
+plain_zone = ZoneInfo("Asia/Shanghai")
 prop = settings(deadline=None, max_examples=200)
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BASE: dict[str, Any] = {
@@ -184,6 +187,20 @@ WINDOW = {"timezone": "UTC", "start": "16:30", "end": "00:30", "prices": {"input
          f"{M}.windows[0]"),
         ({"windows": [{**WINDOW, "prices": {"input_tokens": "-1"}}]},
          f"{M}.windows[0].prices.input_tokens", f"{M}.windows[0].prices.input_tokens"),
+        ({"windows": [{**WINDOW, "days": "mon-fri"}]},
+         f"{M}.windows[0].days: must be a non-empty list of mon, tue", f"{M}.windows[0].days"),
+        ({"windows": [{**WINDOW, "days": []}]},
+         f"{M}.windows[0].days: must be a non-empty list", f"{M}.windows[0].days"),
+        ({"windows": [{**WINDOW, "days": ["mon", "funday"]}]},
+         f"{M}.windows[0].days: must be a non-empty list", f"{M}.windows[0].days"),
+        ({"windows": [{**WINDOW, "days": ["mon", "Mon"]}]},
+         f"{M}.windows[0].days: lists a day twice", f"{M}.windows[0].days"),
+        ({"windows": [{**WINDOW, "except_holidays": "XX"}]},
+         f"{M}.windows[0].except_holidays: 'XX' is not a country code",
+         f"{M}.windows[0].except_holidays"),
+        ({"windows": [{**WINDOW, "except_holidays": True}]},
+         f"{M}.windows[0].except_holidays: True is not a country code",
+         f"{M}.windows[0].except_holidays"),
         ({"max_output_tokens": -5}, f"{M}.max_output_tokens: must be a non-negative integer",
          f"{M}.max_output_tokens"),
         ({"context_window": "big"}, f"{M}.context_window", f"{M}.context_window"),
@@ -232,6 +249,32 @@ def test_unit_label(meter: Meter, per: int, label: str) -> None:
 
 def test_unit_sizes() -> None:
     assert dict(UNIT_SIZES) == {"1": 1, "1K": 1000, "10K": 10000, "1M": 1000000}
+
+
+def test_a_variant_has_tiers_of_its_own() -> None:
+    version = parse(
+        prices={"input_tokens": "1", "output_tokens": "4"},
+        tiers=[{"above_input_tokens": 272000, "prices": {"input_tokens": "2"}}],
+        variants=[{"match": {"service_tier": "priority"},
+                   "prices": {"input_tokens": "3", "output_tokens": "8"},
+                   "tiers": [{"above_input_tokens": 272000,
+                              "prices": {"input_tokens": "6", "output_tokens": "9"}}]}],
+    )
+    assert PriceVersion.parse(version.to_json()) == version
+    at = datetime(2026, 2, 1, tzinfo=UTC)
+    small, large = Usage.parse({"input_tokens": 1000}), Usage.parse({"input_tokens": 300_000})
+    priority = {"service_tier": "priority"}
+
+    def price_of(usage: Usage, attributes: dict[str, str], meter: Meter) -> Decimal:
+        return version.prices_for(usage, attributes, at)[meter].price
+
+    assert price_of(small, {}, Meter.INPUT_TOKENS) == D("1")
+    assert price_of(large, {}, Meter.INPUT_TOKENS) == D("2")
+    assert price_of(small, priority, Meter.INPUT_TOKENS) == D("3")
+    assert price_of(large, priority, Meter.INPUT_TOKENS) == D("6")
+    assert price_of(large, priority, Meter.OUTPUT_TOKENS) == D("9")
+    with pytest.raises(InvalidPrice, match=r"variants\[0\]\.tiers\[0\]\.above_input_tokens"):
+        parse(variants=[{"match": {"a": "b"}, "prices": {}, "tiers": [{"prices": {}}]}])
 
 
 # --- tiers, variants, windows ------------------------------------------------------------------
@@ -354,6 +397,87 @@ def test_window_not_wrapping() -> None:
     assert window.applies(datetime(2026, 1, 1, 16, 59, tzinfo=UTC))
     assert not window.applies(datetime(2026, 1, 1, 17, tzinfo=UTC))
     assert not window.applies(datetime(2026, 1, 1, 8, 59, tzinfo=UTC))
+
+
+# Weekdays and holidays: DeepSeek's peak hours, Monday-Friday Beijing time, not on Chinese
+# public holidays (the peak window carries the peak prices, the base the off-peak ones).
+PEAK_WORKDAYS = parse(
+    prices={"input_tokens": "1", "output_tokens": "4"},
+    windows=[{"timezone": "Asia/Shanghai", "start": start, "end": end,
+              "days": ["mon", "tue", "wed", "thu", "fri"], "except_holidays": "CN",
+              "prices": {"input_tokens": "2", "output_tokens": "8"}}
+             for start, end in (("09:00", "12:00"), ("14:00", "18:00"))],
+)
+
+
+@pytest.mark.parametrize(
+    ("at", "peak"),
+    [
+        (datetime(2026, 12, 7, 1, 0, tzinfo=UTC), True),    # Monday 09:00 Beijing
+        (datetime(2026, 12, 11, 9, 59, tzinfo=UTC), True),  # Friday 17:59 Beijing
+        (datetime(2026, 12, 11, 10, 0, tzinfo=UTC), False),  # Friday 18:00: end exclusive
+        (datetime(2026, 12, 12, 1, 0, tzinfo=UTC), False),  # Saturday
+        (datetime(2026, 12, 13, 6, 0, tzinfo=UTC), False),  # Sunday
+        (datetime(2026, 12, 6, 17, 0, tzinfo=UTC), False),  # Sunday 17:00 UTC = Monday 01:00
+        (datetime(2026, 10, 1, 2, 0, tzinfo=UTC), False),   # National Day (Thursday)
+        (datetime(2026, 10, 7, 2, 0, tzinfo=UTC), False),   # day off of the National Day week
+        (datetime(2026, 10, 9, 2, 0, tzinfo=UTC), True),    # Friday after it
+        (datetime(2026, 2, 20, 7, 0, tzinfo=UTC), False),   # Spring Festival week (Friday)
+        (datetime(2027, 1, 1, 2, 0, tzinfo=UTC), False),    # New Year's Day 2027 (Friday)
+    ],
+    ids=str,
+)
+def test_window_on_weekdays_except_holidays(at: datetime, peak: bool) -> None:
+    assert input_price(PEAK_WORKDAYS, at=at) == (D("2") if peak else D("1"))
+
+
+def test_window_days_are_local_days_of_the_window_timezone() -> None:
+    # Monday 00:30 in Shanghai is Sunday 16:30 UTC: the window's own day counts.
+    window = Window("Asia/Shanghai", time(0), time(1), {}, days=frozenset({0}))
+    assert window.applies(datetime(2026, 12, 6, 16, 30, tzinfo=UTC))
+    assert not window.applies(datetime(2026, 12, 7, 16, 30, tzinfo=UTC))
+
+
+def test_window_wrapping_midnight_belongs_to_the_day_it_opened() -> None:
+    friday_night = Window("UTC", time(22), time(2), {}, days=frozenset({4}))
+    assert friday_night.applies(datetime(2026, 12, 11, 23, tzinfo=UTC))     # Friday 23:00
+    assert friday_night.applies(datetime(2026, 12, 12, 1, 59, tzinfo=UTC))  # Saturday 01:59
+    assert not friday_night.applies(datetime(2026, 12, 12, 23, tzinfo=UTC))  # Saturday 23:00
+    assert not friday_night.applies(datetime(2026, 12, 11, 1, tzinfo=UTC))  # Thursday's night
+    # New Year's Eve 2026 is a working Thursday; its night runs into the holiday: still inside
+    eve = Window("Asia/Shanghai", time(22), time(2), {}, except_holidays="CN")
+    assert eve.applies(datetime(2026, 12, 31, 17, 30, tzinfo=UTC))  # Jan 1, 01:30 Beijing
+    assert not eve.applies(datetime(2027, 1, 1, 14, tzinfo=UTC))    # Jan 1, 22:00 Beijing
+
+
+def test_window_days_and_holidays_parse_and_dump() -> None:
+    version = parse(windows=[{**WINDOW, "days": ["Fri", "mon"], "except_holidays": "cn"}])
+    window = version.windows[0]
+    assert (window.days, window.except_holidays) == (frozenset({0, 4}), "CN")
+    assert version.to_json()["windows"] == [{
+        "timezone": "UTC", "start": "16:30", "end": "00:30", "days": ["mon", "fri"],
+        "except_holidays": "CN", "prices": {"input_tokens": "0.1"},
+    }]
+    assert PriceVersion.parse(version.to_json()) == version
+    plain = parse(windows=[WINDOW])
+    assert (plain.windows[0].days, plain.windows[0].except_holidays) == (None, None)
+    assert "days" not in plain.to_json()["windows"][0]
+    assert not plain.same_prices(version)
+    assert not parse(windows=[{**WINDOW, "days": ["mon"]}]).same_prices(
+        parse(windows=[{**WINDOW, "days": ["tue"]}]))
+
+
+@prop
+@given(st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 1, 1)),
+       st.lists(st.integers(0, 6), min_size=1, max_size=7, unique=True))
+def test_window_days_restrict_the_plain_window(naive: datetime, days: list[int]) -> None:
+    at = naive.replace(tzinfo=UTC)
+    plain = Window("Asia/Shanghai", time(9), time(18), {})
+    on_days = Window("Asia/Shanghai", time(9), time(18), {}, days=frozenset(days))
+    every_day = Window("Asia/Shanghai", time(9), time(18), {}, days=frozenset(range(7)))
+    local_day = at.astimezone(plain_zone).weekday()
+    assert every_day.applies(at) == plain.applies(at)
+    assert on_days.applies(at) == (plain.applies(at) and local_day in days)
 
 
 def test_overrides_apply_in_order_tier_variant_window() -> None:
@@ -484,8 +608,14 @@ def version_data(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         start, end = draw(st.lists(hhmm, min_size=2, max_size=2, unique=True))
         zone = draw(st.sampled_from(["UTC", "Asia/Shanghai", "America/New_York"]))
-        data["windows"] = [{"timezone": zone, "start": start, "end": end,
-                            "prices": draw(price_maps)}]
+        window: dict[str, Any] = {"timezone": zone, "start": start, "end": end,
+                                  "prices": draw(price_maps)}
+        if draw(st.booleans()):
+            window["days"] = draw(st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7,
+                                           unique=True))
+        if draw(st.booleans()):
+            window["except_holidays"] = draw(st.sampled_from(["CN", "cn", "US", "GB"]))
+        data["windows"] = [window]
     if draw(st.booleans()):
         data["minimum_charge"] = draw(price_text)
     if draw(st.booleans()):

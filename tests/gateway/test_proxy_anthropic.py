@@ -92,7 +92,8 @@ def test_message_non_streamed_sync_with_cache_read_and_write(gateway):
 def test_message_streamed_sync_counts_cumulative_deltas_once(gateway):
     m = marker()
     prompt = f"{m} stream a story [[sim cached=100 cache_write=50 tokens=20]]"
-    with gateway.anthropic() as client, client.messages.stream(
+    key, _ = gateway.new_key()  # bound to no user, so that it may name one
+    with gateway.anthropic(key) as client, client.messages.stream(
             model=MODEL, max_tokens=100, messages=[{"role": "user", "content": prompt}],
             extra_headers={"x-meterline-user": "carol"}) as stream:
         request_id = stream.response.headers["x-meterline-request-id"]

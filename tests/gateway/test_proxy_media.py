@@ -64,10 +64,11 @@ def test_embeddings(gateway):
 
 def test_images_priced_per_image_by_size_and_quality(gateway):
     model = "openai/gpt-image-1"
-    with gateway.openai() as client:
+    unbound, _ = gateway.new_key()  # only a key bound to no user may name one
+    with gateway.openai() as client, gateway.openai(unbound) as named:
         high = client.images.with_raw_response.generate(
             model=model, prompt="a red fox", n=3, size="1024x1024", quality="high")
-        low = client.images.with_raw_response.generate(
+        low = named.images.with_raw_response.generate(
             model=model, prompt="a blue fox", quality="low",
             extra_headers={"x-meterline-user": "li"})
         plain = client.images.with_raw_response.generate(model=model, prompt="a fox", n=2)

@@ -89,8 +89,9 @@ def test_chat_non_streamed_sync(gateway):
     assert sent.body == {"model": "gpt-5-nano", "messages": [{"role": "user", "content": prompt}]}
 
 
-def test_end_user_header_overrides_the_keys_user(gateway):
-    with gateway.openai() as client:
+def test_end_user_header_names_the_user_of_an_unbound_key(gateway):
+    key, _ = gateway.new_key()  # a bound key's user cannot be changed (test_bound_user.py)
+    with gateway.openai(key) as client:
         raw = client.chat.completions.with_raw_response.create(
             model="gpt-5-nano", messages=[{"role": "user", "content": "hi"}],
             extra_headers={"x-meterline-user": "alice"})

@@ -11,9 +11,10 @@ from sqlalchemy import Engine, func, select
 
 from meterline.catalog import load_catalog
 from meterline.domain.fx import FxRate
+from meterline.domain.pricebook import Layer
 from meterline.domain.prices import PriceVersion
 from meterline.errors import FxRateMissing, UnknownModel
-from meterline.services.bootstrap import prepare_database
+from meterline.services.bootstrap import genai_catalog, prepare_database
 from meterline.store import pricing
 from meterline.store.schema import fx_rates, model_aliases, models, price_versions
 
@@ -187,17 +188,25 @@ def test_generation_changes_when_prices_or_rates_are_added(engine: Engine) -> No
         assert pricing.generation(conn) != after_rate
 
 
-def test_shipped_catalog_loads_once(bare_engine: Engine) -> None:
+def test_shipped_catalog_and_genai_prices_load_once(bare_engine: Engine) -> None:
     shipped = load_catalog()
+    database = genai_catalog()
     added = prepare_database(bare_engine)
-    assert added == len(shipped.versions()) > 0
+    assert added == len(shipped.versions()) + len(database.versions) > 2000
     assert prepare_database(bare_engine) == 0
     with bare_engine.connect() as conn:
         book = pricing.load_pricebook(conn)
         count = conn.execute(select(func.count()).select_from(price_versions)).scalar_one()
     assert count == added
-    assert book.models() == shipped.models()
-    assert book.aliases() == shipped.aliases()
-    for stored, original in zip(book.versions(), shipped.versions(), strict=True):
+    assert set(shipped.models()) <= set(book.models())
+    assert {v.model for v in database.versions} <= set(book.models())
+    curated = book.only(Layer.CURATED)
+    assert curated.models() == shipped.models()
+    assert shipped.aliases().items() <= book.aliases().items()
+    for stored, original in zip(curated.versions(), shipped.versions(), strict=True):
         assert stored.id == original.id
         assert stored.same_prices(original)
+    genai_layer = book.only(Layer.GENAI_PRICES)
+    assert sorted(v.id for v in genai_layer.versions()) == sorted(
+        v.id for v in database.versions)
+    assert len(book.rules()) > 0
