@@ -78,22 +78,24 @@ def batches(count: int, run: str) -> list[bytes]:
     return out
 
 
-def run_server(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def run_server(url: str, workers: int, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    # The journal in the run's temp dir: never ./meterline-journal, shared with other runs.
     env = {**os.environ, "METERLINE_DATABASE_URL": url, "METERLINE_ADMIN_TOKEN": ADMIN,
-           "METERLINE_CONFIG": ""}
+           "METERLINE_CONFIG": "", "METERLINE_JOURNAL_DIR": str(folder / "journal")}
     proc = subprocess.Popen([sys.executable, "-m", "meterline.cli", "serve", "--port", str(port),
                              "--workers", str(workers)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return proc, base
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
+    proc.wait()
     detail = proc.stderr.read().decode() if proc.stderr else ""
     raise RuntimeError(f"server did not start: {detail}")
 
@@ -152,7 +154,7 @@ def main() -> None:
                     with psycopg.connect(PG_SERVER, autocommit=True) as conn:
                         conn.execute(f'CREATE SCHEMA "{schema}"')
                     url = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-                proc, base = run_server(url, workers)
+                proc, base = run_server(url, workers, Path(tmp))
                 try:
                     bodies = batches(args.events, schema)
                     seconds, errors, cpu, pg_cpu = measure(base, bodies, args.clients)

@@ -9,13 +9,22 @@ model whose base URL leads there):
                                          ``data: [DONE]`` (text/event-stream)
 
 One worker process, no access log, run in the foreground as a child of the benchmark.
+
+Without nginx (``run.py --quick`` on a machine that has none, or ``--python-tools``), a Python
+stand-in answers the same two locations with the same bytes: uvicorn with a raw ASGI app, run
+as ``python3 bench/gateway/fake_upstream.py --port N``. It is far slower than nginx, so its
+numbers only show that the benchmark works.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from procs import Child, start_child, wait_until
@@ -120,6 +129,19 @@ def start_nginx(nginx: str, workdir: Path, port: int) -> Child:
     if check.returncode != 0:
         raise RuntimeError(f"nginx config rejected: {check.stderr.strip()}")
     child = start_child("nginx", [nginx, "-p", str(prefix), "-c", str(conf)], prefix / "out.log")
+    return _checked(child, port)
+
+
+def start_python(workdir: Path, port: int) -> Child:
+    """The Python stand-in for nginx on ``port`` (same locations, same bytes), checked alike."""
+    prefix = workdir / "upstream"
+    prefix.mkdir(parents=True, exist_ok=True)
+    child = start_child("python upstream", [sys.executable, str(Path(__file__).resolve()),
+                                            "--port", str(port)], prefix / "out.log")
+    return _checked(child, port)
+
+
+def _checked(child: Child, port: int) -> Child:
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -134,3 +156,40 @@ def start_nginx(nginx: str, workdir: Path, port: int) -> Child:
         child.stop()
         raise RuntimeError("nginx does not answer with the fixed bodies")
     return child
+
+
+def asgi_app() -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
+    """The stand-in: the locations and bodies of ``nginx_config`` as a raw ASGI app."""
+    routes = {"/plain/v1/chat/completions": (b"application/json", completion_body()),
+              "/sse/v1/chat/completions": (b"text/event-stream", stream_body())}
+    missing = (b"application/json",
+               b'{"error": {"message": "no such route in the fake upstream"}}')
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:  # read the request body whole before answering, as nginx does
+            more = (await receive()).get("more_body", False)
+        kind, body = routes.get(scope["path"], missing)
+        await send({"type": "http.response.start",
+                    "status": 200 if scope["path"] in routes else 404,
+                    "headers": [(b"content-type", kind),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the Python stand-in for the nginx upstream")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    import uvicorn
+
+    uvicorn.run(asgi_app(), host="127.0.0.1", port=args.port, lifespan="off",
+                access_log=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,12 @@
-"""The targets of the benchmark: the fake upstream called directly, meterline, LiteLLM proxy.
+"""The targets of the benchmark: the fake upstream called directly, the floor (a minimal Python
+pass-through), meterline, LiteLLM proxy.
 
 Each target says where a run of each mode (``plain`` or ``stream``) is sent, with which body
 and headers. meterline runs with auth, metering and the journal on (one worker, SQLite in a
-temp dir, a price for the fake model so every call is priced); LiteLLM runs from its own
-virtualenv (``bench/.venv-litellm``), one worker, no database.
+temp dir, a price for the fake model so every call is priced); the floor (floor.py) forwards
+calls and nothing else; LiteLLM runs from its own virtualenv (``bench/.venv-litellm``), one
+worker, no database. The floor and meterline can run with the event-loop lag probe
+(lagprobe/sitecustomize.py) writing into ``lag_dir``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fake_upstream import MODEL
+from fake_upstream import MODEL, completion_body, stream_body
 from procs import Child, free_port, start_child, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 LITELLM_VENV = BENCH / ".venv-litellm"
 REQUIREMENTS = BENCH / "requirements.txt"
+#: The folder whose sitecustomize.py measures a server's event-loop lag (see its docstring).
+LAGPROBE = BENCH / "gateway" / "lagprobe"
+FLOOR = BENCH / "gateway" / "floor.py"
 ADMIN_TOKEN = "bench-admin-token"
 MESSAGES = [{"role": "system", "content": "You are a benchmark."},
             {"role": "user", "content": "Say something short about proxies."}]
@@ -50,6 +56,8 @@ class Direct:
 
     name = "direct"
 
+    lag_dir: Path | None = None
+
     def __init__(self, upstream: str, nginx_pgid: int) -> None:
         self.upstream = upstream
         self.pgid = nginx_pgid  # the CPU counted for direct calls is nginx's
@@ -67,6 +75,66 @@ class Direct:
         pass
 
 
+def probed(env: dict[str, str], lag_dir: Path | None) -> dict[str, str]:
+    """``env`` with the lag probe switched on, writing into ``lag_dir`` (unchanged if None)."""
+    if lag_dir is None:
+        return env
+    lag_dir.mkdir(parents=True, exist_ok=True)
+    path = [str(LAGPROBE), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return env | {"BENCH_LAG_DIR": str(lag_dir), "PYTHONPATH": os.pathsep.join(path)}
+
+
+class Floor:
+    """floor.py: uvicorn + raw ASGI + aiohttp to the same upstream; no auth, no metering. What
+    meterline adds is measured against it in the same run."""
+
+    name = "floor"
+
+    def __init__(self, workdir: Path, upstream: str, lag_dir: Path | None = None) -> None:
+        self.dir = workdir / "floor"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lag_dir = lag_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = probed({k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")},
+                     lag_dir)
+        self.child: Child = start_child(
+            "floor", [sys.executable, str(FLOOR), "--port", str(self.port),
+                      "--upstream", upstream], self.dir / "server.log", env=env, cwd=self.dir)
+        try:
+            wait_until(lambda: httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200,
+                       30, self.child)
+            for mode, expected in (("plain", completion_body()), ("stream", stream_body())):
+                answer = httpx.post(self.url(mode), content=self.body(mode), timeout=30,
+                                    headers={"Content-Type": "application/json"})
+                if answer.status_code != 200 or answer.content != expected:
+                    raise RuntimeError(f"floor check call ({mode}): {answer.status_code} "
+                                       f"{answer.text[:300]}")
+        except (RuntimeError, httpx.HTTPError) as exc:
+            self.child.stop()
+            raise RuntimeError(f"floor did not start: {exc}\n{self.child.tail()}") from None
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def pgid(self) -> int:
+        return self.child.pid
+
+    def url(self, mode: str) -> str:
+        return f"{self.base}/{'sse' if mode == 'stream' else 'plain'}/v1/chat/completions"
+
+    def body(self, mode: str) -> bytes:
+        return chat_body(MODEL, mode)
+
+    def headers(self, tag: str) -> dict[str, str]:
+        return {}
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
 class Meterline:
     """``meterline serve --workers 1`` with a fresh SQLite database and journal in ``workdir``,
     run from the source tree ``source`` (put first on PYTHONPATH: a scratch copy with a change
@@ -74,7 +142,9 @@ class Meterline:
 
     name = "meterline"
 
-    def __init__(self, workdir: Path, upstream: str, source: Path = REPO) -> None:
+    def __init__(self, workdir: Path, upstream: str, source: Path = REPO,
+                 lag_dir: Path | None = None) -> None:
+        self.lag_dir = lag_dir
         self.dir = workdir / "meterline"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "meterline.db"
@@ -106,6 +176,7 @@ journal_dir = "{self.dir / 'journal'}"
                if not k.startswith("METERLINE_")}
         env |= {"METERLINE_CONFIG": str(config), "METERLINE_ADMIN_TOKEN": ADMIN_TOKEN,
                 "BENCH_FAKE_API_KEY": "fake", "PYTHONPATH": str(source)}
+        env = probed(env, lag_dir)
         self.child: Child = start_child(
             "meterline", [sys.executable, "-m", "meterline.cli", "serve", "--port",
                           str(self.port), "--workers", "1"],
@@ -244,6 +315,7 @@ class LiteLLM:
     call, as meterline does)."""
 
     name = "litellm"
+    lag_dir: Path | None = None  # its own virtualenv and start-up: not probed
 
     def __init__(self, workdir: Path, upstream: str) -> None:
         self.dir = workdir / "litellm"

@@ -99,6 +99,15 @@ class GenaiCatalog:
     unmodelled: dict[str, list[str]] = field(default_factory=dict)
 
 
+#: Bumped whenever :func:`translate` changes what it makes of the same data.
+TRANSLATION: Final = 1
+
+
+def fingerprint() -> str:
+    """The installed release and this translation: a database synced with it needs no sync."""
+    return f"{installed_version()}/{TRANSLATION}"
+
+
 def installed_version() -> str:
     from importlib.metadata import version
 

@@ -7,8 +7,9 @@ provider's prefix. The format is documented in docs/prices.md.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -37,15 +38,21 @@ def parse_catalog_file(data: object, *, origin: str = "catalog") -> CatalogEntri
         raise InvalidPrice(f"{origin}: models must be a list", field="models")
     versions: list[PriceVersion] = []
     aliases: list[tuple[str, str]] = []
+    ids: set[str] = set()
     for index, entry in enumerate(models):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("model"), str):
             raise InvalidPrice(f"{origin}: models[{index}]: needs a model name", field="model")
         name = _qualified(provider, entry["model"])
         try:
-            versions.append(PriceVersion.parse(entry, model=name))
+            version = PriceVersion.parse(entry, model=name)
         except InvalidPrice as exc:
             raise InvalidPrice(f"{origin}: models[{index}]: {exc.message}",
                                field=exc.field) from None
+        if version.id in ids:
+            # The same model and start in another currency: ids stay unique.
+            version = replace(version, id=f"{version.id}#{version.currency}")
+        ids.add(version.id)
+        versions.append(version)
         for alias in entry.get("aliases", []) or []:
             aliases.append((_qualified(provider, str(alias)), name))
     return CatalogEntries(versions, aliases)
@@ -55,11 +62,24 @@ def _qualified(provider: str, model: str) -> str:
     return model if model.startswith(f"{provider}/") else f"{provider}/{model}"
 
 
-def _shipped_files() -> Iterator[tuple[str, Any]]:
+def _shipped_bytes() -> Iterator[tuple[str, bytes]]:
     folder = resources.files("meterline.catalog").joinpath("data")
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".json"):
-            yield item.name, orjson.loads(item.read_bytes())
+            yield item.name, item.read_bytes()
+
+
+def _shipped_files() -> Iterator[tuple[str, Any]]:
+    for name, raw in _shipped_bytes():
+        yield name, orjson.loads(raw)
+
+
+def fingerprint() -> str:
+    """Changes whenever a shipped file does: a database synced with this one needs no sync."""
+    digest = hashlib.sha256()
+    for name, raw in _shipped_bytes():
+        digest.update(name.encode() + b"\0" + raw + b"\0")
+    return digest.hexdigest()
 
 
 def load_catalog() -> PriceBook:

@@ -5,6 +5,8 @@ call's timestamp converts it; the rate used is stored with the record, so a bill
 explained. Where only the opposite direction is stored, its reciprocal is used (to 28 significant
 digits) and that derived rate is what gets stored. Where no rate covers the time, the conversion
 fails with :class:`FxRateMissing` and the caller records the amount unconverted and marked.
+Every conversion goes through :func:`meterline.domain.money.convert_at` (10 decimal places,
+half-even), here or, where the rate is already known, directly.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
 
-from meterline.domain.money import CONVERSION_CONTEXT, Amount, currency_code, unit_price
+from meterline.domain.money import Amount, convert_at, currency_code, unit_price
 from meterline.errors import FxRateMissing, InvalidInput
 
 _RECIPROCAL = Context(prec=28)
@@ -80,9 +82,19 @@ class FxTable:
         )
 
     def convert(self, amount: Amount, to: str, at: datetime) -> tuple[Amount, Decimal]:
-        """The converted amount (unrounded) and the rate used."""
+        """The converted amount (``convert_at``: 10 places, half-even) and the rate used; an
+        amount already in ``to`` is not converted, so it stays exact."""
+        if amount.currency == to:
+            return amount, Decimal(1)
         rate = self.rate(amount.currency, to, at)
-        return Amount(CONVERSION_CONTEXT.multiply(amount.number, rate), to), rate
+        return Amount(convert_at(amount.number, rate), to), rate
+
+    def converted(self, number: Decimal, base: str, quote: str, at: datetime) -> Decimal:
+        """``number`` of ``base`` in ``quote`` at the rate in force at ``at`` (FxRateMissing
+        where none is); in its own currency it stays exact."""
+        if base == quote:
+            return number
+        return convert_at(number, self.rate(base, quote, at))
 
     def all(self) -> list[FxRate]:
         return [rate for series in self._by_pair.values() for rate in series]

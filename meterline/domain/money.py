@@ -2,13 +2,18 @@
 
 Every money value enters the system through :func:`decimal` (floats are refused: 0.1 is not a
 price) and travels as an :class:`Amount`, which will not mix currencies. Ledger amounts stay
-unrounded; :meth:`Amount.rounded` is called once, when a bill is issued.
+unrounded; :meth:`Amount.rounded` is called once, when a bill is issued. The one other rounding
+is of a converted amount: :func:`convert_at`, the only place an amount is multiplied by an FX
+rate, keeps :data:`CONVERTED_PLACES` decimal places (docs/decisions.md, "Converted amounts").
+:func:`readable` is for people only: text tables, alert messages, the dashboard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import (
+    ROUND_HALF_EVEN,
     ROUND_HALF_UP,
     Context,
     Decimal,
@@ -41,6 +46,13 @@ ROUNDING_CONTEXT: Final = Context(prec=60, rounding=ROUND_HALF_UP)
 #: FX conversion multiplies by a rate of up to 28 digits; 120 digits keep the product exact.
 CONVERSION_CONTEXT: Final = Context(prec=120, rounding=ROUND_HALF_UP,
                                     traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+#: Decimal places of an amount converted into another currency. A reciprocal rate has 28
+#: significant digits, so an exact product carries thirty-odd places that are noise, not money;
+#: ten keep a millionth of a cent (an amount per token is ~1e-7) and every sum of them short.
+CONVERTED_PLACES: Final = 10
+_CONVERTED_EXPONENT: Final = Decimal(1).scaleb(-CONVERTED_PLACES)
+_CONVERTED_ROUNDING: Final = Context(prec=160, rounding=ROUND_HALF_EVEN,
+                                     traps=[InvalidOperation, DivisionByZero, Overflow])
 MAX_PRICE: Final = Decimal(10) ** 12
 MAX_PRICE_PLACES: Final = 30
 
@@ -107,6 +119,58 @@ def format_decimal(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+def round_converted(value: Decimal) -> Decimal:
+    """A converted amount to at most CONVERTED_PLACES decimal places, half-even (unbiased: over
+    many conversions the roundings cancel out instead of drifting up). A value that already
+    has no more places is returned as it is, so rounding again changes nothing."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -CONVERTED_PLACES:
+        return value
+    return value.quantize(_CONVERTED_EXPONENT, context=_CONVERTED_ROUNDING)
+
+
+def convert_at(number: Decimal, rate: Decimal) -> Decimal:
+    """``number`` in another currency at ``rate``: the one conversion every part of meterline
+    uses (ledger, rollups, budgets, statistics, forecasts, reconciliation), so the same amount
+    converts to the same number everywhere. Sums of converted amounts are then exact."""
+    return round_converted(CONVERSION_CONTEXT.multiply(number, rate))
+
+
+def convert_lines(amounts: Iterable[Decimal], rate: Decimal) -> Decimal:
+    """A record's amount converted line by line: the sum of its converted charge lines, which
+    is what the bill lines (summed from converted lines) add up to."""
+    total = ZERO
+    for amount in amounts:
+        total = MONEY_CONTEXT.add(total, convert_at(amount, rate))
+    return total
+
+
+#: Significant digits :func:`readable` keeps of an amount below the currency's minor unit.
+READABLE_DIGITS: Final = 2
+
+
+def readable(value: Decimal, currency: str | None = None) -> str:
+    """An amount for a person to read, never for arithmetic: the currency's minor digits
+    ("0.47", "1234.50"; 2 for an unknown or no currency), or, below one minor unit, two
+    significant digits ("0.0096", "0.00012"), so a small amount never reads as zero."""
+    places = MINOR_UNITS.get(currency or "", 2)
+    minor = Decimal(1).scaleb(-places)
+    with localcontext(ROUNDING_CONTEXT):
+        if abs(value) >= minor or value == 0:
+            shown = value.quantize(minor, rounding=ROUND_HALF_UP)
+        else:
+            shown = value.quantize(_significant(value), rounding=ROUND_HALF_UP)
+            if abs(shown) >= minor:  # 0.00999 -> 0.0100: a whole minor unit after all
+                shown = shown.quantize(minor)
+            elif shown.adjusted() > value.adjusted():  # 0.000999 -> 0.00100: one digit too many
+                shown = shown.quantize(_significant(shown))
+    return format(shown, "f")
+
+
+def _significant(value: Decimal) -> Decimal:
+    return Decimal(1).scaleb(value.adjusted() - READABLE_DIGITS + 1)
 
 
 def quantize_minor(value: Decimal, currency: str) -> Decimal:

@@ -354,7 +354,7 @@ def _short(shortage: quota_store.Shortage) -> QuotaExceeded:
 
 
 def _shown(value: Decimal) -> str:
-    """Money in a message: converted holds carry dozens of places, six say enough."""
+    """Money in a message: six places say enough (a converted hold carries ten)."""
     return format_decimal(value.quantize(Decimal("0.000001"), rounding=ROUND_UP)
                           if value.as_tuple().exponent < -6 else value)  # type: ignore[operator]
 

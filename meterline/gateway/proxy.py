@@ -9,13 +9,14 @@ completed, broken by the upstream, or abandoned by the client. Every outcome is 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from meterline.domain.money import format_decimal
 from meterline.errors import UpstreamError, UpstreamTimeout
@@ -118,9 +119,8 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
             return _complete(state, incoming, endpoint, response, raw, started)
         finally:
             await _key_given_back(state, call)
-    return StreamingResponse(_relay(state, incoming, opened, response, started),
-                             status_code=response.status_code, media_type="text/event-stream",
-                             headers={"x-meterline-request-id": call.request_id, **SSE_HEADERS})
+    return _StreamResponse(_Stream(state, incoming, opened, response, started),
+                           {"x-meterline-request-id": call.request_id, **SSE_HEADERS})
 
 
 def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
@@ -162,61 +162,108 @@ def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
                     media_type=outcome.media_type or media_type)
 
 
-async def _relay(state: GatewayState, incoming: Incoming, opened: Any,
-                 response: UpstreamResponse, started: float) -> AsyncIterator[bytes]:
-    call = incoming.call
-    relay = wire.stream_relay(incoming)
-    upstream_seconds: float | None = None
-    recorded = False
-    failure = b""
+class _Stream:
+    """One streamed call: its body relays the upstream's events, and ``close`` — run by the
+    response whether or not its body was ever asked for — records the call and hangs up on the
+    upstream if the body did not get to."""
 
-    def record(status: str, error: str | None = None) -> None:
-        nonlocal recorded
-        if recorded:
+    def __init__(self, state: GatewayState, incoming: Incoming, opened: Any,
+                 response: UpstreamResponse, started: float) -> None:
+        self.state = state
+        self.call = incoming.call
+        self.relay = wire.stream_relay(incoming)
+        self.opened = opened
+        self.response = response
+        self.started = started
+        self.upstream_seconds: float | None = None
+        self.recorded = False
+        self.closed = False
+
+    def record(self, status: str, error: str | None = None) -> None:
+        if self.recorded:
             return
-        recorded = True
+        self.recorded = True
+        call = self.call
         call.status, call.error = status, error
-        call.http_status = response.status_code
-        call.latency_ms = _elapsed_ms(started)
-        call.usage, call.estimated = relay.usage()
-        call.upstream_cost = relay.upstream_cost()
-        _finish(state, call, upstream_seconds)
+        call.http_status = self.response.status_code
+        call.latency_ms = _elapsed_ms(self.started)
+        call.usage, call.estimated = self.relay.usage()
+        call.upstream_cost = self.relay.upstream_cost()
+        _finish(self.state, call, self.upstream_seconds)
 
-    try:
-        # Decoded bytes: an upstream may compress its stream (its Content-Encoding is not
-        # passed on to the client).
-        async for chunk in response.aiter_bytes():
-            if upstream_seconds is None:
-                upstream_seconds = time.perf_counter() - started
-                call.ttft_ms = int(upstream_seconds * 1000)
-            out = relay.feed(chunk)
-            if relay.ended:
-                # The answer is complete: journal it before the client has the last of it, so
-                # that a process killed right after cannot lose it (SPEC §7.4).
-                record("success")
-            if out:
-                yield out
-        tail = relay.close()
-        record("success")
-        if tail:
-            yield tail
-    except UpstreamError as error:
-        if not recorded:
-            # The upstream broke the stream (or went silent): the client is told so with an
-            # error event in its wire format (the SDKs raise on it) after what did arrive.
-            record("timeout" if isinstance(error, UpstreamTimeout) else "error", error.message)
-            failure = relay.error_event(error)
-    except Exception as exc:
-        record("error", f"gateway error while relaying the stream ({exc.__class__.__name__})")
-        raise
-    except BaseException:
-        # The client went away (the response task is cancelled or the generator closed):
-        # bill what the upstream produced.
-        record("cancelled", "client disconnected")
-        raise
-    finally:
+    async def hang_up(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.opened.__aexit__(None, None, None)
+
+    async def close(self) -> None:
+        """A client gone before the body started (an ASGI 2.4 server's ``send`` raises, and
+        Starlette then never iterates the body) is still a call the provider was paid for."""
         with anyio.CancelScope(shield=True):
-            await opened.__aexit__(None, None, None)
-    if failure:
-        await _key_given_back(state, call)
-        yield failure
+            try:
+                self.record("cancelled", "client disconnected")
+            finally:
+                await self.hang_up()
+
+    async def body(self) -> AsyncIterator[bytes]:
+        relay, record = self.relay, self.record
+        failure = b""
+        try:
+            # Decoded bytes: an upstream may compress its stream (its Content-Encoding is not
+            # passed on to the client).
+            async for chunk in self.response.aiter_bytes():
+                if self.upstream_seconds is None:
+                    self.upstream_seconds = time.perf_counter() - self.started
+                    self.call.ttft_ms = int(self.upstream_seconds * 1000)
+                out = relay.feed(chunk)
+                if relay.ended:
+                    # The answer is complete: journal it before the client has the last of it,
+                    # so that a process killed right after cannot lose it (SPEC §7.4).
+                    record("success")
+                if out:
+                    yield out
+            tail = relay.close()
+            record("success")
+            if tail:
+                yield tail
+        except UpstreamError as error:
+            if not self.recorded:
+                # The upstream broke the stream (or went silent): the client is told so with an
+                # error event in its wire format (the SDKs raise on it) after what did arrive.
+                record("timeout" if isinstance(error, UpstreamTimeout) else "error",
+                       error.message)
+                failure = relay.error_event(error)
+        except Exception as exc:
+            record("error", f"gateway error while relaying the stream ({exc.__class__.__name__})")
+            raise
+        except BaseException:
+            # The client went away (the response task is cancelled or the generator closed):
+            # bill what the upstream produced.
+            record("cancelled", "client disconnected")
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.hang_up()
+        if failure:
+            await _key_given_back(self.state, self.call)
+            yield failure
+
+
+class _StreamResponse(StreamingResponse):
+    """A streamed answer that records its call however the response ends, even unsent."""
+
+    def __init__(self, stream: _Stream, headers: dict[str, str]) -> None:
+        self.stream = stream
+        self.body_iterator: AsyncGenerator[bytes, None] = stream.body()
+        super().__init__(self.body_iterator, status_code=stream.response.status_code,
+                         media_type="text/event-stream", headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                # A body left at a ``yield`` (its task cancelled while sending) records now,
+                # not whenever the garbage collector finalises it; one never started skips this.
+                await self.body_iterator.aclose()
+                await self.stream.close()

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from sqlalchemy import Engine
 
-from meterline.catalog import genai, load_catalog
+from meterline.catalog import genai, load_catalog, shipped
 from meterline.config import Config
 from meterline.domain.pricebook import Layer
 from meterline.store import accounts, pricing
@@ -15,18 +15,29 @@ from meterline.store.migrate import current_revision, head_revision, upgrade
 
 
 def prepare_database(engine: Engine) -> int:
-    """Migrate to head when behind and add shipped price versions not yet stored.
+    """Migrate to head when behind and add shipped price versions (the curated catalog and the
+    installed genai-prices database) not yet stored. Each source is synced only when it changed
+    since the database last took it (a release, a shipped file), so a start costs a lookup.
 
     Returns how many price versions were added.
     """
     if current_revision(engine) != head_revision():
         upgrade(engine)
-    book = load_catalog()
-    database = genai_catalog()
+    added = 0
+    curated, database = shipped.fingerprint(), genai.fingerprint()
     with engine.begin() as conn:
-        added = pricing.add_versions(conn, book.versions(), "catalog", book.aliases().items())
-        added += pricing.add_versions(conn, database.versions, genai.ORIGIN, database.aliases)
-        pricing.save_rules(conn, Layer.GENAI_PRICES, database.rules)
+        synced = pricing.synced_fingerprints(conn)
+        if synced.get(Layer.CURATED) != curated:
+            book = load_catalog()
+            added += pricing.add_versions(conn, book.versions(), "catalog",
+                                          book.aliases().items())
+            pricing.mark_synced(conn, Layer.CURATED, curated)
+        if synced.get(Layer.GENAI_PRICES) != database:
+            translated = genai_catalog()
+            added += pricing.add_versions(conn, translated.versions, genai.ORIGIN,
+                                          translated.aliases)
+            pricing.save_rules(conn, Layer.GENAI_PRICES, translated.rules)
+            pricing.mark_synced(conn, Layer.GENAI_PRICES, database)
     return added
 
 

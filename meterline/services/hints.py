@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from meterline.domain.forecast import FORECAST_CONTEXT
 from meterline.domain.fx import FxTable
-from meterline.domain.money import CONVERSION_CONTEXT, MONEY_CONTEXT, ZERO, format_decimal
+from meterline.domain.money import MONEY_CONTEXT, ZERO, format_decimal
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import rate
@@ -111,11 +111,9 @@ class _Money:
 
     def in_tenant_currency(self, amount: Decimal, currency: str) -> tuple[Decimal, str]:
         try:
-            fx_rate = self.fx.rate(currency, self.currency, self.now)
+            return self.fx.converted(amount, currency, self.currency, self.now), self.currency
         except FxRateMissing:
             return amount, currency
-        with localcontext(CONVERSION_CONTEXT):
-            return amount * fx_rate, self.currency
 
 
 def _money(value: Decimal) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from meterline.domain import forecast as method
 from meterline.domain.budgets import Budget, Scope, period_bounds
 from meterline.domain.fx import FxTable
-from meterline.domain.money import CONVERSION_CONTEXT, MONEY_CONTEXT, format_decimal
+from meterline.domain.money import MONEY_CONTEXT, format_decimal
 from meterline.errors import FxRateMissing, InvalidInput
 from meterline.services.budgets import describe
 from meterline.services.hints import hints
@@ -153,12 +153,9 @@ def _convert(row: Any, currency: str, fx: FxTable) -> Decimal | None:
         if amount is None or source is None:
             continue
         try:
-            rate = fx.rate(source, currency, row.occurred_at)
+            return fx.converted(amount, source, currency, row.occurred_at)
         except FxRateMissing:
             continue
-        with localcontext(CONVERSION_CONTEXT):
-            converted: Decimal = amount * rate
-            return converted
     return None
 
 

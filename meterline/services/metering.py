@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from meterline.domain.events import CallStatus, UsageEvent, parse_event
 from meterline.domain.fx import FxTable
-from meterline.domain.money import Amount, format_decimal
+from meterline.domain.money import convert_lines, format_decimal
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.rating import Rating, rate
 from meterline.domain.usage import Meter, Usage
@@ -175,11 +175,14 @@ class Metering:
             return Pricing(canonical, provider, rating, None, rating.total.number,
                            tenant_currency, None, False)
         try:
-            billed, fx_rate = fx.convert(rating.total, tenant_currency, at)
+            fx_rate = fx.rate(rating.currency, tenant_currency, at)
         except FxRateMissing as exc:
             return Pricing(canonical, provider, rating, exc.message, None, None, None, True)
-        return Pricing(canonical, provider, rating, None, billed.number, tenant_currency,
-                       fx_rate, False)
+        # Line by line, as the rollups convert them: the bill lines then add up to the
+        # records' billed costs exactly.
+        billed = convert_lines((line.amount for line in rating.lines), fx_rate)
+        return Pricing(canonical, provider, rating, None, billed, tenant_currency, fx_rate,
+                       False)
 
     # -- ingestion ----------------------------------------------------------------------
     def ingest(self, tenant_id: str, events: Sequence[object], *, key_id: str | None = None,
@@ -299,12 +302,10 @@ class Metering:
 
         def convert(conn: Connection, record: Any, currency: str) -> bool | None:
             try:
-                billed, rate_used = self._fx.convert(Amount(record.cost, record.currency),
-                                                     currency, record.occurred_at)
+                rate_used = self._fx.rate(record.currency, currency, record.occurred_at)
             except FxRateMissing:
                 return False
-            return ledger.fill_fx(conn, record.request_id, billed.number, billed.currency,
-                                  rate_used) or None
+            return ledger.fill_fx(conn, record.request_id, currency, rate_used) or None
 
         return self._complete_records(lambda conn, after: ledger.fx_missing(conn, after=after),
                                       convert, progress)

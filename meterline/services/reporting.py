@@ -171,7 +171,7 @@ class Tally:
         for source, amount in ((billed_currency, billed_cost), (currency, cost)):
             if source:
                 try:
-                    return SUM_CONTEXT.multiply(amount, fx.rate(source, self.view.currency, at))
+                    return fx.converted(amount, source, self.view.currency, at)
                 except FxRateMissing:
                     continue
         return None

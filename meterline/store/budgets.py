@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeEngine
 
 from meterline.domain.budgets import Budget, Scope, crossed, period_label
 from meterline.domain.fx import FxTable
-from meterline.domain.money import CONVERSION_CONTEXT, MONEY_CONTEXT, format_decimal
+from meterline.domain.money import MONEY_CONTEXT, format_decimal
 from meterline.errors import FxRateMissing, NotFound
 from meterline.store.alerts import add as add_alert
 from meterline.store.alerts import threshold_alert
@@ -136,9 +136,7 @@ def spent_in_ledger(conn: Connection, budget: Budget, start: datetime,
 
 
 def convert(cost: Decimal, currency: str, wanted: str, at: datetime, table: FxTable) -> Decimal:
-    rate = table.rate(currency, wanted, at)
-    with localcontext(CONVERSION_CONTEXT):
-        return cost * rate
+    return table.converted(cost, currency, wanted, at)
 
 
 def _in_currency(record: Mapping[str, Any], wanted: str, fx: Callable[[], FxTable]) -> Decimal:

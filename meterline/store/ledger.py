@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from meterline.domain.money import format_decimal
+from meterline.domain.money import convert_lines, format_decimal
 from meterline.domain.rating import ChargeLine
 from meterline.store import archive, budgets, bulk, quotas, rollups
 from meterline.store.schema import charge_lines, usage_records
@@ -123,10 +123,12 @@ def fx_missing(conn: Connection, limit: int = 1000, after: str = "") -> list[Any
     ))
 
 
-def fill_fx(conn: Connection, request_id: str, billed_cost: Decimal, billed_currency: str,
-            fx_rate: Decimal) -> bool:
-    """Convert a record that had no FX rate, once; False if someone else already did."""
+def fill_fx(conn: Connection, request_id: str, billed_currency: str, fx_rate: Decimal) -> bool:
+    """Convert a record that had no FX rate, once, line by line (``convert_lines``, as
+    pricing does); False if someone else already did."""
     c = usage_records.c
+    lines = list(conn.execute(select(charge_lines).where(charge_lines.c.request_id == request_id)))
+    billed_cost = convert_lines((line.amount for line in lines), fx_rate)
     done = conn.execute(update(usage_records)
                         .where(c.request_id == request_id, c.fx_missing.is_(True))
                         .values(fx_missing=False, billed_cost=billed_cost,
@@ -135,7 +137,6 @@ def fill_fx(conn: Connection, request_id: str, billed_cost: Decimal, billed_curr
         return False
     # Its lines move from "not converted" to the billed currency in the rollups.
     after = conn.execute(select(usage_records).where(c.request_id == request_id)).one()._mapping
-    lines = list(conn.execute(select(charge_lines).where(charge_lines.c.request_id == request_id)))
     rollups.replace_record(conn, {**after, "billed_cost": None, "billed_currency": None,
                                   "fx_rate": None}, lines, after, lines)
     return True

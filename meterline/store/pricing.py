@@ -21,6 +21,7 @@ from meterline.domain.model_match import MatchRule
 from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.store.schema import (
+    catalog_syncs,
     fx_rates,
     model_aliases,
     model_rules,
@@ -75,6 +76,18 @@ def save_rules(conn: Connection, layer: Layer,
     if changed:
         conn.execute(model_rules.insert(), changed)
     return len(changed)
+
+
+def synced_fingerprints(conn: Connection) -> dict[Layer, str]:
+    """What each shipped source's last sync into this database was (see bootstrap)."""
+    return {Layer.parse(row.layer): row.fingerprint
+            for row in conn.execute(select(catalog_syncs))}
+
+
+def mark_synced(conn: Connection, layer: Layer, fingerprint: str) -> None:
+    conn.execute(delete(catalog_syncs).where(catalog_syncs.c.layer == layer.label))
+    conn.execute(catalog_syncs.insert().values(layer=layer.label, fingerprint=fingerprint,
+                                               synced_at=datetime.now(UTC)))
 
 
 def _count(conn: Connection) -> int:

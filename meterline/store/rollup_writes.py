@@ -30,7 +30,7 @@ import psycopg
 from sqlalchemy import Boolean, Connection, Date, String, Table, delete, tuple_
 from sqlalchemy.exc import OperationalError
 
-from meterline.domain.money import format_decimal
+from meterline.domain.money import CONVERTED_PLACES, format_decimal
 from meterline.errors import StoreError
 from meterline.store.schema import (
     LATENCY_BOUNDS_MS,
@@ -208,6 +208,19 @@ def _latency_buckets(column: str) -> list[str]:
     return out
 
 
+def converted_sql(amount: str, rate: str) -> str:
+    """SQL for ``money.convert_at(amount, rate)``: the exact NUMERIC product rounded half-even
+    to CONVERTED_PLACES (PostgreSQL's own ``round`` takes halves away from zero, so the ledger
+    and the rollups would differ on a tie)."""
+    scale = 10 ** CONVERTED_PLACES
+    scaled = f"(({amount}) * ({rate}) * {scale})"
+    down = f"floor{scaled}"
+    up = (f"{scaled} - {down} > 0.5 OR ({scaled} - {down} = 0.5 AND mod({down}, 2) <> 0)")
+    # Times 10^-places, not divided by 10^places: NUMERIC division picks its own scale.
+    unit = format_decimal(Decimal(1).scaleb(-CONVERTED_PLACES))
+    return f"(CASE WHEN {up} THEN {down} + 1 ELSE {down} END * {unit})"
+
+
 #: The columns of written records that ``staged_postgresql`` reads.
 STAGED_RECORD_COLUMNS = ("request_id", "tenant_id", "rollup_day", "user_id", "key_id", "provider",
                          "model", "status", "currency", "billed_currency", *QUANTITIES, "seconds",
@@ -241,7 +254,7 @@ def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
                  "l.unit", "l.unit_price", "l.per", f"r.source = '{REFUND_SOURCE}'"]
     billed = ("CASE WHEN coalesce(r.billed_currency, '') = coalesce(r.currency, '') THEN l.amount"
               " WHEN r.billed_currency IS NOT NULL AND r.fx_rate IS NOT NULL"
-              " THEN l.amount * r.fx_rate ELSE 0 END")
+              f" THEN {converted_sql('l.amount', 'r.fx_rate')} ELSE 0 END")
     meter_values = ["count(*)", "sum(l.quantity)", "sum(l.amount)", f"sum({billed})"]
     assert len(meter_key) + len(meter_values) == len(METERS.columns)
     positions = ", ".join(str(i) for i in range(1, len(meter_key) + 1))

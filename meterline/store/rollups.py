@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import URL, Connection, Table, bindparam, delete, func, select, text, union_all
 
+from meterline.domain.money import convert_at
 from meterline.store.rollup_writes import (
     DAILY_KEY,
     METER_KEY,
@@ -117,7 +118,7 @@ class Sums:
                 if same:
                     billed = line.amount
                 elif billed_currency and rate is not None:
-                    billed = SUM_CONTEXT.multiply(line.amount, rate)
+                    billed = convert_at(line.amount, rate)
                 else:
                     billed = ZERO  # not converted (yet): no FX rate covered the call
                 line_key = (*prefix, line.meter, line.unit, line.unit_price, line.per, refund)

@@ -109,6 +109,14 @@ price_versions = Table(
     UniqueConstraint("model_id", "effective_from", "currency", "layer"),
 )
 
+# The last sync of each shipped price source into this database (store/pricing.mark_synced).
+catalog_syncs = Table(
+    "catalog_syncs", metadata,
+    Column("layer", String(16), primary_key=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
+)
+
 # Name rules of a price database (meterline.domain.model_match): one per layer and model, tried
 # in the database's order (position) within a provider.
 model_rules = Table(

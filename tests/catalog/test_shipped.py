@@ -53,10 +53,10 @@ def test_every_entry_is_sourced_dated_and_in_usd_or_cny(name: str, index: int,
     parse_effective(entry["effective_from"])
 
 
-def test_no_two_versions_share_a_model_and_start() -> None:
-    seen: set[tuple[str, str]] = set()
+def test_no_two_versions_share_a_model_start_and_currency() -> None:
+    seen: set[tuple[str, str, str]] = set()
     for name, _, entry in ENTRIES:
-        key = (f"{name}:{entry['model']}", entry["effective_from"])
+        key = (f"{name}:{entry['model']}", entry["effective_from"], entry["currency"])
         assert key not in seen, f"duplicate version {key}"
         seen.add(key)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterline.domain.fx import FxRate, FxTable
-from meterline.domain.money import Amount
+from meterline.domain.money import CONVERTED_PLACES, Amount, convert_at, decimal_places
 from meterline.errors import FxRateMissing, InvalidInput
 
 D = Decimal
@@ -174,8 +174,12 @@ def test_convert_then_stored_rate_reproduces_the_amount(
     amount = Amount(number, source)
     converted, used = table.convert(amount, target, FEB)
     assert converted.currency == target
-    # the record keeps (amount, rate); multiplying them again must give exactly the converted one
-    assert Fraction(converted.number) == Fraction(number) * Fraction(used)
+    # the record keeps (amount, rate): the product rounded once, half-even, to 10 places
+    # (money.convert_at) gives exactly the converted amount again
+    exact = Fraction(number) * Fraction(used)
+    assert abs(Fraction(converted.number) - exact) <= Fraction(1, 2 * 10**CONVERTED_PLACES)
+    assert converted.number == convert_at(number, used)
+    assert decimal_places(converted.number) <= CONVERTED_PLACES
     assert used == table.rate(source, target, FEB)
     if inverse:
         # the reciprocal is 1/stored to 28 significant digits

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal, localcontext
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterline.domain.money import (
+    CONVERTED_PLACES,
     MINOR_UNITS,
     Amount,
+    convert_at,
+    convert_lines,
     currency_code,
     decimal,
     decimal_places,
     format_decimal,
     quantize_minor,
+    readable,
+    round_converted,
     sum_amounts,
     unit_price,
 )
@@ -383,3 +389,91 @@ def test_mixing_currencies_always_raises(x: Decimal, y: Decimal, pair: list[str]
     for operation in OPERATIONS.values():
         with pytest.raises(CurrencyMismatch):
             operation(a, b)
+
+
+# --- converted amounts: round_converted, convert_at --------------------------------------------
+
+STEP = Fraction(1, 10**CONVERTED_PLACES)
+# Any scale, well past the ten places kept, and the exact ties (…5 at the eleventh place).
+long_decimals = st.builds(lambda n, places: D(n).scaleb(-places),
+                          st.integers(-(10**40), 10**40), st.integers(0, 40))
+ties = st.builds(lambda n: D(n * 10 + 5).scaleb(-(CONVERTED_PLACES + 1)),
+                 st.integers(-(10**15), 10**15))
+
+
+@prop
+@given(st.one_of(long_decimals, ties))
+def test_round_converted_is_half_even_at_ten_places(value: Decimal) -> None:
+    rounded = round_converted(value)
+    error = Fraction(rounded) - Fraction(value)
+    assert abs(error) <= STEP / 2
+    assert Fraction(rounded) % STEP == 0  # on the grid of ten places
+    if abs(error) == STEP / 2:  # a tie goes to the even last digit
+        assert (Fraction(rounded) / STEP).numerator % 2 == 0
+
+
+@prop
+@given(st.one_of(long_decimals, ties))
+def test_round_converted_is_idempotent_and_never_adds_places(value: Decimal) -> None:
+    rounded = round_converted(value)
+    assert round_converted(rounded) == rounded
+    assert str(round_converted(rounded)) == str(rounded)
+    assert decimal_places(rounded) <= min(CONVERTED_PLACES, decimal_places(value))
+    exponent = rounded.as_tuple().exponent
+    assert isinstance(exponent, int) and exponent >= -CONVERTED_PLACES  # not even zeros beyond
+    if decimal_places(value) <= CONVERTED_PLACES:
+        assert rounded == value  # nothing to round: the same number
+
+
+@prop
+@given(st.one_of(long_decimals, ties))
+def test_round_converted_is_symmetric(value: Decimal) -> None:
+    # a refund (the negated record) converts to exactly the negated amount
+    assert round_converted(-value) == -round_converted(value)
+
+
+def test_round_converted_examples() -> None:
+    assert round_converted(D("0.0095546478873239436619718309858195")) == D("0.0095546479")
+    assert round_converted(D("0.46884214000000000000000000000920")) == D("0.46884214")
+    assert round_converted(D("0.00000000005")) == 0  # half to even: 0
+    assert round_converted(D("0.00000000015")) == D("0.0000000002")
+    assert round_converted(D("0.00000000025")) == D("0.0000000002")
+    assert str(round_converted(D("7.100"))) == "7.100"
+
+
+@prop
+@given(st.lists(exact_decimals, max_size=10), exact_decimals.filter(lambda r: r > 0))
+def test_convert_lines_is_the_exact_sum_of_converted_lines(lines: list[Decimal],
+                                                           rate: Decimal) -> None:
+    total = convert_lines(lines, rate)
+    assert Fraction(total) == sum((Fraction(convert_at(a, rate)) for a in lines), Fraction(0))
+    assert decimal_places(total) <= CONVERTED_PLACES
+
+
+@pytest.mark.parametrize(("value", "currency", "shown"), [
+    ("0.0095546478873239436619718309858195", "USD", "0.0096"),
+    ("0.46884214000000000000000000000920", "USD", "0.47"),
+    ("1234.5", "CNY", "1234.50"),
+    ("0", "USD", "0.00"),
+    ("0.004", "USD", "0.0040"),  # not "0.00": a small budget keeps its digits
+    ("0.00999", "USD", "0.01"),
+    ("0.000999", "USD", "0.0010"),
+    ("-0.0042", "USD", "-0.0042"),
+    ("1234.5", "JPY", "1235"),
+    ("0.5", "JPY", "0.50"),
+    ("12.345", None, "12.35"),
+])
+def test_readable(value: str, currency: str | None, shown: str) -> None:
+    assert readable(D(value), currency) == shown
+
+
+@prop
+@given(exact_decimals, currencies)
+def test_readable_is_close_and_never_zero_for_a_nonzero_amount(value: Decimal,
+                                                              currency: str) -> None:
+    shown = D(readable(value, currency))
+    minor = D(1).scaleb(-MINOR_UNITS[currency])
+    if abs(value) >= minor:
+        assert abs(shown - value) <= minor / 2
+    elif value:
+        assert shown != 0 and abs(shown - value) <= abs(value) / 10

@@ -16,7 +16,7 @@ from meterline.domain.prices import PriceVersion
 from meterline.errors import FxRateMissing, UnknownModel
 from meterline.services.bootstrap import genai_catalog, prepare_database
 from meterline.store import pricing
-from meterline.store.schema import fx_rates, model_aliases, models, price_versions
+from meterline.store.schema import catalog_syncs, fx_rates, model_aliases, models, price_versions
 
 D = Decimal
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -210,3 +210,17 @@ def test_shipped_catalog_and_genai_prices_load_once(bare_engine: Engine) -> None
     assert sorted(v.id for v in genai_layer.versions()) == sorted(
         v.id for v in database.versions)
     assert len(book.rules()) > 0
+
+
+def test_a_start_syncs_a_shipped_source_only_when_it_changed(bare_engine: Engine) -> None:
+    prepare_database(bare_engine)
+    with bare_engine.begin() as conn:
+        conn.execute(price_versions.delete().where(
+            price_versions.c.id == "openai/gpt-4o@1970-01-01T00:00:00+00:00#genai-prices"))
+    # Same release of genai-prices as the last sync: not translated again, nothing re-added.
+    assert prepare_database(bare_engine) == 0
+    with bare_engine.begin() as conn:
+        conn.execute(catalog_syncs.delete().where(catalog_syncs.c.layer == "genai-prices"))
+    # A new release (here: no record of the last sync) is synced: what is missing comes back.
+    assert prepare_database(bare_engine) == 1
+    assert prepare_database(bare_engine) == 0

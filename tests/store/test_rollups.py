@@ -9,15 +9,17 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
+from meterline.domain.money import convert_at, convert_lines
 from meterline.domain.rating import ChargeLine
 from meterline.errors import StoreError
 from meterline.store import accounts, ledger, rollups
 from meterline.store.ledger import NewRecord
-from meterline.store.rollup_writes import REFUND_SOURCE
+from meterline.store.rollup_writes import REFUND_SOURCE, converted_sql
 from meterline.store.rollups import SUM_CONTEXT
 from meterline.store.schema import (
     LATENCY_BOUNDS_MS,
@@ -27,6 +29,7 @@ from meterline.store.schema import (
     usage_daily_meters,
     usage_records,
 )
+from tests.conftest import PG_SERVER
 
 D = Decimal
 T0 = datetime(2026, 11, 1, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai: days differ by timezone
@@ -45,7 +48,8 @@ def priced_values(lines: Sequence[ChargeLine], kind: str, rate: Decimal,
                   model: str = "acme/chat-1") -> dict[str, Any]:
     """The priced columns of a record in a CNY tenant whose prices are in USD."""
     cost = exact_sum(ln.amount for ln in lines)
-    billed = SUM_CONTEXT.multiply(cost, rate) if kind == "converted" else None
+    # Converted line by line, as pricing does (the one conversion, 10 places half-even).
+    billed = convert_lines((ln.amount for ln in lines), rate) if kind == "converted" else None
     return {"model": model, "provider": model.split("/")[0], "cost": cost, "currency": "USD",
             "price_version_id": f"{model}@2026-01-01", "billed_cost": billed,
             "billed_currency": "CNY" if billed is not None else None,
@@ -172,8 +176,7 @@ def complete_some(engine: Engine, tenant: str, rerate: Sequence[bool]) -> None:
                                              priced_values(lines, "fx_missing", RATES[0]), lines)
             elif record.fx_missing:
                 rate = RATES[1]
-                assert ledger.fill_fx(conn, record.request_id,
-                                      SUM_CONTEXT.multiply(record.cost, rate), "CNY", rate)
+                assert ledger.fill_fx(conn, record.request_id, "CNY", rate)
 
 
 @settings(max_examples=30, deadline=None,
@@ -227,7 +230,8 @@ def test_sums_of_one_key_and_the_latency_histogram(engine: Engine) -> None:
     assert (row["latency_le_50"], row["latency_le_200"], row["latency_le_100"]) == (1, 1, 0)
     assert row["estimated_calls"] == 1 and row["unpriced_calls"] == 0
     assert row["cost"] == 3 * D("0.00045")
-    assert row["billed_cost"] == SUM_CONTEXT.multiply(3 * D("0.00045"), RATES[0])
+    assert row["billed_cost"] == 3 * (convert_at(D("0.00015"), RATES[0])
+                                      + convert_at(D("0.0003"), RATES[0]))
     assert [(m["meter"], m["lines"], m["quantity"], m["amount"]) for m in meters] == [
         ("input_tokens", 3, D(3000), D("0.00045")), ("output_tokens", 3, D(1500), D("0.0009"))]
     assert_rollups_equal_rebuild(engine, tenant)
@@ -309,3 +313,26 @@ def test_rebuild_of_one_tenant_leaves_the_others(engine: Engine) -> None:
         assert rollups.rebuild(conn) == 2
         assert rollups.count_records(conn) == 2
     assert len(rows_of(engine, second)[0]) == 1
+
+
+# PostgreSQL adds up the rollups of a ledger write itself; its conversion of a line must be
+# money.convert_at's to the digit (ties included), or bills and records would drift apart.
+_line_amounts = st.one_of(
+    st.builds(lambda n, places: D(n).scaleb(-places), st.integers(-(10**18), 10**18),
+              st.integers(0, 24)),
+    st.builds(lambda n: D(n * 10 + 5).scaleb(-11), st.integers(-(10**12), 10**12)))
+_rates = st.one_of(st.sampled_from(RATES + (D(1), D("0.5"), D("0.25"))),
+                   st.builds(lambda n, places: D(n).scaleb(-places), st.integers(1, 10**12),
+                             st.integers(0, 28)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(pairs=st.lists(st.tuples(_line_amounts, _rates), min_size=1, max_size=60))
+def test_postgresql_converts_a_line_as_convert_at_does(pairs: list[tuple[Decimal, Decimal]]
+                                                       ) -> None:
+    query = (f"SELECT {converted_sql('a', 'r')} FROM unnest(%s::numeric[], %s::numeric[]) "
+             "WITH ORDINALITY AS v(a, r, n) ORDER BY n")
+    with psycopg.connect(PG_SERVER) as conn:
+        found = [row[0] for row in conn.execute(query, [[a for a, _ in pairs],
+                                                        [r for _, r in pairs]])]
+    assert found == [convert_at(a, r) for a, r in pairs]

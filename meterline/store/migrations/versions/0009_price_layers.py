@@ -1,6 +1,7 @@
 """Price layers: every price version records its layer (operator, curated, genai-prices,
 litellm), and a model may have versions of several layers and currencies starting at the same
-moment; name rules of a price database (prefixes, regexes) are stored per layer.
+moment; name rules of a price database (prefixes, regexes) are stored per layer, and the last
+sync of each shipped source is remembered so a start need not translate it again.
 
 Existing versions get the layer of their origin (``catalog`` → curated, ``import:litellm`` →
 litellm, anything else → operator). Their ids are unchanged.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+import meterline.store.types
 
 revision = '0009'
 down_revision = '0008'
@@ -43,7 +46,17 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        'catalog_syncs',
+        sa.Column('layer', sa.String(16), nullable=False),
+        sa.Column('fingerprint', sa.String(128), nullable=False),
+        sa.Column('synced_at', meterline.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('layer', name=op.f('pk_catalog_syncs')),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table('catalog_syncs')
     op.drop_table('model_rules')
     with op.batch_alter_table('price_versions', schema=None) as batch_op:
         batch_op.drop_constraint('uq_price_versions_model_id_effective_from_currency_layer',
