@@ -67,8 +67,11 @@ def free_port() -> int:
 def serve_start(url: str, folder: str) -> tuple[float, subprocess.Popen[bytes], int]:
     """Seconds from `meterline serve` to its first answer on /readyz."""
     port = free_port()
-    env = {**os.environ, "METERLINE_DATABASE_URL": url, "METERLINE_ADMIN_TOKEN": ADMIN,
-           "METERLINE_JOURNAL_DIR": f"{folder}/journal-{port}"}
+    # An installed server has its bytecode compiled (pip compiles on install): without the
+    # cache every start would compile meterline's modules again, which is not what users see.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"METERLINE_DATABASE_URL": url, "METERLINE_ADMIN_TOKEN": ADMIN,
+                "METERLINE_JOURNAL_DIR": f"{folder}/journal-{port}"})
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "meterline", "serve", "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

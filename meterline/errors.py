@@ -8,7 +8,8 @@
     │   ├── InvalidPrice                a price version or price file row that does not parse
     │   ├── CurrencyMismatch            adding or comparing amounts of two currencies
     │   ├── InvalidTransition           a bill status change the life cycle does not allow
-    │   └── BatchRefused                an all-or-nothing batch refused whole; lists refusals
+    │   ├── BatchRefused                an all-or-nothing batch refused whole; lists refusals
+    │   └── BodyTooLarge                a request body over its endpoint's limit (HTTP 413)
     ├── NotFound                        a named thing does not exist (HTTP 404)
     │   ├── UnknownTenant
     │   ├── UnknownUser                 a user id a tenant has never had
@@ -95,6 +96,13 @@ class BatchRefused(InvalidInput):
     every item that could not go through, and why (nothing of the batch was done)."""
 
     code = "batch_refused"
+
+
+class BodyTooLarge(InvalidInput):
+    """A request body over its endpoint's limit, refused while it is read: the rest of it is
+    never read (``limit`` in the context, in bytes)."""
+
+    code = "body_too_large"
 
 
 class NotFound(MeterlineError):

@@ -518,13 +518,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--duration", type=float, default=None,
+    parser.add_argument("--duration", type=float, default=argparse.SUPPRESS,
                         help=f"seconds measured per cell [{FULL['duration']:g}; --quick: "
                              f"{QUICK['duration']:g}]")
-    parser.add_argument("--warmup", type=float, default=None,
+    parser.add_argument("--warmup", type=float, default=argparse.SUPPRESS,
                         help=f"seconds of warm-up before each cell, 0: none "
                              f"[{FULL['warmup']:g}; --quick: {QUICK['warmup']:g}]")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
+    parser.add_argument("--concurrency", type=int, nargs="+", default=argparse.SUPPRESS,
                         help="concurrent connections (wrk -c) "
                              f"[{' '.join(map(str, FULL['concurrency']))}; --quick: "
                              f"{' '.join(map(str, QUICK['concurrency']))}]")
@@ -540,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                         help="plain (non-streamed) and/or stream")
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS),
-                        help="what to measure (direct is needed for the added latency)")
+                        help="what to measure (direct is needed for the added latency, "
+                             "floor for the shares)")
     parser.add_argument("--skip-litellm", action="store_true",
                         help="leave LiteLLM out (no virtualenv, no install)")
     parser.add_argument("--profile", action="store_true",
@@ -558,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the temp dir (configs, server logs, database)")
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, name) is None:
+        if not hasattr(args, name):
             setattr(args, name, value)
     if args.skip_litellm:
         args.targets = [t for t in args.targets if t != "litellm"]

@@ -22,6 +22,7 @@ from meterline.api import admin, errors, health, insights, limits, usage
 from meterline.api import bills as bills_api
 from meterline.api import reconcile as reconcile_api
 from meterline.api import stats as stats_api
+from meterline.api.bodies import BodyLimit
 from meterline.api.state import AppState
 from meterline.config import Config
 from meterline.gateway import routes as gateway_routes
@@ -195,6 +196,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     app.state.meterline = app_state
     app.state.gateway = gateway
     errors.install(app)
+    app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(usage.router)
     app.include_router(admin.router)

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from meterline.api.http import JsonResponse
 from meterline.errors import (
     AuthError,
+    BodyTooLarge,
     Conflict,
     Forbidden,
     FxRateMissing,
@@ -44,6 +45,7 @@ DATABASE_ERRORS: Final = (SQLAlchemyError, psycopg.Error, sqlite3.Error)
 
 #: error class -> (HTTP status, error type); the first matching class in order wins.
 STATUS: Final[list[tuple[type[MeterlineError], int, str]]] = [
+    (BodyTooLarge, 413, "invalid_request_error"),
     (InvalidInput, 400, "invalid_request_error"),
     (AuthError, 401, "authentication_error"),
     (Forbidden, 403, "permission_error"),

@@ -114,7 +114,7 @@ class ImportResult:
     """The versions read from a LiteLLM file, and the keys that gave none."""
 
     entries: CatalogEntries
-    #: Keys skipped because they carry no price meterline can use (or no provider).
+    #: "key: reason" of the entries skipped: no price meterline can use, or no provider.
     skipped: list[str]
     #: Keys dropped because another key of the file names the same model (see module doc).
     duplicates: list[str] = field(default_factory=list)
@@ -149,8 +149,8 @@ def parse_litellm(
             raise InvalidPrice(f"{origin}: {key}: an entry must be an object", field=str(key),
                                model=key)
         read = _read_entry(key, raw, origin=origin, effective_from=start)
-        if read is None:
-            skipped.append(key)
+        if isinstance(read, str):
+            skipped.append(f"{key}: {read}")
             continue
         rank, version = read
         held = chosen.get(version.model)
@@ -196,8 +196,9 @@ def _document(data: object, origin: str) -> Mapping[Any, Any]:
 
 def _read_entry(
     key: str, raw: Mapping[str, Any], *, origin: str, effective_from: datetime
-) -> tuple[tuple[int, int], PriceVersion] | None:
-    """The version of one entry and its rank among entries naming the same model, or None."""
+) -> tuple[tuple[int, int], PriceVersion] | str:
+    """The version of one entry and its rank among entries naming the same model, or why the
+    entry gives none."""
 
     def number(name: str, value: object) -> Decimal | None:
         return _number(value, origin=origin, key=key, name=name)
@@ -238,14 +239,17 @@ def _read_entry(
             base[meter] = _unit_price(meter, next((v for v in values if v), values[0]))
 
     provider_raw = raw.get("litellm_provider")
-    if not (base or tiers) or not isinstance(provider_raw, str) or not provider_raw:
-        return None
+    if not isinstance(provider_raw, str) or not provider_raw:
+        return "no litellm_provider"
+    if not (base or tiers):
+        return "no price meterline can use" + _cost_fields(raw)
     if _all_zero(base, tiers) and _priced_otherwise(raw):
-        return None  # e.g. a per-pixel image model with "output_cost_per_token": 0.0
+        # e.g. a per-pixel image model with "output_cost_per_token": 0.0
+        return "its token prices are 0 while it is priced otherwise" + _cost_fields(raw)
     provider = PROVIDER_NAMES.get(provider_raw, provider_raw)
     model, prefixed = _model_name(key, provider_raw, provider)
     if model is None:
-        return None
+        return "no model name after its provider prefix"
     rank = (0 if provider_raw in _MAPPED_SECONDARY else 1, 1 if prefixed else 0)
     version = PriceVersion(
         model=model,
@@ -260,6 +264,12 @@ def _read_entry(
         context_window=_context_window(raw),
     )
     return rank, version
+
+
+def _cost_fields(raw: Mapping[str, Any]) -> str:
+    """The entry's cost fields, to say what it prices that meterline did not read."""
+    fields = sorted(name for name, value in raw.items() if "cost" in name and value)
+    return f" ({', '.join(fields)})" if fields else ""
 
 
 def _tiered_pricing(

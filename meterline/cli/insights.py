@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.services import hints as hint_service
 from meterline.services import insights
@@ -25,20 +26,24 @@ def forecast(ctx: Context, tenant: str | None, as_json: bool) -> None:
         emit_json(found)
         return
     who = f"tenant {tenant}" if tenant else "all tenants"
+    currency = found["currency"]
     click.echo(f"{who}, {found['month']} (day {found['days_elapsed']} of "
-               f"{found['days_in_month']}, {found['timezone']}): spent {found['spent']} "
-               f"{found['currency']}, projected {found['projected']} {found['currency']} "
-               f"({found['method']}; linear pace: {found['naive_projected']})")
+               f"{found['days_in_month']}, {found['timezone']}): spent "
+               f"{shown(found['spent'], currency)} {currency}, projected "
+               f"{shown(found['projected'], currency)} {currency} ({found['method']}; linear "
+               f"pace: {shown(found['naive_projected'], currency)})")
     for skipped in found["unconverted"]:
-        click.echo(f"  not counted: {skipped['records']} records costing {skipped['cost']} "
+        click.echo(f"  not counted: {skipped['records']} records costing "
+                   f"{shown(skipped['cost'], skipped['currency'])} "
                    f"{skipped['currency']} (no FX rate to {found['currency']})")
     if found["unpriced_records"]:
         click.echo(f"  not counted: {found['unpriced_records']} unpriced records")
     for budget in found["budgets"]:
         flag = "  OVER" if budget["projected_overrun"] else ""
         click.echo(f"  budget {budget['id']} ({budget['scope']}, {budget['period']}): "
-                   f"limit {budget['amount']} {budget['currency']}, spent {budget['spent']}, "
-                   f"projected {budget['projected']}{flag}")
+                   f"limit {budget['amount']} {budget['currency']}, spent "
+                   f"{shown(budget['spent'], budget['currency'])}, projected "
+                   f"{shown(budget['projected'], budget['currency'])} ({budget['method']}){flag}")
 
 
 @click.command("hints")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.errors import InvalidInput
 from meterline.services import alerts as alert_service
@@ -48,7 +49,7 @@ def budgets_set(ctx: Context, tenant: str | None, user: str | None, key: str | N
     else:
         click.echo(f"budget {found['id']} ({found['scope']}): {found['amount']} "
                    f"{found['currency']} per {found['period']}, {found['mode']}; "
-                   f"spent {found['spent']}")
+                   f"spent {shown(found['spent'], found['currency'])}")
 
 
 @budgets.command("list")
@@ -63,9 +64,12 @@ def budgets_list(ctx: Context, tenant: str | None, as_json: bool) -> None:
         emit_json(found)
         return
     for b in found:
+        currency = b["currency"]
         click.echo(f"{b['id']}\t{b['scope']}\t{b['period']}\t{b['mode']}\tlimit {b['amount']} "
-                   f"{b['currency']}\tspent {b['spent']}\treserved {b['reserved']}\t"
-                   f"remaining {b['remaining']}\tprojected {b['projected']}")
+                   f"{currency}\tspent {shown(b['spent'], currency)}\treserved "
+                   f"{shown(b['reserved'], currency)}\tremaining "
+                   f"{shown(b['remaining'], currency)}\tprojected "
+                   f"{shown(b['projected'], currency)}")
 
 
 @budgets.command("delete")

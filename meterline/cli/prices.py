@@ -77,6 +77,8 @@ def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
                    f"{len(summary.duplicates)} duplicate keys dropped")
         for conflict in summary.conflicts:
             click.echo(f"not imported: {conflict}", err=True)
+        for skipped in summary.skipped:
+            click.echo(f"skipped: {skipped}", err=True)
 
 
 @prices.command("add")

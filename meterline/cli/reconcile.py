@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.errors import InvalidInput
 from meterline.providers.bill_files import FORMATS, PLANNED_FORMATS
@@ -64,14 +65,17 @@ def reconcile(ctx: Context, cycle: str, provider: str | None, tolerance: str,
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{found['cycle']} in {found['currency']} (tolerance {found['tolerance']})")
+    currency = found["currency"]
+    click.echo(f"{found['cycle']} in {currency} (tolerance {found['tolerance']})")
     for row in found["rows"]:
         pct = f" ({row['difference_pct']} %)" if row["difference_pct"] is not None else ""
         click.echo(f"{row['status']:<13} {row['provider']:<12} {row['model']:<40} "
-                   f"{row['date']}..{row['until']}  metered {row['metered'] or '-'}  "
-                   f"billed {row['billed'] or '-'}  difference {row['difference']}{pct}")
+                   f"{row['date']}..{row['until']}  metered {shown(row['metered'], currency)}  "
+                   f"billed {shown(row['billed'], currency)}  difference "
+                   f"{shown(row['difference'], currency)}{pct}")
     for item in found["unconverted"]:
-        click.echo(f"not converted ({item['side']}): {item['amount']} {item['currency']} on "
+        click.echo(f"not converted ({item['side']}): {shown(item['amount'], item['currency'])} "
+                   f"{item['currency']} on "
                    f"{item['date']}")
 
 

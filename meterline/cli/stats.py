@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.services import stats as stats_service
 from meterline.services.stats import GROUP_BY
@@ -23,7 +24,7 @@ def stats() -> None:
 
 def _unconverted(found: dict[str, Any]) -> None:
     for item in found["unconverted"]:
-        click.echo(f"not converted: {item['amount']} {item['currency']} "
+        click.echo(f"not converted: {shown(item['amount'], item['currency'])} {item['currency']} "
                    f"({item['calls']} calls without an FX rate)")
     if found["unpriced_calls"]:
         click.echo(f"unpriced: {found['unpriced_calls']} calls")
@@ -42,8 +43,9 @@ def summary(ctx: Context, tenant: str | None, as_json: bool) -> None:
         return
     currency = found["currency"]
     rate = found["success_rate"]
-    click.echo(f"total {found['total']} {currency}\nthis month {found['month']} {currency}\n"
-               f"today {found['today']} {currency}\ncalls {found['calls']}"
+    click.echo(f"total {shown(found['total'], currency)} {currency}\n"
+               f"this month {shown(found['month'], currency)} {currency}\n"
+               f"today {shown(found['today'], currency)} {currency}\ncalls {found['calls']}"
                + (f" ({rate:.2%} succeeded)" if rate is not None else ""))
     _unconverted(found)
 
@@ -64,12 +66,13 @@ def by(ctx: Context, group_by: str, tenant: str | None, start: str | None, end: 
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{found['start']} .. {found['end']}: {found['total_cost']} "
-               f"{found['currency']}, {found['calls']} calls")
+    currency = found["currency"]
+    click.echo(f"{found['start']} .. {found['end']}: {shown(found['total_cost'], currency)} "
+               f"{currency}, {found['calls']} calls")
     for g in found["groups"]:
         tokens = ("" if g["input_tokens"] is None
                   else f"\tin {g['input_tokens']}\tout {g['output_tokens']}")
-        click.echo(f"{g['key'] if g['key'] is not None else '-'}\t{g['cost']}\t"
+        click.echo(f"{g['key'] if g['key'] is not None else '-'}\t{shown(g['cost'], currency)}\t"
                    f"{g['calls']} calls{tokens}")
     _unconverted(found)
 
@@ -86,11 +89,12 @@ def trend(ctx: Context, tenant: str | None, days: int, as_json: bool) -> None:
     if as_json:
         emit_json(found)
         return
-    for day in found["days"]:
-        click.echo(f"{day['date']}\t{day['cost']}\t{day['calls']} calls")
     currency = found["currency"]
-    click.echo(f"total {found['total']} {currency}, average {found['average']}, "
-               f"max {found['max']} ({found['max_date']}), min {found['min']} "
+    for day in found["days"]:
+        click.echo(f"{day['date']}\t{shown(day['cost'], currency)}\t{day['calls']} calls")
+    click.echo(f"total {shown(found['total'], currency)} {currency}, average "
+               f"{shown(found['average'], currency)}, max {shown(found['max'], currency)} "
+               f"({found['max_date']}), min {shown(found['min'], currency)} "
                f"({found['min_date']})")
     _unconverted(found)
 

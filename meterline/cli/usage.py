@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
+from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.domain.events import MAX_BATCH, parse_event, parse_timestamp
 from meterline.errors import InvalidInput
@@ -122,7 +123,7 @@ def list_usage(ctx: Context, tenant: str | None, user: str | None, model: str | 
         return
     for r in records:
         click.echo(f"{r['timestamp']}\t{r['request_id']}\t{r['model']}\t{r['status']}\t"
-                   f"{r['cost'] or '-'} {r['currency'] or ''}")
+                   f"{shown(r['cost'], r['currency'])} {r['currency'] or ''}")
 
 
 def register(cli: click.Group) -> None:

@@ -154,7 +154,7 @@ READABLE_DIGITS: Final = 2
 def readable(value: Decimal, currency: str | None = None) -> str:
     """An amount for a person to read, never for arithmetic: the currency's minor digits
     ("0.47", "1234.50"; 2 for an unknown or no currency), or, below one minor unit, two
-    significant digits ("0.0096", "0.00012"), so a small amount never reads as zero."""
+    significant digits ("0.0096", "0.00012", "0.003"), so a small amount never reads as zero."""
     places = MINOR_UNITS.get(currency or "", 2)
     minor = Decimal(1).scaleb(-places)
     with localcontext(ROUNDING_CONTEXT):
@@ -166,6 +166,7 @@ def readable(value: Decimal, currency: str | None = None) -> str:
                 shown = shown.quantize(minor)
             elif shown.adjusted() > value.adjusted():  # 0.000999 -> 0.00100: one digit too many
                 shown = shown.quantize(_significant(shown))
+            return format_decimal(shown)  # "0.003", not "0.0030"
     return format(shown, "f")
 
 

@@ -17,7 +17,6 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from meterline.api.http import MAX_BODY_BYTES
 from meterline.config import ProviderConfig
 from meterline.domain.events import MAX_USER_LENGTH, metadata_object
 from meterline.errors import AuthError, Forbidden, InvalidInput, UserNotAllowed
@@ -148,9 +147,7 @@ async def read_body(request: Request, endpoint: str
                     ) -> tuple[dict[str, Any], Form | None]:
     """The JSON body (or, for videos, the multipart form: its text fields, and the form)."""
     content_type = request.headers.get("content-type", "")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInput(f"body: larger than {MAX_BODY_BYTES} bytes", field="body")
+    raw = await request.body()  # bounded while it was read (api/bodies.py)
     if endpoint == "videos" and content_type.startswith("multipart/form-data"):
         form = parse_form(raw, content_type)
         return form.fields, form

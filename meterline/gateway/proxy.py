@@ -3,7 +3,9 @@
 Non-streamed answers are read whole, metered and returned with ``x-meterline-cost``. Streamed
 answers are passed on event by event as they arrive; the usage is taken from the stream
 (estimated from the text where none came), and the call is recorded when the stream ends —
-completed, broken by the upstream, or abandoned by the client. Every outcome is recorded.
+completed, broken by the upstream, or abandoned by the client — and, should the response end
+before its body ever ran (a client gone before the headers), when the response ends. Every
+outcome is recorded.
 """
 
 from __future__ import annotations

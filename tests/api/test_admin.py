@@ -464,4 +464,6 @@ def test_fx_reciprocal_rate_is_stored_exactly(client: httpx.Client) -> None:
     assert (record["cost"], record["currency"]) == ("0.00125", "CNY")
     assert (record["fx_rate"], record["billed_currency"], record["fx_missing"]) == (
         inverse, "USD", False)
-    assert record["billed_cost"] == "0.000175476603147258875019758332125"
+    # each charge line converted at it and rounded half-even to 10 places, then added
+    # (0.0000701906 + 0.0001052860), not the 33 places of the exact product
+    assert record["billed_cost"] == "0.0001754766"

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from meterline.config import Config
+from meterline.domain.money import convert_at
 from meterline.store.engine import make_engine
 from meterline.store.rollup_writes import SUM_CONTEXT
 from meterline.store.schema import charge_lines, usage_records
@@ -208,8 +209,9 @@ def test_all_tenants_in_the_reporting_currency(client: httpx.Client, config: Con
     everything = ok(client.get("/api/summary", headers=ADMIN))
     assert everything["currency"] == "USD" and everything["calls"] == 7
     cny = ledger_lines(config, "shop", currency="CNY")
-    # USD records count as they are; CNY at the stored rate (its reciprocal, to 28 digits).
-    in_usd = SUM_CONTEXT.multiply(cny, Context(prec=28).divide(D(1), D("7.2")))
+    # USD records count as they are; CNY at the stored rate (its reciprocal, to 28 digits),
+    # the day's sum converted once and rounded to 10 places (money.convert_at).
+    in_usd = convert_at(cny, Context(prec=28).divide(D(1), D("7.2")))
     assert D(everything["total"]) == SUM_CONTEXT.add(ledger_lines(config), in_usd)
     [eur] = everything["unconverted"]
     assert (eur["currency"], D(eur["amount"]), eur["calls"]) == (

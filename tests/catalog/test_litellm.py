@@ -255,10 +255,12 @@ def test_entries_without_a_usable_price_are_skipped_and_listed_in_file_order(
     result: ImportResult,
 ) -> None:
     assert result.skipped == [
-        "256-x-256/dall-e-2",             # per-pixel only
-        "azure/hd/1024-x-1024/dall-e-3",  # a zero token price beside its real per-pixel price
-        "no-provider-model",              # no litellm_provider
-        "exa_ai/search",                  # per-query tiers only
+        "256-x-256/dall-e-2: no price meterline can use (input_cost_per_pixel)",
+        # a zero token price beside its real per-pixel price
+        "azure/hd/1024-x-1024/dall-e-3: its token prices are 0 while it is priced otherwise "
+        "(input_cost_per_pixel)",
+        "no-provider-model: no litellm_provider",
+        "exa_ai/search: no price meterline can use",  # per-query tiers only
     ]
 
 

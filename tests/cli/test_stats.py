@@ -57,7 +57,9 @@ def test_summary_by_and_trend(ok: Callable[..., Any], acme: str, database_url: s
     assert Decimal(summary["total"]) == lines_total(database_url)
     assert summary["success_rate"] == round(5 / 6, 4)
     text = ok("stats", "summary", "--tenant", acme)
-    assert f"total {summary['total']} USD" in text and "83.33% succeeded" in text
+    # read by a person: rounded (two significant digits below a cent); --json stays exact
+    assert summary["total"] == "0.000465"
+    assert "total 0.00047 USD" in text and "83.33% succeeded" in text
 
     by_user = ok("stats", "by", "user", "--tenant", acme, "--start", "2020-01-01", "--json")
     assert {g["key"]: g["calls"] for g in by_user["groups"]} == {"user-0": 3, "user-1": 3}

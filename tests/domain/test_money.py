@@ -455,12 +455,12 @@ def test_convert_lines_is_the_exact_sum_of_converted_lines(lines: list[Decimal],
     ("0.46884214000000000000000000000920", "USD", "0.47"),
     ("1234.5", "CNY", "1234.50"),
     ("0", "USD", "0.00"),
-    ("0.004", "USD", "0.0040"),  # not "0.00": a small budget keeps its digits
+    ("0.004", "USD", "0.004"),  # not "0.00": a small budget keeps its digits
     ("0.00999", "USD", "0.01"),
-    ("0.000999", "USD", "0.0010"),
+    ("0.000999", "USD", "0.001"),
     ("-0.0042", "USD", "-0.0042"),
     ("1234.5", "JPY", "1235"),
-    ("0.5", "JPY", "0.50"),
+    ("0.5", "JPY", "0.5"),
     ("12.345", None, "12.35"),
 ])
 def test_readable(value: str, currency: str | None, shown: str) -> None:

@@ -72,7 +72,12 @@ class Asgi24:
                 raise OSError("the client's connection is closed")
             await send(message)
 
-        await self.app(scope, receive, checked)
+        try:
+            await self.app(scope, receive, checked)
+        except OSError:
+            # Starlette's ClientDisconnect, as the server expects it: nothing to log.
+            if self.server is not None and _connected(self.server, client):
+                raise
 
 
 @dataclass

@@ -321,7 +321,7 @@ _line_amounts = st.one_of(
     st.builds(lambda n, places: D(n).scaleb(-places), st.integers(-(10**18), 10**18),
               st.integers(0, 24)),
     st.builds(lambda n: D(n * 10 + 5).scaleb(-11), st.integers(-(10**12), 10**12)))
-_rates = st.one_of(st.sampled_from(RATES + (D(1), D("0.5"), D("0.25"))),
+_rates = st.one_of(st.sampled_from((*RATES, D(1), D("0.5"), D("0.25"))),
                    st.builds(lambda n, places: D(n).scaleb(-places), st.integers(1, 10**12),
                              st.integers(0, 28)))
 
