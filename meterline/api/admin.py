@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import admin
-from meterline.api.http import JsonResponse, json_body
+from meterline.api.http import JsonResponse
+from meterline.api.inputs import model_body, object_body, schema
 from meterline.api.state import state
 from meterline.domain.events import parse_timestamp
 from meterline.domain.money import format_decimal
@@ -45,6 +46,14 @@ class FxIn(BaseModel):
     effective_from: datetime | None = None
 
 
+#: The top-level fields of a price version in the catalog shape, as PriceVersion.parse reads
+#: them (docs/prices.md); the endpoint refuses any other, the catalog's own files are not held
+#: to this.
+PRICE_FIELDS = ("model", "currency", "effective_from", "billing_type", "unit", "units", "prices",
+                "tiers", "variants", "windows", "minimum_charge", "source", "max_output_tokens",
+                "context_window")
+
+
 def _utc(value: datetime | None, name: str) -> datetime | None:
     """An aware time given in a body, in UTC; refuses naive times and ones UTC cannot hold."""
     if value is None:
@@ -61,8 +70,11 @@ def _run(request: Request) -> Any:
     return state(request).engine
 
 
-@router.post("/tenants", status_code=201, summary="Create a tenant")
-async def create_tenant(body: TenantIn, request: Request) -> JsonResponse:
+@router.post("/tenants", status_code=201, summary="Create a tenant",
+             openapi_extra=schema(TenantIn))
+async def create_tenant(request: Request) -> JsonResponse:
+    body = await model_body(request, TenantIn)
+
     def work() -> dict[str, Any]:
         with _run(request).begin() as conn:
             return accounts.create_tenant(conn, body.name, body.currency, body.timezone).to_json()
@@ -85,8 +97,10 @@ async def list_users(tenant: str, request: Request) -> JsonResponse:
     return JsonResponse({"users": await run_in_threadpool(work)})
 
 
-@router.post("/keys", status_code=201, summary="Create an API key (the key is shown once)")
-async def create_key(body: KeyIn, request: Request) -> JsonResponse:
+@router.post("/keys", status_code=201, summary="Create an API key (the key is shown once)",
+             openapi_extra=schema(KeyIn))
+async def create_key(request: Request) -> JsonResponse:
+    body = await model_body(request, KeyIn)
     expires_at = _utc(body.expires_at, "expires_at")
 
     def work() -> dict[str, Any]:
@@ -135,9 +149,7 @@ async def price_sources(request: Request, model: str | None = None,
 
 @router.post("/prices", status_code=201, summary="Add a price version (catalog entry shape)")
 async def add_price(request: Request) -> JsonResponse:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise InvalidInput("body: must be a JSON object", field="body")
+    body = await object_body(request, PRICE_FIELDS)
     version = await run_in_threadpool(price_service.add_version, _run(request), body)
     state(request).metering.refresh(force=True)
     return JsonResponse(version.to_json() | {"id": version.id}, status_code=201)
@@ -161,8 +173,10 @@ async def list_fx(request: Request) -> JsonResponse:
     return JsonResponse({"rates": await run_in_threadpool(work)})
 
 
-@router.post("/fx", status_code=201, summary="Add an FX rate: 1 base = rate quote")
-async def set_fx(body: FxIn, request: Request) -> JsonResponse:
+@router.post("/fx", status_code=201, summary="Add an FX rate: 1 base = rate quote",
+             openapi_extra=schema(FxIn))
+async def set_fx(request: Request) -> JsonResponse:
+    body = await model_body(request, FxIn)
     effective_from = _utc(body.effective_from, "effective_from")
     fx = await run_in_threadpool(price_service.set_fx, _run(request), body.base, body.quote,
                                  body.rate, effective_from)
@@ -187,6 +201,8 @@ async def list_usage(
 
     def work() -> list[dict[str, Any]]:
         with _run(request).connect() as conn:
+            if tenant is not None:
+                accounts.get_tenant(conn, tenant)  # 404, as everywhere a tenant filter is given
             rows = ledger.list_records(conn, tenant_id=tenant, user_id=user, key_id=key,
                                        model=model, provider=provider, status=status,
                                        request_id=request_id, since=since, until=until,

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from meterline import __version__, web
 from meterline.alerts.webhooks import Notifier, WebhookConfig
-from meterline.api import admin, errors, health, insights, limits, usage
+from meterline.api import admin, admin_tokens, errors, health, insights, limits, usage
 from meterline.api import bills as bills_api
 from meterline.api import reconcile as reconcile_api
 from meterline.api import stats as stats_api
@@ -38,11 +38,12 @@ from meterline.gateway.state import GatewayState
 from meterline.gateway.upstream import Upstreams
 from meterline.health import Registry, Tracker, backoff
 from meterline.services import alerts as alert_service
+from meterline.services.admins import AdminAccess, Clock, utc_now
 from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
 from meterline.services.metering import Metering
 from meterline.simulator.app import create_simulator
 from meterline.store import budgets as budget_store
-from meterline.store import claims
+from meterline.store import claims, sessions
 from meterline.store import quotas as quota_store
 from meterline.store.engine import make_engine
 
@@ -60,6 +61,7 @@ def _release_expired(engine: Engine) -> None:
     with engine.begin() as conn:
         released = budget_store.release_expired(conn) + quota_store.release_expired(conn)
         claims.delete_expired(conn, datetime.now(UTC))
+        sessions.delete_ended(conn, datetime.now(UTC))
     if released:
         log.warning("released %d holds of calls never recorded in time", released)
 
@@ -88,10 +90,12 @@ async def guarded(tracker: Tracker, work: Callable[[], Awaitable[object]]) -> No
 
 
 def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
-               intervals: Mapping[str, float] | None = None) -> FastAPI:
+               intervals: Mapping[str, float] | None = None,
+               clock: Clock = utc_now) -> FastAPI:
     """Build the app. With ``prepare`` the database is migrated and the catalog synced first;
     ``workers``: how many server processes share this machine's cores; ``intervals``: seconds
-    between passes of background loops, by name, where the defaults do not fit (tests)."""
+    between passes of background loops, by name, where the defaults do not fit (tests);
+    ``clock``: the time admin sessions are started and checked at (tests move it)."""
     engine = make_engine(config.database_url)
     generated = None
     if prepare:
@@ -103,7 +107,8 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     journal = Journal(Path(config.journal_dir))
     app_state = AppState(config=config, engine=engine, metering=metering,
                          ingest_limiter=anyio.CapacityLimiter(ingest_slots),
-                         generated_admin_token=generated, health=Registry(), journal=journal)
+                         generated_admin_token=generated, health=Registry(), journal=journal,
+                         admins=AdminAccess(engine, clock))
     router = Router(config.providers, config.routes)
     gateway = GatewayState(metering=metering, router=router,
                            keys=KeyCache(engine, ttl=config.key_cache_seconds),
@@ -200,6 +205,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     app.include_router(health.router)
     app.include_router(usage.router)
     app.include_router(admin.router)
+    app.include_router(admin_tokens.router)
     app.include_router(limits.router)
     app.include_router(stats_api.router)
     app.include_router(insights.router)

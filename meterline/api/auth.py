@@ -1,14 +1,20 @@
-"""Who is calling: a tenant's API key or the admin token."""
+"""Who is calling: a tenant's API key, an admin token or a dashboard session, a scraper."""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.state import state
+from meterline.config import Secret
 from meterline.errors import AuthError
 from meterline.store import accounts
 from meterline.store.accounts import ApiKey
+
+#: The dashboard's session cookie (services/admins.py); the admin API takes it too.
+SESSION_COOKIE = "meterline_session"
 
 
 def presented_secret(request: Request) -> str | None:
@@ -32,20 +38,39 @@ async def tenant_key(request: Request) -> ApiKey:
 
 
 async def admin(request: Request) -> None:
-    secret = presented_secret(request) or request.cookies.get("meterline_session")
-    if not secret:
+    """An admin token (``Authorization: Bearer`` or ``x-api-key``), else a dashboard session."""
+    secret = presented_secret(request)
+    access = state(request).access
+    if secret:
+        await run_in_threadpool(access.authenticate, secret)
+        return
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         raise AuthError("missing admin token: send Authorization: Bearer <admin token>")
-    if not await _is_admin(request, secret):
-        raise AuthError("invalid admin token")
+    await run_in_threadpool(access.session, cookie)
 
 
 async def _is_admin(request: Request, secret: str) -> bool:
-    app_state = state(request)
+    try:
+        await run_in_threadpool(state(request).access.authenticate, secret)
+    except AuthError:
+        return False
+    return True
 
-    def check() -> bool:
-        return app_state.admin_token_valid(secret)
 
-    return await run_in_threadpool(check)
+async def metrics_reader(request: Request) -> None:
+    """``/metrics``: the metrics token (setting ``metrics_token``), compared in memory so that a
+    scraper keeps reading through a database outage, or any admin token."""
+    secret = presented_secret(request)
+    if not secret:
+        raise AuthError("missing token: send Authorization: Bearer <metrics token or admin "
+                        "token>")
+    expected = getattr(state(request).config, "metrics_token", None)
+    if isinstance(expected, Secret) and hmac.compare_digest(secret.encode(),
+                                                            expected.reveal().encode()):
+        return
+    if not await _is_admin(request, secret):
+        raise AuthError("invalid metrics token or admin token")
 
 
 async def key_or_admin(request: Request) -> ApiKey | None:

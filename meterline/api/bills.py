@@ -18,6 +18,7 @@ from starlette.responses import Response
 from meterline.api.auth import admin
 from meterline.api.errors import error_body
 from meterline.api.http import JsonResponse, json_body
+from meterline.api.inputs import refuse_unknown
 from meterline.api.state import state
 from meterline.errors import BatchRefused, InvalidInput
 from meterline.services import bill_exports
@@ -33,10 +34,7 @@ CYCLE_DOC = "a calendar month in the tenant's timezone, YYYY-MM"
 def _object(raw: Any, *allowed: str) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise InvalidInput("body: must be a JSON object", field="body")
-    unknown = set(raw) - set(allowed)
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(f"{name}: unknown field; expected {', '.join(allowed)}", field=name)
+    refuse_unknown(raw, allowed)
     return raw
 
 

@@ -12,6 +12,7 @@ so the server stops reading the rest.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,10 +38,8 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
     length, chunked = None, False
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            try:
+            with suppress(ValueError):  # the server refuses a malformed one itself
                 length = int(value)
-            except ValueError:
-                pass  # the server refuses a malformed one itself
         elif name == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
     return length, chunked

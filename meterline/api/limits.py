@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import admin
-from meterline.api.http import JsonResponse, json_body
+from meterline.api.http import JsonResponse
+from meterline.api.inputs import known_tenant, model_body, object_body, schema
 from meterline.api.state import state
-from meterline.errors import InvalidInput
 from meterline.services import alerts as alert_service
 from meterline.services import budgets as budget_service
 from meterline.services import quotas as quota_service
@@ -35,14 +35,11 @@ class BudgetIn(BaseModel):
 
 
 @router.post("/budgets", status_code=201, summary="Create or change a budget",
-             openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": BudgetIn.model_json_schema()}}, "required": True}})
+             openapi_extra=schema(BudgetIn))
 async def set_budget(request: Request) -> JsonResponse:
     # Amounts and thresholds go to decimal() as they came: a JSON float is refused there, as
     # everywhere money is given (a float's text is not always what the client meant).
-    raw = await json_body(request)
-    if not isinstance(raw, dict):
-        raise InvalidInput("body: must be a JSON object", field="body")
+    raw = await object_body(request, list(BudgetIn.model_fields))
     app = state(request)
     found = await run_in_threadpool(budget_service.set_budget, app.engine, raw,
                                     app.config.reporting_currency)
@@ -51,6 +48,7 @@ async def set_budget(request: Request) -> JsonResponse:
 
 @router.get("/budgets", summary="Budgets with spent, reserved, remaining and projection")
 async def list_budgets(request: Request, tenant: str | None = None) -> JsonResponse:
+    await known_tenant(state(request).engine, tenant)
     found = await run_in_threadpool(budget_service.list_state, state(request).engine, tenant)
     return JsonResponse({"budgets": found})
 
@@ -69,13 +67,15 @@ class ResolveIn(BaseModel):
 async def list_alerts(request: Request, tenant: str | None = None,
                       resolved: bool | None = None,
                       limit: int = Query(100, ge=1, le=10_000)) -> JsonResponse:
+    await known_tenant(state(request).engine, tenant)
     found = await run_in_threadpool(alert_service.list_json, state(request).engine, tenant,
                                     resolved, limit)
     return JsonResponse({"alerts": found})
 
 
-@router.post("/alerts/resolve", summary="Resolve alerts")
-async def resolve_alerts(body: ResolveIn, request: Request) -> JsonResponse:
+@router.post("/alerts/resolve", summary="Resolve alerts", openapi_extra=schema(ResolveIn))
+async def resolve_alerts(request: Request) -> JsonResponse:
+    body = await model_body(request, ResolveIn)
     count = await run_in_threadpool(alert_service.resolve, state(request).engine, body.ids)
     return JsonResponse({"resolved": count})
 
@@ -93,12 +93,9 @@ class GrantIn(BaseModel):
 
 
 @router.post("/quotas/grants", status_code=201, summary="Grant quota units to a tenant",
-             openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": GrantIn.model_json_schema()}}, "required": True}})
+             openapi_extra=schema(GrantIn))
 async def grant_quota(request: Request) -> JsonResponse:
-    raw = await json_body(request)
-    if not isinstance(raw, dict):
-        raise InvalidInput("body: must be a JSON object", field="body")
+    raw = await object_body(request, list(GrantIn.model_fields))
     found = await run_in_threadpool(quota_service.grant, state(request).engine, raw)
     return JsonResponse(found, status_code=201)
 
@@ -116,8 +113,10 @@ class PlanIn(BaseModel):
     allowances: dict[str, int] = Field(description="units per cycle by quota type")
 
 
-@router.post("/plans", status_code=201, summary="Create or change a subscription plan")
-async def set_plan(body: PlanIn, request: Request) -> JsonResponse:
+@router.post("/plans", status_code=201, summary="Create or change a subscription plan",
+             openapi_extra=schema(PlanIn))
+async def set_plan(request: Request) -> JsonResponse:
+    body = await model_body(request, PlanIn)
     found = await run_in_threadpool(quota_service.set_plan, state(request).engine, body.id,
                                     body.allowances)
     return JsonResponse(found, status_code=201)
@@ -133,7 +132,9 @@ class SubscriptionIn(BaseModel):
     plan: str
 
 
-@router.put("/tenants/{tenant}/plan", summary="Subscribe a tenant to a plan")
-async def subscribe(tenant: str, body: SubscriptionIn, request: Request) -> JsonResponse:
+@router.put("/tenants/{tenant}/plan", summary="Subscribe a tenant to a plan",
+            openapi_extra=schema(SubscriptionIn))
+async def subscribe(tenant: str, request: Request) -> JsonResponse:
+    body = await model_body(request, SubscriptionIn)
     return JsonResponse(await run_in_threadpool(quota_service.subscribe, state(request).engine,
                                                 tenant, body.plan))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -12,8 +11,8 @@ from sqlalchemy import Engine
 from meterline.config import Config
 from meterline.gateway.journal import Journal
 from meterline.health import Registry
+from meterline.services.admins import AdminAccess
 from meterline.services.metering import Metering
-from meterline.store import accounts
 
 
 @dataclass
@@ -29,19 +28,17 @@ class AppState:
     health: Registry = field(default_factory=Registry)
     #: The gateway's journal (its backlog is reported by /readyz).
     journal: Journal | None = None
-    _admin_ok: dict[str, float] = field(default_factory=dict)
+    #: Admin tokens and dashboard sessions (checked in the database at every request).
+    admins: AdminAccess | None = None
 
-    def admin_token_valid(self, token: str, ttl: float = 30.0) -> bool:
-        """Checked against the stored hashes; a valid token is remembered for ``ttl`` seconds."""
-        now = time.monotonic()
-        digest = accounts.hash_secret(token)
-        if self._admin_ok.get(digest, 0.0) > now:
-            return True
-        with self.engine.connect() as conn:
-            ok = accounts.admin_token_valid(conn, token)
-        if ok:
-            self._admin_ok[digest] = now + ttl
-        return ok
+    def __post_init__(self) -> None:
+        if self.admins is None:
+            self.admins = AdminAccess(self.engine)
+
+    @property
+    def access(self) -> AdminAccess:
+        assert self.admins is not None  # set in __post_init__
+        return self.admins
 
 
 def state(request: Request) -> AppState:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import key_or_admin, tenant_key
 from meterline.api.http import JsonResponse, json_body
+from meterline.api.inputs import refuse_unknown
 from meterline.api.state import state
 from meterline.domain.events import parse_batch, parse_timestamp
 from meterline.domain.money import currency_code
@@ -20,6 +21,9 @@ from meterline.errors import InvalidInput
 from meterline.store.accounts import ApiKey
 
 router = APIRouter(tags=["usage"])
+
+#: What a quote reads (SPEC §4, with attributes and a currency to quote in).
+QUOTE_FIELDS = ("model", "usage", "timestamp", "attributes", "currency")
 
 
 @router.post("/v1/usage", summary="Report usage events (up to 1000), idempotent per event id")
@@ -42,6 +46,7 @@ async def quote(request: Request, key: ApiKey | None = Depends(key_or_admin)) ->
     body = await json_body(request)
     if not isinstance(body, Mapping):
         raise InvalidInput("body: must be a JSON object", field="body")
+    refuse_unknown(body, QUOTE_FIELDS)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidInput("model: missing", field="model")

@@ -1,4 +1,5 @@
-"""``meterline tenants …``, ``keys …`` and ``fx …``."""
+"""``meterline tenants …``, ``keys …`` and ``fx …`` (and ``admin-tokens …``, from its own
+module)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from datetime import UTC, datetime
 
 import click
 
+from meterline.cli.admin_tokens import admin_tokens
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.domain.events import parse_timestamp
 from meterline.domain.money import format_decimal
+from meterline.errors import InvalidInput
 from meterline.services.prices import set_fx
 from meterline.store import accounts, pricing
 
@@ -126,14 +129,23 @@ def fx() -> None:
 @click.argument("base")
 @click.argument("quote")
 @click.argument("rate")
-@click.option("--from", "effective", default=None, help="Effective from (ISO); default now.")
+@click.option("--effective-from", "effective", default=None,
+              help="ISO date or datetime; default now.")
+# The name `prices add` uses too; `--from` was this command's first name, kept for scripts.
+@click.option("--from", "effective_alias", default=None, hidden=True)
 @json_option
 @pass_context
 @handle_errors
 def fx_set(ctx: Context, base: str, quote: str, rate: str, effective: str | None,
-           as_json: bool) -> None:
+           effective_alias: str | None, as_json: bool) -> None:
     """Add a rate: 1 BASE = RATE QUOTE (e.g. `fx set USD CNY 7.1`)."""
-    when: datetime | None = parse_timestamp(effective, "--from") if effective else None
+    if effective is not None and effective_alias is not None:
+        raise InvalidInput("--from: an old name of --effective-from; give one of them",
+                           field="effective_from")
+    # An error names the option as the user typed it.
+    name = "--from" if effective_alias is not None else "--effective-from"
+    effective = effective if effective is not None else effective_alias
+    when: datetime | None = parse_timestamp(effective, name) if effective else None
     added = set_fx(ctx.ready_engine(), base, quote, rate, when)
     out = {"base": added.base, "quote": added.quote, "rate": format_decimal(added.rate),
            "effective_from": added.effective_from.isoformat()}
@@ -161,5 +173,5 @@ def fx_list(ctx: Context, as_json: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
-    for group in (tenants, keys, fx):
+    for group in (tenants, keys, fx, admin_tokens):
         cli.add_command(group)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Final
 
 import click
 import orjson
@@ -11,7 +12,7 @@ import orjson
 from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.domain.events import MAX_BATCH, parse_event, parse_timestamp
-from meterline.errors import InvalidInput
+from meterline.errors import BatchRefused, InvalidInput
 from meterline.services.records import record_json
 from meterline.store import ledger
 from meterline.store.accounts import get_tenant
@@ -22,10 +23,18 @@ def usage() -> None:
     """Ingest and list usage records."""
 
 
+#: Bad lines listed one by one; past this many, a file is more likely of the wrong kind.
+MAX_LISTED: Final = 50
+
+
 def _read_events(path: Path) -> list[object]:
-    """Every event of a JSONL file, checked before anything is written."""
+    """Every event of a JSONL file, checked before anything is written: a file with bad lines
+    is refused whole (BatchRefused), its ``refusals`` the first MAX_LISTED of them as
+    ``FILE:LINE: reason``, as a compiler lists errors."""
     events: list[object] = []
     seen: dict[str, int] = {}
+    bad: list[str] = []
+    count = 0
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -34,20 +43,30 @@ def _read_events(path: Path) -> list[object]:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            problem = None
             try:
                 event = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidInput(f"{path}:{number}: not valid JSON ({exc})",
-                                   field="line") from None
-            try:
                 parsed = parse_event(event)
+            except orjson.JSONDecodeError as exc:
+                problem = f"not valid JSON ({exc})"
             except InvalidInput as exc:
-                raise InvalidInput(f"{path}:{number}: {exc.message}", field=exc.field) from None
-            if parsed.id in seen:
-                raise InvalidInput(f"{path}:{number}: id {parsed.id!r} already used on line "
-                                   f"{seen[parsed.id]}", field="id")
-            seen[parsed.id] = number
-            events.append(event)
+                problem = exc.message
+            else:
+                if parsed.id in seen:
+                    problem = f"id {parsed.id!r} already used on line {seen[parsed.id]}"
+                else:
+                    seen[parsed.id] = number
+                    events.append(event)
+            if problem is not None:
+                count += 1
+                if len(bad) < MAX_LISTED:
+                    bad.append(f"{path}:{number}: {problem}")
+    if count == 1:
+        raise InvalidInput(bad[0], field="file")
+    if count:
+        listed = f"the first {len(bad)} listed above" if count > len(bad) else "listed above"
+        raise BatchRefused(f"{path}: {count} bad lines ({listed}); nothing was recorded",
+                           field="file", refusals=bad, count=count)
     return events
 
 
@@ -60,14 +79,22 @@ def _read_events(path: Path) -> list[object]:
 def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
     """Record the usage events of FILE (JSON Lines, one event per line, as POST /v1/usage).
 
-    The whole file is checked first: a bad line stops the command before anything is written.
-    Events already recorded (same id) are not charged again.
+    The whole file is checked first: every bad line is listed (FILE:LINE: reason, the first
+    50), and a file with any is refused before anything is written (exit 2). Events already
+    recorded (same id) are not charged again. Events priced in another currency than the
+    tenant's, with no FX rate stored for them, are counted as fx_missing (`meterline rerate`
+    converts them once a rate is set).
     """
-    events = _read_events(file)
+    try:
+        events = _read_events(file)
+    except BatchRefused as exc:
+        for refusal in exc.context["refusals"]:
+            click.echo(refusal, err=True)
+        raise
     metering = ctx.metering
     with metering.engine.connect() as conn:
         get_tenant(conn, tenant)
-    recorded = duplicates = unpriced = 0
+    recorded = duplicates = unpriced = fx_missing = 0
     refused: list[str] = []
     with click.progressbar(length=len(events), label="ingesting",
                            file=sys.stderr) as bar:
@@ -81,16 +108,21 @@ def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
                 else:
                     recorded += 1
                     unpriced += result.get("status") == "unpriced"
+                    fx_missing += bool(result.get("fx_missing"))
             bar.update(len(chunk))
     summary = {"events": len(events), "recorded": recorded, "duplicates": duplicates,
-               "unpriced": unpriced, "refused": len(refused)}
+               "unpriced": unpriced, "fx_missing": fx_missing, "refused": len(refused)}
     for line in refused:
         click.echo(f"refused: {line}", err=True)
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"{recorded} recorded ({unpriced} unpriced), {duplicates} duplicates skipped"
+        click.echo(f"{recorded} recorded ({unpriced} unpriced, {fx_missing} without an FX "
+                   f"rate), {duplicates} duplicates skipped"
                    + (f", {len(refused)} refused" if refused else ""))
+        if fx_missing:
+            click.echo(f"{fx_missing} records are not converted to the tenant's currency: "
+                       "set the rate (meterline fx set), then run meterline rerate", err=True)
 
 
 @usage.command("list")
@@ -114,6 +146,8 @@ def list_usage(ctx: Context, tenant: str | None, user: str | None, model: str | 
     if start and end and end < start:
         raise InvalidInput("--until: must not be before --since", field="until")
     with ctx.ready_engine().connect() as conn:
+        if tenant is not None:
+            get_tenant(conn, tenant)  # an unknown tenant is an error, as in the API
         rows = ledger.list_records(conn, tenant_id=tenant, user_id=user, model=model,
                                    status=status, since=start, until=end, limit=limit,
                                    archived=archived)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Final
 
-from meterline.domain.money import MINOR_UNITS, format_decimal, quantize_minor
+from meterline.domain.money import MINOR_UNITS, format_decimal, readable
 from meterline.errors import InvalidInput
 
 LEVELS: Final = ("info", "warning", "critical")
@@ -77,10 +77,10 @@ def level_for(fraction: Decimal) -> str:
 
 
 def display_money(value: Decimal, currency: str) -> str:
-    """An amount for a person to read: rounded to the currency's minor unit ("8.00")."""
-    if currency in MINOR_UNITS:
-        return format(quantize_minor(value, currency), "f")
-    return format_decimal(value)
+    """An amount for a person to read (``money.readable``): the currency's minor digits
+    ("8.00"), and below one minor unit two significant digits ("0.0042"), so a small budget
+    never reads as "0.00 of 0.00 USD"."""
+    return readable(value, currency)
 
 
 def display_percentage(value: Decimal) -> str:

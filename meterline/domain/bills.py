@@ -27,13 +27,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
 from meterline.domain.budgets import timezone
 from meterline.domain.money import (
+    CONVERSION_CONTEXT,
     MINOR_UNITS,
     MONEY_CONTEXT,
     ROUNDING_CONTEXT,
@@ -211,6 +212,42 @@ class BillLine:
         if self.price_currency is not None:
             out["price_currency"] = self.price_currency
         return out
+
+
+#: Significant digits of a line's average FX rate (see ``line_fx_rate``).
+FX_RATE_DIGITS: Final = 10
+_FX_RATE_CONTEXT: Final = Context(prec=FX_RATE_DIGITS, rounding=ROUND_HALF_EVEN)
+#: How far (a share of the amount) a line may be from its amount at the rate in force for it
+#: still to have been converted at that rate: each call's line was rounded to 10 places, which
+#: moves a line of tiny calls by more than a rate's last digits would.
+FX_RATE_MATCH: Final = Decimal("0.0001")
+
+
+def line_fx_rate(line: BillLine, currency: str, in_force: Decimal | None = None
+                 ) -> Decimal | None:
+    """Units of the bill's ``currency`` per unit of the line's price currency that its amount
+    was converted at, so that quantity ÷ unit size × unit price × rate gives its amount:
+
+    * 1 for a line priced in the bill's currency;
+    * ``in_force`` — the one rate in force over the whole cycle, where the caller knows it —
+      when the line's amount is that rate's (within FX_RATE_MATCH);
+    * else its exact amount ÷ its amount in the price currency: the average of the rates its
+      calls were converted at, weighted by amount (the rate changed within the cycle), to
+      FX_RATE_DIGITS significant digits;
+    * None where it has no amount in the price currency (free, or no quantity).
+    """
+    if line.price_currency is None or line.price_currency == currency:
+        return Decimal(1)
+    listed = MONEY_CONTEXT.divide(MONEY_CONTEXT.multiply(line.quantity, line.unit_price),
+                                  line.per)
+    if not listed:
+        return None
+    if in_force is not None:
+        with localcontext(CONVERSION_CONTEXT):
+            expected = listed * in_force
+            if abs(line.exact_amount - expected) <= abs(expected) * FX_RATE_MATCH:
+                return in_force
+    return _FX_RATE_CONTEXT.divide(line.exact_amount, listed)
 
 
 def _line_order(line: BillLine) -> tuple[Any, ...]:

@@ -27,6 +27,13 @@ EARLIEST_EVENT: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_AHEAD: Final = timedelta(days=1)
 
 
+#: The fields of an event (SPEC §4, with tags and attributes). Any other is refused, not
+#: ignored: a misspelt ``usage`` or ``user`` would otherwise be recorded as a free call or as the
+#: tenant's own; a client's extra data has ``metadata``.
+EVENT_FIELDS: Final = ("id", "timestamp", "user", "model", "usage", "status", "metadata", "tags",
+                       "attributes")
+
+
 class CallStatus(StrEnum):
     SUCCESS = "success"
     ERROR = "error"
@@ -109,6 +116,11 @@ def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool,
 def parse_event(data: object, *, where: str = "", now: datetime | None = None) -> UsageEvent:
     if not isinstance(data, Mapping):
         raise InvalidInput(f"{where or 'event'}: must be an object", field="event")
+    unknown = sorted(str(name) for name in data if name not in EVENT_FIELDS)
+    if unknown:
+        raise InvalidInput(f"{where}{unknown[0]}: unknown field; expected "
+                           f"{', '.join(EVENT_FIELDS)} (anything else goes in metadata)",
+                           field=unknown[0])
     event_id = _text(data, "id", where, required=True)
     model = _text(data, "model", where, required=True)
     assert event_id is not None and model is not None

@@ -96,5 +96,19 @@ class FxTable:
             return number
         return convert_at(number, self.rate(base, quote, at))
 
+    def rates_between(self, base: str, quote: str, start: datetime, end: datetime
+                      ) -> set[Decimal]:
+        """Every rate ``rate(base, quote, at)`` gives for some ``at`` in [start, end) (none
+        for the times no rate covers)."""
+        changes = sorted(r.effective_from for pair in ((base, quote), (quote, base))
+                         for r in self._by_pair.get(pair, ()) if start < r.effective_from < end)
+        found = set()
+        for at in (start, *changes):
+            try:
+                found.add(self.rate(base, quote, at))
+            except FxRateMissing:
+                continue
+        return found
+
     def all(self) -> list[FxRate]:
         return [rate for series in self._by_pair.values() for rate in series]

@@ -29,6 +29,17 @@ class Window:
     current_tokens: int = 0
 
 
+def _decayed(count: int, room: int) -> float:  # money-ok: seconds
+    """Seconds into a minute after which ``floor(count × (1 - e / 60)) <= room``: the load is
+    counted in whole calls or tokens (floored), so it is ``count × weight < room + 1`` — the
+    floor frees a whole unit as soon as the weight drops below the next one, not when the
+    product reaches ``room``. Waiting for ``<= room`` instead was up to a unit's worth of the
+    minute too long: with rpm=2, half a minute more than needed (Retry-After 81 for 51)."""
+    if count <= room:
+        return 0.0
+    return WINDOW_SECONDS * (1 - (room + 1) / count)
+
+
 def _wait(limit: int, previous: int, current: int, need: int,
           elapsed: float) -> float | None:  # money-ok: seconds
     """Seconds until ``need`` more fits under ``limit``; None if it fits now."""
@@ -38,13 +49,11 @@ def _wait(limit: int, previous: int, current: int, need: int,
     if need > limit:
         return 2.0 * WINDOW_SECONDS  # one call larger than the limit: it never fits
     if current + need > limit:
-        # Not before this minute has become the previous one and decayed enough:
-        # current × (1 - e / 60) + need <= limit, e seconds into the next minute.
-        return WINDOW_SECONDS - elapsed + WINDOW_SECONDS * (1 - (limit - need) / current)
-    # The previous minute must decay until previous × weight' <= limit - current - need.
-    room = limit - current - need
-    weight_needed = room / previous if previous else 1.0
-    return max(0.0, (1 - weight_needed) * WINDOW_SECONDS - elapsed)
+        # Not before this minute has become the previous one and decayed enough, e seconds
+        # into the next: floor(current × (1 - e / 60)) + need <= limit.
+        return WINDOW_SECONDS - elapsed + _decayed(current, limit - need)
+    # The previous minute must decay until floor(previous × weight') <= limit - current - need.
+    return max(0.0, _decayed(previous, limit - current - need) - elapsed)
 
 
 def decide(rpm: int | None, tpm: int | None, window: Window, tokens: int,
@@ -59,4 +68,6 @@ def decide(rpm: int | None, tpm: int | None, window: Window, tokens: int,
     found = [w for w in waits if w is not None]
     if not found:
         return None
+    # A refused call waits at least a second (Retry-After counts whole seconds), so a
+    # limit that frees a unit right at the minute's edge answers the minute's remaining seconds.
     return max(1, math.ceil(max(found)))

@@ -84,6 +84,10 @@ _ZERO: Final = Decimal(0)
 MAX_QUANTITY: Final = 10**15
 
 
+def _too_large(where: str, value: object) -> str:
+    return f"{where}: too large, must be below {MAX_QUANTITY:,}, got {value!r}"
+
+
 def _quantity(meter: Meter, value: object) -> Decimal:
     if type(value) is int and 0 <= value < MAX_QUANTITY:
         return Decimal(value)
@@ -91,6 +95,9 @@ def _quantity(meter: Meter, value: object) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise InvalidUsage(f"{where}: must be a number, got {value!r}", field=where)
     if isinstance(value, float):
+        # JSON writes a huge count as 1e26, a float: its size is the problem, not its form.
+        if math.isfinite(value) and value >= MAX_QUANTITY:
+            raise InvalidUsage(_too_large(where, value), field=where)
         if meter not in FRACTIONAL_METERS or not math.isfinite(value):
             raise InvalidUsage(f"{where}: must be a whole number, got {value!r}", field=where)
         value = repr(value)  # seconds like 2.5 from JSON: exact via the shortest repr
@@ -101,7 +108,7 @@ def _quantity(meter: Meter, value: object) -> Decimal:
     if number < 0:
         raise InvalidUsage(f"{where}: must not be negative, got {value!r}", field=where)
     if number >= MAX_QUANTITY:
-        raise InvalidUsage(f"{where}: must be below {MAX_QUANTITY:,}, got {value!r}", field=where)
+        raise InvalidUsage(_too_large(where, value), field=where)
     if decimal_places(number) > 6:
         raise InvalidUsage(f"{where}: at most 6 decimal places, got {value!r}", field=where)
     if meter not in FRACTIONAL_METERS and number != number.to_integral_value():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -29,9 +30,10 @@ def _text(cell: Cell, column: int, currency: str) -> str:
     return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
 
 
-def bill_csv(bill: Bill, lang: str = "en") -> bytes:
+def bill_csv(bill: Bill, lang: str = "en", rates: Mapping[str, Decimal] | None = None) -> bytes:
+    """``rates``: see ``labels.bill_table``."""
     lang = language(lang)
-    table = bill_table(bill, lang)
+    table = bill_table(bill, lang, rates)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(table.header)

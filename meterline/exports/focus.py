@@ -7,6 +7,17 @@ exact amount before rounding, at ListUnitPrice = ContractedUnitPrice = the line'
 (meterline has no negotiated or commitment discounts). The provider is named in ProviderName
 (FOCUS 1.0/1.1) and ServiceProviderName (1.2), the model in the custom column ``x_Model``.
 
+Periods are written in UTC, as FOCUS requires, and the tenant's timezone in ``x_Timezone``:
+a cycle is a month of the tenant's days (``2026-11`` in Asia/Shanghai starts at
+``2026-10-31T16:00:00Z``), and a reader that takes the bounds as days in that timezone gets the
+cycle's days back (``providers/bill_files.py``), whatever the offset, so the file reconciles
+with the metered days, which are the tenant's days too.
+
+A line priced in another currency than the bill's (a USD price on a CNY bill) has its amounts in
+the billing currency, as FOCUS asks, and its price as priced in ``PricingCurrency`` and
+``PricingCurrencyListUnitPrice`` (FOCUS 1.2); ``ListUnitPrice`` is that price times the rate its
+amount was converted at (``x_FxRate``, ``domain.bills.line_fx_rate``).
+
 Refunds and late usage follow the spec's refund and correction handling: both stay
 ChargeCategory ``Usage`` (a refund is a negative Usage row, not a Credit). A line that
 adjusts an already issued cycle has ChargeClass ``Correction`` and the charge period of that
@@ -18,11 +29,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
+from decimal import Decimal
 from typing import Final
 
-from meterline.domain.bills import Bill, BillLine, BillStatus, parse_cycle
+from meterline.domain.bills import Bill, BillLine, BillStatus, line_fx_rate, parse_cycle
 from meterline.domain.money import MONEY_CONTEXT, format_decimal
 
 COLUMNS: Final = (
@@ -31,11 +43,13 @@ COLUMNS: Final = (
     "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
     "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "ContractedUnitPrice", "EffectiveCost",
     "HostProviderName", "InvoiceId", "InvoiceIssuerName", "ListCost", "ListUnitPrice",
-    "PricingCategory", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName",
+    "PricingCategory", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName",
+    "PublisherName",
     "ServiceCategory", "ServiceName", "ServiceProviderName", "ServiceSubcategory", "SkuId",
     "SubAccountId", "SubAccountName", "Tags",
     "x_Model", "x_Meter", "x_BillingType", "x_LineStatus", "x_AdjustmentOf", "x_BillStatus",
-    "x_Cycle",
+    "x_Cycle", "x_FxRate", "x_Timezone",
 )
 SERVICE_CATEGORY: Final = "AI and Machine Learning"
 SERVICE_SUBCATEGORY: Final = "Generative AI"
@@ -69,7 +83,8 @@ def pricing_unit(line: BillLine) -> str:
 
 def _description(bill: Bill, line: BillLine) -> str:
     text = (f"{line.model} {line.meter.replace('_', ' ')}: {format_decimal(line.quantity)} at "
-            f"{format_decimal(line.unit_price)} {bill.currency} per {line.unit}")
+            f"{format_decimal(line.unit_price)} {line.price_currency or bill.currency} per "
+            f"{line.unit}")
     if line.refund:
         text += ", refund"
     if line.adjustment_of:
@@ -97,15 +112,35 @@ def _invoice_id(bill: Bill) -> str:
     return f"{who}/{bill.cycle}"
 
 
+def zone_name(tz: str | tzinfo) -> str:
+    """The IANA name of a timezone given by name or as a ZoneInfo ("UTC" for a fixed one)."""
+    if isinstance(tz, str):
+        return tz
+    key = getattr(tz, "key", None)
+    return key if isinstance(key, str) else "UTC"
+
+
+def _unit_price_in(line: BillLine, rate: Decimal | None) -> Decimal:
+    """The unit price in the billing currency: as priced, times the rate its amount was
+    converted at (exact product; the rate has FX_RATE_DIGITS digits)."""
+    if rate is None:
+        return line.unit_price
+    return MONEY_CONTEXT.multiply(line.unit_price, rate)
+
+
 def focus_rows(
     bill: Bill,
     *,
     tz: str | tzinfo = "UTC",
     provider_of_model: Callable[[str], str] = provider_prefix,
     invoice_issuer: str = "meterline",
+    rates: Mapping[str, Decimal] | None = None,
 ) -> list[dict[str, str]]:
-    """One FOCUS row per line; periods are the cycles' bounds in the tenant's timezone ``tz``."""
+    """One FOCUS row per line; periods are the cycles' bounds in the tenant's timezone ``tz``;
+    ``rates`` as in ``labels.bill_table``."""
+    rates = rates or {}
     billing_start, billing_end = bill.cycle.bounds(tz)
+    zone = zone_name(tz)
     invoice_id = _invoice_id(bill)
     rows = []
     for line in bill.lines:
@@ -114,7 +149,9 @@ def focus_rows(
         provider = provider_of_model(line.model)
         billed = format_decimal(line.amount)
         exact = format_decimal(line.exact_amount)
-        price = format_decimal(line.unit_price)
+        rate = line_fx_rate(line, bill.currency, rates.get(line.price_currency or ""))
+        price = format_decimal(_unit_price_in(line, rate))
+        priced = format_decimal(line.unit_price)
         rows.append({
             "BilledCost": billed,
             "BillingAccountId": bill.tenant,
@@ -139,6 +176,9 @@ def focus_rows(
             "ListCost": exact,
             "ListUnitPrice": price,
             "PricingCategory": "Standard",
+            "PricingCurrency": line.price_currency or bill.currency,
+            "PricingCurrencyContractedUnitPrice": priced,
+            "PricingCurrencyListUnitPrice": priced,
             "PricingQuantity": format_decimal(MONEY_CONTEXT.divide(line.quantity, line.per)),
             "PricingUnit": pricing_unit(line),
             "ProviderName": provider,
@@ -158,6 +198,8 @@ def focus_rows(
             "x_AdjustmentOf": line.adjustment_of or "",
             "x_BillStatus": bill.status.value,
             "x_Cycle": str(bill.cycle),
+            "x_FxRate": format_decimal(rate) if rate is not None else "",
+            "x_Timezone": zone,
         })
     return rows
 
@@ -168,11 +210,12 @@ def bill_focus(
     tz: str | tzinfo = "UTC",
     provider_of_model: Callable[[str], str] = provider_prefix,
     invoice_issuer: str = "meterline",
+    rates: Mapping[str, Decimal] | None = None,
 ) -> bytes:
     """The FOCUS CSV: UTF-8 without byte-order mark, CRLF, a header row of COLUMNS."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(focus_rows(bill, tz=tz, provider_of_model=provider_of_model,
-                                invoice_issuer=invoice_issuer))
+                                invoice_issuer=invoice_issuer, rates=rates))
     return out.getvalue().encode("utf-8")

@@ -3,6 +3,10 @@
 The table has a header row, one row per bill line and a last total row (label ``total`` /
 ``合计``, the bill's total in the amount column, the bill's status in the status column), so a
 spreadsheet shows lines and total together and the amount column of the line rows sums to it.
+A line's unit price is in its price's currency, which may not be the bill's: the last two
+columns name that currency and the FX rate its amount was converted at, so quantity ÷ unit size
+× unit price × FX rate is the amount. They come last so that programs reading the columns by
+position, as the file had them before, still read the same columns.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Final
 
-from meterline.domain.bills import Bill
+from meterline.domain.bills import Bill, line_fx_rate
 from meterline.domain.money import format_decimal, quantize_minor
 from meterline.errors import InvalidInput
 
@@ -21,11 +25,13 @@ LANGUAGES: Final = ("en", "zh")
 
 HEADERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
     "en": ("date", "model", "meter", "type", "quantity", "unit", "unit price", "amount",
-           "currency", "status"),
-    "zh": ("日期", "模型", "计量项", "类型", "数量", "单位", "单价", "金额", "币种", "状态"),
+           "currency", "status", "unit price currency", "fx rate"),
+    "zh": ("日期", "模型", "计量项", "类型", "数量", "单位", "单价", "金额", "币种", "状态",
+           "单价币种", "汇率"),
 })
 #: Column positions in every row of the table.
-DATE, MODEL, METER, TYPE, QUANTITY, UNIT, UNIT_PRICE, AMOUNT, CURRENCY, STATUS = range(10)
+(DATE, MODEL, METER, TYPE, QUANTITY, UNIT, UNIT_PRICE, AMOUNT, CURRENCY, STATUS,
+ UNIT_PRICE_CURRENCY, FX_RATE) = range(12)
 
 TOTAL: Final[Mapping[str, str]] = MappingProxyType({"en": "total", "zh": "合计"})
 SHEET: Final[Mapping[str, str]] = MappingProxyType({"en": "Bill", "zh": "账单"})
@@ -102,9 +108,16 @@ class Table:
     total: tuple[Cell, ...]
 
 
-def bill_table(bill: Bill, lang: str) -> Table:
-    """Header, one row per line (date = the cycle the usage belongs to), and the total row."""
+def _rate_cell(rate: Decimal | None) -> Cell:
+    return "" if rate is None else rate
+
+
+def bill_table(bill: Bill, lang: str, rates: Mapping[str, Decimal] | None = None) -> Table:
+    """Header, one row per line (date = the cycle the usage belongs to), and the total row.
+    ``rates``: per price currency, the one FX rate to the bill's currency in force over the
+    whole cycle, where there was one (``line_fx_rate``)."""
     lang = language(lang)
+    rates = rates or {}
     rows = tuple(
         (
             line.adjustment_of or str(bill.cycle),
@@ -117,9 +130,12 @@ def bill_table(bill: Bill, lang: str) -> Table:
             line.amount,
             bill.currency,
             STATUSES[lang][line.status],
+            line.price_currency or bill.currency,
+            _rate_cell(line_fx_rate(line, bill.currency,
+                                    rates.get(line.price_currency or bill.currency))),
         )
         for line in bill.lines
     )
     total: tuple[Cell, ...] = (TOTAL[lang], "", "", "", "", "", "", bill.total, bill.currency,
-                               STATUSES[lang][bill.status.value])
+                               STATUSES[lang][bill.status.value], "", "")
     return Table(HEADERS[lang], rows, total)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
@@ -30,7 +31,7 @@ _WHEN: Final = (1980, 1, 1, 0, 0, 0)
 #: Characters XML 1.0 does not allow (control characters other than tab, CR, LF).
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 #: Column widths in characters: date, model, meter, type, quantity, unit, price, amount, …
-_WIDTHS: Final = (10, 32, 22, 12, 16, 14, 14, 16, 10, 12)
+_WIDTHS: Final = (10, 32, 22, 12, 16, 14, 14, 16, 10, 12, 12, 14)
 
 # cellXfs indexes in styles.xml
 _PLAIN, _BOLD, _MONEY, _BOLD_MONEY = range(4)
@@ -142,9 +143,10 @@ def _money_format(bill: Bill) -> str:
     return f"#,##0.{digits}" if digits else "#,##0"
 
 
-def bill_xlsx(bill: Bill, lang: str = "en") -> bytes:
+def bill_xlsx(bill: Bill, lang: str = "en", rates: Mapping[str, Decimal] | None = None) -> bytes:
+    """``rates``: see ``labels.bill_table``."""
     lang = language(lang)
-    table = bill_table(bill, lang)
+    table = bill_table(bill, lang, rates)
     rows: list[tuple[tuple[Cell, ...], bool]] = [(table.header, True)]
     rows += [(cells, False) for cells in table.rows]
     rows.append((table.total, True))

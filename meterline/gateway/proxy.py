@@ -11,7 +11,7 @@ outcome is recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
@@ -207,7 +207,7 @@ class _Stream:
             finally:
                 await self.hang_up()
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncGenerator[bytes, None]:
         relay, record = self.relay, self.record
         failure = b""
         try:

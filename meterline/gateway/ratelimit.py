@@ -8,7 +8,7 @@ Only keys with an ``rpm`` or ``tpm`` cost anything; the rule is in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,6 +26,8 @@ from meterline.store.upsert import insert_ignore
 
 
 class Limiter(Protocol):
+    clock: Callable[[], datetime]
+
     async def acquire(self, key_id: str, rpm: int | None, tpm: int | None,
                       tokens: int) -> int | None:
         """Count one call of ``tokens``; or, if it does not fit, the seconds to wait."""
@@ -38,14 +40,19 @@ def _minute(now: datetime) -> tuple[datetime, float]:
     return start, (now - start).total_seconds()
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class DatabaseLimiter:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = _utc_now) -> None:
         self.engine = engine
+        #: Where the time comes from: a test sets the moment within a minute it needs.
+        self.clock = clock
 
     async def acquire(self, key_id: str, rpm: int | None, tpm: int | None,
                       tokens: int) -> int | None:
-        return await run_in_threadpool(self._acquire, key_id, rpm, tpm, tokens,
-                                       datetime.now(UTC))
+        return await run_in_threadpool(self._acquire, key_id, rpm, tpm, tokens, self.clock())
 
     def _acquire(self, key_id: str, rpm: int | None, tpm: int | None, tokens: int,
                  now: datetime) -> int | None:
@@ -105,14 +112,17 @@ return {1}
 
 
 class RedisLimiter:
-    def __init__(self, url: str, prefix: str = "meterline:rl:") -> None:
+    def __init__(self, url: str, prefix: str = "meterline:rl:",
+                 clock: Callable[[], datetime] = _utc_now) -> None:
         self.client: Any = aioredis.Redis.from_url(url)
         self.prefix = prefix
         self.script = self.client.register_script(_SCRIPT)
+        #: Where the time comes from: a test sets the moment within a minute it needs.
+        self.clock = clock
 
     async def acquire(self, key_id: str, rpm: int | None, tpm: int | None,
                       tokens: int) -> int | None:
-        now = datetime.now(UTC)
+        now = self.clock()
         current, elapsed = _minute(now)
         minute = int(current.timestamp()) // WINDOW_SECONDS
         keys = [f"{self.prefix}{key_id}:{kind}:{m}" for kind in ("r", "t")

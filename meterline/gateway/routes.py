@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
 from meterline import health
+from meterline.api.auth import metrics_reader
 from meterline.api.errors import ANTHROPIC_PATHS, answer
 from meterline.api.http import JsonResponse
 from meterline.errors import MeterlineError
@@ -98,7 +99,8 @@ async def models(request: Request) -> Response:
     return await _answered(request, listing)
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+@router.get("/metrics", summary="Prometheus metrics (metrics token or admin token)",
+            include_in_schema=False, dependencies=[Depends(metrics_reader)])
 async def metrics(request: Request) -> Response:
     state = gateway(request)
     pending = await run_in_threadpool(state.recorder.journal.pending)

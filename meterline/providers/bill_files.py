@@ -6,8 +6,12 @@ else ``ServiceProviderName`` (FOCUS 1.2) or ``ProviderName`` (before); the model
 ``x_Model``, else ``ResourceName``, else ``SkuId`` (SPEC §6), named ``provider/model`` like
 meterline's own models; the amount ``BilledCost`` in ``BillingCurrency``; the period
 ``ChargePeriodStart`` (inclusive) to ``ChargePeriodEnd`` (exclusive), as calendar days in the
-offset the file writes them with (a provider bills in its own timezone). meterline's own FOCUS
-export reads back this way. Money is read from the text as decimals, never as floats.
+timezone the custom column ``x_Timezone`` names, else in the offset the file writes them with (a
+provider bills in its own timezone). FOCUS writes times in UTC, so a month of Shanghai days is
+``2026-10-31T16:00:00Z`` to ``2026-11-30T16:00:00Z``: only with its timezone is that the month
+of November again. meterline's own FOCUS export writes ``x_Timezone`` (the tenant's), so it
+reads back as the cycle it was, in every timezone. Money is read from the text as decimals,
+never as floats.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Final, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meterline.domain.money import MAX_PRICE_PLACES, currency_code, decimal, decimal_places
 from meterline.domain.reconcile import BilledPeriod
@@ -30,6 +35,7 @@ PLANNED_FORMATS: Final = ("aliyun", "tencent", "volcano", "baidu", "deepseek", "
 _PROVIDER_COLUMNS: Final = ("ServiceProviderName", "ProviderName")
 _MODEL_COLUMNS: Final = ("x_Model", "ResourceName", "SkuId")
 _REQUIRED: Final = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd")
+_TIMEZONE: Final = "x_Timezone"
 MAX_AMOUNT: Final = Decimal(10) ** 15
 
 
@@ -103,8 +109,9 @@ def _line(row: Mapping[str, str | None], where: str, provider: str | None) -> Bi
                                  field="BillingCurrency")
     except InvalidInput as exc:
         raise InvalidInput(f"{where}: {exc.message}", field="BillingCurrency") from None
-    start = _day(row, "ChargePeriodStart", where)
-    end = _day(row, "ChargePeriodEnd", where, end=True)
+    zone = _zone(row, where)
+    start = _day(row, "ChargePeriodStart", where, zone)
+    end = _day(row, "ChargePeriodEnd", where, zone, end=True)
     if end <= start:
         raise InvalidInput(f"{where}: ChargePeriodEnd is not after ChargePeriodStart",
                            field="ChargePeriodEnd")
@@ -119,15 +126,30 @@ def _first(row: Mapping[str, str | None], columns: tuple[str, ...]) -> str | Non
     return None
 
 
-def _day(row: Mapping[str, str | None], column: str, where: str, *, end: bool = False) -> date:
-    """A period bound as a calendar day; an end later than midnight closes the day it falls in
-    (the period covers that day too)."""
+def _zone(row: Mapping[str, str | None], where: str) -> ZoneInfo | None:
+    name = (row.get(_TIMEZONE) or "").strip()
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"{where}: {_TIMEZONE} {name!r} is not an IANA timezone (such as "
+                           "Asia/Shanghai)", field=_TIMEZONE) from None
+
+
+def _day(row: Mapping[str, str | None], column: str, where: str, zone: ZoneInfo | None, *,
+         end: bool = False) -> date:
+    """A period bound as a calendar day, in ``zone`` where the row names one (a time without
+    an offset is already in it); an end later than midnight closes the day it falls in (the
+    period covers that day too)."""
     text = (row.get(column) or "").strip()
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(f"{where}: {column} {text!r} is not an ISO 8601 date or time",
                            field=column) from None
+    if zone is not None and when.tzinfo is not None:
+        when = when.astimezone(zone)
     day = when.date()
     if end and (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
         day += timedelta(days=1)

@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from meterline.domain.alerts import Alert
-from meterline.domain.budgets import period_label, projection
+from meterline.domain.budgets import period_label
 from meterline.domain.money import format_decimal
+from meterline.services.projection import budget_projection
 from meterline.store import alerts as store
 from meterline.store import budgets as budget_store
+from meterline.store.pricing import load_fx
 
 
 def alert_json(row: Any) -> dict[str, Any]:
@@ -54,11 +56,13 @@ def resolve(engine: Engine, ids: Sequence[str]) -> int:
 
 
 def check_projections(engine: Engine, now: datetime | None = None) -> int:
-    """Alert (once per period) on every budget whose month-end projection exceeds its limit."""
+    """Alert (once per period) on every budget whose period-end projection — the one the
+    budget list and the forecast show (``projection.budget_projection``) — exceeds its limit."""
     now = now or datetime.now(UTC)
     created = 0
     with engine.begin() as conn:
         found = budget_store.list_budgets(conn)
+        fx = load_fx(conn)
         bounds = {b.id: b.bounds(now) for b in found}
         counters = budget_store.counters(conn, [(b.id, bounds[b.id][0]) for b in found])
         for budget in found:
@@ -66,7 +70,7 @@ def check_projections(engine: Engine, now: datetime | None = None) -> int:
             counter = counters.get((budget.id, start))
             if counter is None or end is None:
                 continue
-            projected = projection(counter.spent, start, end, now)
+            projected, _ = budget_projection(conn, budget, counter.spent, now, fx)
             if projected > budget.limit and store.add(conn, store.projected_alert(
                     budget, start, projected, counter.spent,
                     period_label(budget.period, start, budget.zone), now)):

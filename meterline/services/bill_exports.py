@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 from sqlalchemy import Engine
 
+from meterline.domain.bills import Bill, parse_cycle
+from meterline.domain.fx import FxTable
 from meterline.errors import InvalidInput
 from meterline.exports.csv import bill_csv
 from meterline.exports.focus import bill_focus
 from meterline.exports.labels import language
 from meterline.exports.xlsx import bill_xlsx
 from meterline.services.bills import load
+from meterline.store.pricing import load_fx
 
 FORMATS: Final = ("csv", "xlsx", "focus")
 MEDIA_TYPES: Final = {
@@ -52,6 +56,23 @@ def filename(tenant: str, user: str | None, cycle: str, fmt: str) -> str:
     return f"bill-{stem}.{'xlsx' if fmt == 'xlsx' else 'csv'}"
 
 
+def rates_in_force(bill: Bill, fx: FxTable, timezone: str) -> dict[str, Decimal]:
+    """Per price currency of the bill's lines, the one FX rate to the bill's currency in force
+    over each cycle its lines belong to (the bill's own, and those its late usage adjusts),
+    where one rate covered them all; the exports show a line's rate from it."""
+    spans = [parse_cycle(c).bounds(timezone)
+             for c in {str(bill.cycle), *(line.adjustment_of for line in bill.lines
+                                          if line.adjustment_of)}]
+    found = {}
+    for code in {line.price_currency for line in bill.lines} - {None, bill.currency}:
+        assert code is not None
+        rates = set().union(*(fx.rates_between(code, bill.currency, start, end)
+                              for start, end in spans))
+        if len(rates) == 1:
+            found[code] = rates.pop()
+    return found
+
+
 def export(engine: Engine, tenant: object, cycle: object, fmt: object, lang: object = "en",
            user: object = None) -> BillFile:
     """The bill of ``tenant`` (or one ``user``) for ``cycle`` as a file."""
@@ -59,13 +80,15 @@ def export(engine: Engine, tenant: object, cycle: object, fmt: object, lang: obj
     words = language(lang if lang not in (None, "") else "en")
     with engine.connect() as conn:
         view = load(conn, tenant, cycle, user)
+        fx = load_fx(conn)
     bill = view.bill
+    rates = rates_in_force(bill, fx, view.tenant.timezone)
     if kind == "csv":
-        content = bill_csv(bill, words)
+        content = bill_csv(bill, words, rates)
     elif kind == "xlsx":
-        content = bill_xlsx(bill, words)
+        content = bill_xlsx(bill, words, rates)
     else:
-        content = bill_focus(bill, tz=view.tenant.timezone)
+        content = bill_focus(bill, tz=view.tenant.timezone, rates=rates)
     return BillFile(content, MEDIA_TYPES[kind],
                     filename(bill.tenant, bill.user, str(bill.cycle), kind),
                     str(view.to_json()["total"]), bill.status.value)

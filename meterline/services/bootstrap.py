@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from functools import lru_cache
 
@@ -12,6 +13,8 @@ from meterline.config import Config
 from meterline.domain.pricebook import Layer
 from meterline.store import accounts, pricing
 from meterline.store.migrate import current_revision, head_revision, upgrade
+
+log = logging.getLogger("meterline")
 
 
 def prepare_database(engine: Engine) -> int:
@@ -54,16 +57,22 @@ def sync_providers(engine: Engine, config: Config) -> None:
 
 
 def ensure_admin_token(engine: Engine, config: Config) -> str | None:
-    """Store the configured admin token; generate one on first start if none is configured.
+    """Store the configured admin token (named ``config``); without one, generate one when no
+    active admin token is left (the first start, or every token revoked).
 
-    Returns a newly generated token (to print once), else None.
+    Returns a newly generated token (to print once), else None. A configured token that was
+    revoked stays revoked (a warning says so): revocation must survive a restart.
     """
     with engine.begin() as conn:
         if config.admin_token is not None:
-            accounts.add_admin_token(conn, config.admin_token.reveal())
+            stored = accounts.add_admin_token(conn, config.admin_token.reveal())
+            if stored.revoked_at is not None:
+                log.warning("the configured admin token (id %d) was revoked and is refused; "
+                            "configure another or use `meterline admin-tokens create`",
+                            stored.id)
             return None
-        if accounts.admin_token_count(conn) == 0:
-            token = "mla-" + secrets.token_urlsafe(32)
-            accounts.add_admin_token(conn, token)
+        if accounts.active_admin_token_count(conn) == 0:
+            token = accounts.ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+            accounts.add_admin_token(conn, token, "generated")
             return token
     return None

@@ -11,9 +11,11 @@ from sqlalchemy import Connection, Engine, select
 
 from meterline.domain import budgets as rules
 from meterline.domain.budgets import Budget, Scope
+from meterline.domain.fx import FxTable
 from meterline.domain.money import currency_code, format_decimal
 from meterline.errors import FxRateMissing, InvalidInput, NotFound
 from meterline.services.inputs import optional_name
+from meterline.services.projection import budget_projection
 from meterline.store import budgets as store
 from meterline.store.accounts import get_tenant
 from meterline.store.pricing import load_fx, load_pricebook
@@ -91,27 +93,32 @@ def set_budget(engine: Engine, raw: Mapping[str, Any], reporting_currency: str) 
         return describe(conn, [budget], now)[0]
 
 
-def list_state(engine: Engine, tenant: str | None = None) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
+def list_state(engine: Engine, tenant: str | None = None,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or datetime.now(UTC)
     with engine.begin() as conn:
         store.release_expired(conn, now)
         return describe(conn, store.list_budgets(conn, tenant), now)
 
 
 def delete(engine: Engine, budget_id: str) -> None:
+    """Delete a budget (its open alerts are resolved)."""
     with engine.begin() as conn:
         store.delete_budget(conn, budget_id)
 
 
-def describe(conn: Connection, found: list[Budget], now: datetime) -> list[dict[str, Any]]:
-    """Each budget with its current period: spent, reserved, remaining, projection."""
+def describe(conn: Connection, found: list[Budget], now: datetime,
+             fx: FxTable | None = None) -> list[dict[str, Any]]:
+    """Each budget with its current period: spent, reserved, remaining, and the projection
+    (``projection.budget_projection``, the one every view shows) with its method."""
     bounds = {b.id: b.bounds(now) for b in found}
     counters = store.counters(conn, [(b.id, bounds[b.id][0]) for b in found])
+    table = fx if fx is not None else load_fx(conn) if found else FxTable()
     out = []
     for budget in found:
         start, end = bounds[budget.id]
         counter = counters.get((budget.id, start)) or store.Counter(Decimal(0), Decimal(0))
-        projected = rules.projection(counter.spent, start, end, now)
+        projected, method = budget_projection(conn, budget, counter.spent, now, table)
         out.append({
             "id": budget.id, "scope": budget.describe(), "tenant": budget.scope.tenant,
             "user": budget.scope.user, "key": budget.scope.key,
@@ -124,6 +131,6 @@ def describe(conn: Connection, found: list[Budget], now: datetime) -> list[dict[
             "remaining": format_decimal(rules.remaining(budget.limit, counter.spent,
                                                         counter.reserved)),
             "projected": format_decimal(projected),
-            "projected_overrun": projected > budget.limit,
+            "projected_overrun": projected > budget.limit, "method": method,
         })
     return out

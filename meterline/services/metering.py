@@ -240,7 +240,8 @@ class Metering:
             elif item.id in inserted:
                 row = by_id[item.id].row
                 results.append(_result(item.id, row["request_id"], row["cost"], row["currency"],
-                                       row["pricing"], False, row["warning"]))
+                                       row["pricing"], False, row["warning"],
+                                       fx_missing=row["fx_missing"]))
             else:
                 old = earlier[item.id]
                 results.append(_result(item.id, old.request_id, old.cost, old.currency,
@@ -330,7 +331,8 @@ class Metering:
 
 
 def _result(event_id: str, request_id: str, cost: Decimal | None, currency: str | None,
-            status: str, duplicate: bool, warning: str | None) -> dict[str, Any]:
+            status: str, duplicate: bool, warning: str | None, *,
+            fx_missing: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": event_id, "request_id": request_id,
         "cost": format_decimal(cost) if cost is not None else None, "currency": currency,
@@ -338,4 +340,8 @@ def _result(event_id: str, request_id: str, cost: Decimal | None, currency: str 
     }
     if warning:
         out["warning"] = warning
+    if fx_missing:
+        # Priced, but not yet in the tenant's currency: no stored rate covered the call
+        # (`meterline rerate` converts it once one does).
+        out["fx_missing"] = True
     return out

@@ -4,9 +4,11 @@
 Metered amounts are the daily rollups' costs (refunds included, so they net out) per provider,
 model and day; rollup days are each tenant's local days, provider bills are in the provider's
 own days, so a day's split between two bills can differ by the hours between the two timezones:
-reconcile whole cycles, or allow for it with the tolerance. Amounts in another currency than the
-report's are converted at the FX rate in force at the start of their day; what no rate covers is
-listed under ``unconverted``, never guessed.
+reconcile whole cycles, or allow for it with the tolerance. A metered day has its cost in the
+price's currency and, where the ledger converted it, in the tenant's (``billed_cost``): the report
+takes whichever is in its currency (so a tenant's own bill, exported and imported back,
+reconciles to the digit), and converts other amounts at the FX rate in force at the start of
+their day; what no rate covers is listed under ``unconverted``, never guessed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 
@@ -75,14 +77,13 @@ def report(engine: Engine, cycle: object, *, provider: str | None = None,
         until = max([last, *(period.end for period, _ in billed)])
         metered = _metered(conn, first, until, provider)
         fx = pricing.load_fx(conn)
-    metered = [(day, code) for day, code in metered if day.day < last or _covered(day, billed)]
-    codes = {code for _, code in metered} | {code for _, code in billed}
+    metered = [m for m in metered if m.day.day < last or _covered(m.day, billed)]
     target = (currency_code(currency) if currency
-              else next(iter(codes)) if len(codes) == 1 else reporting_currency)
+              else _shared_currency(metered, [code for _, code in billed], reporting_currency))
     unconverted: list[dict[str, Any]] = []
-    metered_days = [MeteredDay(day.provider, day.model, day.day, amount)
-                    for day, amount in _converted(
-                        ((day, day.amount, code, day.day) for day, code in metered),
+    metered_days = [MeteredDay(m.day.provider, m.day.model, m.day.day, amount)
+                    for m, amount in _converted(
+                        ((m, *m.in_currency(target), m.day.day) for m in metered),
                         target, fx, "metered", unconverted)]
     billed_periods = [BilledPeriod(period.provider, period.model, period.start, period.end,
                                    amount)
@@ -103,17 +104,50 @@ def _covered(day: MeteredDay, billed: list[tuple[BilledPeriod, str]]) -> bool:
                and period.start <= day.day < period.end for period, _ in billed)
 
 
+class _Metered(NamedTuple):
+    """A metered day (its amount: the cost in the price's currency ``currency``) and, where the
+    ledger converted it, the same calls in the tenant's ``billed_currency``."""
+
+    day: MeteredDay
+    currency: str
+    billed_currency: str
+    billed: Decimal
+
+    def currencies(self) -> set[str]:
+        return {self.currency, *([self.billed_currency] if self.billed_currency else [])}
+
+    def in_currency(self, target: str) -> tuple[Decimal, str]:
+        """The amount as the ledger holds it in ``target`` where it does, else the cost to
+        convert (in its price currency)."""
+        if self.currency != target and self.billed_currency == target:
+            return self.billed, target
+        return self.day.amount, self.currency
+
+
+def _shared_currency(metered: list[_Metered], billed: list[str], reporting: str) -> str:
+    """The report's currency when none is asked for: the one every amount is in; else one that
+    every metered day has (priced or billed) and every billed line is in; else ``reporting``."""
+    codes = {m.currency for m in metered} | set(billed)
+    if len(codes) == 1:
+        return next(iter(codes))
+    shared = set(billed)
+    for m in metered:
+        shared &= m.currencies()
+    return next(iter(shared)) if len(shared) == 1 else reporting
+
+
 def _metered(conn: Connection, first: date, until: date,
-             provider: str | None) -> list[tuple[MeteredDay, str]]:
-    """Cost per provider, model, day and currency (unpriced calls cost nothing here)."""
+             provider: str | None) -> list[_Metered]:
+    """Cost per provider, model, day and currencies (unpriced calls cost nothing here)."""
     c = usage_daily.c
-    query = (select(c.provider, c.model, c.day, c.currency, money_sum(c.cost).label("cost"))
+    query = (select(c.provider, c.model, c.day, c.currency, c.billed_currency,
+                    money_sum(c.cost).label("cost"), money_sum(c.billed_cost).label("billed"))
              .where(c.day >= first, c.day < until, c.currency != "")
-             .group_by(c.provider, c.model, c.day, c.currency))
+             .group_by(c.provider, c.model, c.day, c.currency, c.billed_currency))
     if provider is not None:
         query = query.where(c.provider == provider)
-    return [(MeteredDay(r.provider, r.model, r.day, r.cost), r.currency)
-            for r in conn.execute(query)]
+    return [_Metered(MeteredDay(r.provider, r.model, r.day, r.cost), r.currency,
+                     r.billed_currency, r.billed) for r in conn.execute(query)]
 
 
 def _converted(items: Iterable[tuple[T, Decimal, str, date]], target: str, fx: FxTable,

@@ -1,7 +1,8 @@
 """Tenants, users, API keys and admin tokens.
 
 Keys and admin tokens are random, shown once and stored as SHA-256 hashes; a lookup hashes the
-presented secret. A key is usable while it is neither revoked nor expired.
+presented secret. A key is usable while it is neither revoked nor expired; an admin token while
+it is not revoked (revoking it ends its dashboard sessions too).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from meterline.domain.money import currency_code
 from meterline.errors import AuthError, Conflict, InvalidInput, NotFound, UnknownTenant
-from meterline.store.schema import admin_tokens, api_keys, tenants, users
+from meterline.store.schema import admin_tokens, api_keys, sessions, tenants, users
 from meterline.store.upsert import insert_ignore
 
 KEY_PREFIX = "ml-"
@@ -187,16 +188,123 @@ def authenticate_key(conn: Connection, secret: str) -> ApiKey:
     return key
 
 
-def admin_token_count(conn: Connection) -> int:
-    return len(conn.execute(select(admin_tokens.c.id)).all())
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    """An admin token as stored: never the token itself, which is shown once."""
+
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat(),
+                "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None}
 
 
-def add_admin_token(conn: Connection, token: str) -> None:
+ADMIN_TOKEN_PREFIX = "mla-"
+#: The name of the token the config (or METERLINE_ADMIN_TOKEN) gives, stored at each start.
+CONFIGURED = "config"
+#: A token's last use is written at most this often (a read per request, a write per minute).
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+def _admin_token(row: Any) -> AdminToken:
+    return AdminToken(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at)
+
+
+def _token_name(name: str) -> str:
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidInput("name: 1-64 letters, digits, '-', '_' or '.'", field="name")
+    return name
+
+
+def active_admin_token_count(conn: Connection) -> int:
+    c = admin_tokens.c
+    return len(conn.execute(select(c.id).where(c.revoked_at.is_(None))).all())
+
+
+def add_admin_token(conn: Connection, token: str, name: str = CONFIGURED,
+                    now: datetime | None = None) -> AdminToken:
+    """Store ``token`` unless it is stored already (a revoked one stays revoked)."""
     conn.execute(insert_ignore(conn, admin_tokens, ["token_hash"]),
-                 [{"token_hash": hash_secret(token), "created_at": _now()}])
+                 [{"token_hash": hash_secret(token), "name": name,
+                   "created_at": now or _now()}])
+    row = conn.execute(select(admin_tokens)
+                       .where(admin_tokens.c.token_hash == hash_secret(token))).one()
+    return _admin_token(row)
 
 
-def admin_token_valid(conn: Connection, token: str) -> bool:
-    found = conn.execute(select(admin_tokens.c.id)
-                         .where(admin_tokens.c.token_hash == hash_secret(token))).first()
-    return found is not None
+def create_admin_token(conn: Connection, name: str, now: datetime | None = None
+                       ) -> tuple[str, AdminToken]:
+    """A new random admin token named ``name`` (no active token may have the name): the token,
+    to show once, and what is stored."""
+    _token_name(name)
+    c = admin_tokens.c
+    taken = conn.execute(select(c.id).where(c.name == name, c.revoked_at.is_(None))).first()
+    if taken is not None:
+        raise Conflict(f"an active admin token is named {name!r} already (id {taken.id})",
+                       field="name")
+    token = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, add_admin_token(conn, token, name, now)
+
+
+def list_admin_tokens(conn: Connection) -> list[AdminToken]:
+    return [_admin_token(r) for r in conn.execute(select(admin_tokens)
+                                                  .order_by(admin_tokens.c.id))]
+
+
+def find_admin_token(conn: Connection, ref: str) -> AdminToken:
+    """The admin token with id ``ref``, else the one active token named ``ref``."""
+    c = admin_tokens.c
+    if ref.isascii() and ref.isdigit() and len(ref) <= 18:
+        row = conn.execute(select(admin_tokens).where(c.id == int(ref))).first()
+        if row is not None:
+            return _admin_token(row)
+    rows = conn.execute(select(admin_tokens).where(c.name == ref, c.revoked_at.is_(None))
+                        .order_by(c.id)).all()
+    if len(rows) > 1:
+        raise InvalidInput(f"several active admin tokens are named {ref!r} (ids "
+                           f"{', '.join(str(r.id) for r in rows)}): name one by its id",
+                           field="token")
+    if not rows:
+        raise NotFound(f"no admin token with id or active name {ref!r}", token=ref)
+    return _admin_token(rows[0])
+
+
+def revoke_admin_token(conn: Connection, ref: str, now: datetime | None = None) -> AdminToken:
+    """Revoke an admin token (by id or active name) and end every session it signed in."""
+    token = find_admin_token(conn, ref)
+    if token.revoked_at is None:
+        when = now or _now()
+        conn.execute(update(admin_tokens).where(admin_tokens.c.id == token.id)
+                     .values(revoked_at=when))
+        conn.execute(update(sessions).where(sessions.c.admin_token_id == token.id,
+                                            sessions.c.revoked_at.is_(None))
+                     .values(revoked_at=when))
+        token = _admin_token(conn.execute(select(admin_tokens)
+                                          .where(admin_tokens.c.id == token.id)).one())
+    return token
+
+
+def authenticate_admin(conn: Connection, token: str, now: datetime | None = None
+                       ) -> AdminToken:
+    """The active admin token ``token`` is, or AuthError; notes its use."""
+    row = conn.execute(select(admin_tokens)
+                       .where(admin_tokens.c.token_hash == hash_secret(token))).first()
+    if row is None:
+        raise AuthError("invalid admin token")
+    found = _admin_token(row)
+    if found.revoked_at is not None:
+        raise AuthError("this admin token has been revoked")
+    note_admin_use(conn, found, now or _now())
+    return found
+
+
+def note_admin_use(conn: Connection, token: AdminToken, now: datetime) -> None:
+    """Record that ``token`` was used, if its last use is older than LAST_USE_RESOLUTION."""
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USE_RESOLUTION:
+        conn.execute(update(admin_tokens).where(admin_tokens.c.id == token.id)
+                     .values(last_used_at=now))

@@ -36,7 +36,7 @@ from meterline.store.alerts import add as add_alert
 from meterline.store.alerts import threshold_alert
 from meterline.store.archive import all_records
 from meterline.store.pricing import load_fx
-from meterline.store.schema import budget_holds, budget_periods, budgets
+from meterline.store.schema import alerts, budget_holds, budget_periods, budgets
 from meterline.store.types import Money, UtcDateTime, money_sum
 from meterline.store.upsert import PerDialect, upsert
 
@@ -79,6 +79,7 @@ def save_budget(conn: Connection, scope: Scope, *, period: str, mode: str, amoun
             created_at=now, **values))
     budget = get_budget(conn, budget_id)
     _start_counter(conn, budget, now)
+    _alert_standing(conn, budget, now)
     return budget
 
 
@@ -92,6 +93,16 @@ def _start_counter(conn: Connection, budget: Budget, now: datetime) -> None:
     spent = spent_in_ledger(conn, budget, start, end)
     conn.execute(insert(budget_periods).values(budget_id=budget.id, period_start=start,
                                                spent=spent, reserved=ZERO))
+
+
+def _alert_standing(conn: Connection, budget: Budget, now: datetime) -> None:
+    """Alert on the thresholds the current period's spend already stands at: a budget set
+    (or lowered) below what was spent never sees a crossing, yet is as much over as one
+    crossed by a call. Each threshold alerts once per period, so setting it again adds none."""
+    start, _ = budget.bounds(now)
+    counter = counters(conn, [(budget.id, start)]).get((budget.id, start))
+    if counter is not None and counter.spent > 0:
+        _alert_crossings(conn, budget, start, ZERO, counter.spent, now)
 
 
 def spent_in_ledger(conn: Connection, budget: Budget, start: datetime,
@@ -163,8 +174,13 @@ def list_budgets(conn: Connection, tenant_id: str | None = None) -> list[Budget]
     return [_budget(row) for row in conn.execute(query)]
 
 
-def delete_budget(conn: Connection, budget_id: str) -> None:
+def delete_budget(conn: Connection, budget_id: str, now: datetime | None = None) -> None:
+    """Delete a budget; its open alerts are resolved (kept, for the record), since nothing
+    would ever resolve them once their budget is gone."""
     get_budget(conn, budget_id)
+    conn.execute(update(alerts).where(alerts.c.budget_id == budget_id,
+                                      alerts.c.resolved_at.is_(None))
+                 .values(resolved_at=now or datetime.now(UTC)))
     conn.execute(delete(budget_holds).where(budget_holds.c.budget_id == budget_id))
     conn.execute(delete(budget_periods).where(budget_periods.c.budget_id == budget_id))
     conn.execute(delete(budgets).where(budgets.c.id == budget_id))

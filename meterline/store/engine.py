@@ -13,12 +13,13 @@ background loops, the CLI and the HTTP error table see one meterline error (HTTP
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 
 from meterline.errors import InvalidInput, StoreError
@@ -28,12 +29,43 @@ from meterline.store.types import DecimalSum
 RETRY_AFTER_SECONDS = 5
 
 
+#: What stands for a password in a URL shown anywhere.
+MASK = "***"
+#: ``scheme://user:PASSWORD@`` (to the last ``@`` of the authority) and ``password=PASSWORD``.
+_USER_PASSWORD = re.compile(r"^([^:/?#]*://[^:/?#@]*):[^/?#]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+
+
+def redact_url(url: str | URL) -> str:
+    """A database URL fit to print or log: its password (in the user info or a ``password=``
+    query parameter) replaced by ``***``, whether or not the URL parses. Every place a
+    database URL is shown goes through here."""
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    shown = _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", _USER_PASSWORD.sub(rf"\g<1>:{MASK}@", text))
+    if shown != text:
+        return shown
+    try:
+        parsed = make_url(text)
+    except (ArgumentError, ValueError):
+        return shown
+    return _scrub(shown, parsed)  # a password the patterns missed (an odd URL) is still hidden
+
+
+def _scrub(text: str, url: URL | None) -> str:
+    """``text`` (a driver's message) without ``url``'s password, should the driver quote it."""
+    hidden = [url.password, url.query.get("password")] if url is not None else []
+    for secret in hidden:
+        if isinstance(secret, str) and secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def normalise_url(url: str) -> str:
     """Pick meterline's driver for a plain ``postgresql://`` or ``sqlite://`` URL."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise InvalidInput(f"database.url: {url!r} is not a database URL",
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise InvalidInput(f"database.url: {redact_url(url)!r} is not a database URL",
                            field="database.url") from exc
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
@@ -89,7 +121,8 @@ def unavailable(context: ExceptionContext) -> None:
     if _conflict(driver_error) or not _outage(context):
         return
     # The driver's words are for the log and the command line; HTTP answers show `public`.
-    raise StoreError(f"database unreachable: {driver_error}",
+    words = _scrub(str(driver_error), context.engine.url if context.engine else None)
+    raise StoreError(f"database unreachable: {words}",
                      public=f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} s",
                      retry_after=RETRY_AFTER_SECONDS) from (context.sqlalchemy_exception
                                                             or driver_error)

@@ -71,6 +71,29 @@ admin_tokens = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Which one it is ("config" for the configured token), to list and revoke it by.
+    Column("name", String(64), nullable=False, server_default="admin"),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# Dashboard sessions: the cookie carries a random id (signed), stored here only hashed.
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("admin_token_id", Integer, ForeignKey("admin_tokens.id"), nullable=False,
+           index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# Secrets the server makes for itself, shared by every process (the session signing key).
+server_secrets = Table(
+    "server_secrets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 providers = Table(

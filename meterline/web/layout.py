@@ -1,8 +1,8 @@
 """What every dashboard page shares: the session check, the page frame, escaped tables.
 
-The session is the ``meterline_session`` cookie holding the admin token (HttpOnly,
-SameSite=Strict; the admin API accepts it too). A page asked for without a valid one sends the
-browser to ``/login``. Every value a page shows goes through ``escape``.
+The session is the ``meterline_session`` cookie holding a signed session id (HttpOnly,
+SameSite=Strict; services/admins.py; the admin API accepts it too). A page asked for without a
+live session sends the browser to ``/login``. Every value a page shows goes through ``escape``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from meterline.api.auth import SESSION_COOKIE
 from meterline.api.errors import answer as answer_of
 from meterline.api.errors import public_message
 from meterline.api.state import state
-from meterline.errors import MeterlineError
+from meterline.errors import AuthError, MeterlineError
 
-COOKIE: Final = "meterline_session"
+COOKIE: Final = SESSION_COOKIE
 _STYLE: Final = (
     "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
     "table{border-collapse:collapse}td,th{padding:.25rem .75rem;border-bottom:1px solid #ddd;"
@@ -46,10 +47,14 @@ def page(title: str, body: str, status_code: int = 200, *, menu: bool = True) ->
 
 
 async def signed_in(request: Request) -> bool:
-    token = request.cookies.get(COOKIE)
-    if not token:
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
         return False
-    return await run_in_threadpool(state(request).admin_token_valid, token)
+    try:
+        await run_in_threadpool(state(request).access.session, cookie)
+    except AuthError:
+        return False
+    return True
 
 
 async def render(request: Request, title: str, load: Callable[[], T],

@@ -1,4 +1,9 @@
-"""``/login`` (the admin token in a password field) and ``/logout``."""
+"""``/login`` (the admin token in a password field) and ``/logout``.
+
+Signing in starts a server-side session (services/admins.py); the cookie holds the session's
+signed id, never the token, and lasts as long as the session. ``/logout`` revokes the session,
+so a copy of the cookie is refused too.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from meterline.api.state import state
+from meterline.errors import AuthError
+from meterline.services.admins import SESSION_LIFETIME
 from meterline.web.layout import COOKIE, page
 
 router = APIRouter(include_in_schema=False)
@@ -30,21 +37,30 @@ async def login_page() -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    # The form is URL-encoded (the browser's default), read without a multipart parser.
+    # The form is URL-encoded (the browser's default), read without a multipart parser; its
+    # size was bounded while it was read (api/bodies.py).
     body = await request.body()
     fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
     token = (fields.get("token") or [""])[0]
-    if not token or not await run_in_threadpool(state(request).admin_token_valid, token):
+    try:
+        if not token:
+            raise AuthError("no token")
+        cookie = await run_in_threadpool(state(request).access.start_session, token)
+    except AuthError:
         return page("Sign in", _form("That is not an admin token."), status_code=401,
                     menu=False)
     answer = RedirectResponse("/", status_code=303)
-    answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+    answer.set_cookie(COOKIE, cookie, max_age=int(SESSION_LIFETIME.total_seconds()),
+                      httponly=True, samesite="strict", path="/",
                       secure=request.url.scheme == "https")
     return answer
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        await run_in_threadpool(state(request).access.end_session, cookie)
     answer = RedirectResponse("/login", status_code=303)
     answer.delete_cookie(COOKIE, path="/")
     return answer

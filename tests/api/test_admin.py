@@ -79,7 +79,7 @@ def test_tenants_create_and_list(client: httpx.Client) -> None:
         ({"name": ""}, "name", ""),
         ({"name": "x" * 65}, "name", ""),
         ({}, "name", ""),
-        ([], "", ""),
+        ([], "body", "must be a JSON object"),
     ]
     for body, field, mentioned in bad:
         error = error_of(client.post("/api/tenants", json=body, headers=ADMIN), 400)
@@ -411,7 +411,8 @@ def test_usage_filters(client: httpx.Client, tenant_key: str) -> None:
         "a2", "b1"]
     assert ids(tenant="acme", start="2026-11-02T07:00:00+08:00",
                end="2026-11-03T00:00:01Z") == ["a2", "b1"]
-    assert ids(tenant="nobody") == []
+    error = error_of(client.get("/api/usage", params={"tenant": "nobody"}, headers=ADMIN), 404)
+    assert error["code"] == "tenant_not_found"  # as stats and keys answer
     key_id = ok(client.get("/api/keys", params={"tenant": "acme"}, headers=ADMIN))["keys"][0]["id"]
     assert ids(key=key_id) == ["a1", "a2", "b1", "n1"]
     a1 = records(client, tenant="acme", user="alice", end="2026-11-01T12:00:00Z")[0]

@@ -115,13 +115,18 @@ def test_admin_endpoints_need_the_admin_token(client: httpx.Client, tenant_key: 
         ("GET", "/api/fx", None), ("POST", "/api/fx", {"base": "USD", "quote": "CNY",
                                                         "rate": "7"}),
         ("GET", "/api/usage", None), ("POST", "/api/rerate", None),
+        ("GET", "/api/admin-tokens", None), ("POST", "/api/admin-tokens", {"name": "evil"}),
+        ("POST", "/api/admin-tokens/1/revoke", None),
     ]
     for method, path, body in calls:
         for headers, says in (({}, "missing admin token"),
                               (bearer("wrong-token"), "invalid admin token"),
                               (bearer(tenant_key), "invalid admin token"),
                               ({"x-api-key": "test-admin-tokenX"}, "invalid admin token"),
-                              ({"Cookie": "meterline_session=forged"}, "invalid admin token")):
+                              ({"Cookie": "meterline_session=forged"}, "sign in again"),
+                              # the token itself is no session (the cookie once held it)
+                              ({"Cookie": "meterline_session=test-admin-token"},
+                               "sign in again")):
             answer = client.request(method, path, json=body, headers=headers)
             assert_unauthorized(answer, says)
     # Nothing was changed by the refused calls.
@@ -131,9 +136,9 @@ def test_admin_endpoints_need_the_admin_token(client: httpx.Client, tenant_key: 
     assert client.get("/api/prices", params={"model": "evil/m"},
                       headers=ADMIN).status_code == 404
     assert client.get("/api/fx", headers=ADMIN).json() == {"rates": []}
-    # The token works as a bearer token, as x-api-key and as the dashboard's session cookie.
-    for headers in (ADMIN, {"x-api-key": "test-admin-token"},
-                    {"Cookie": "meterline_session=test-admin-token"}):
+    # The token works as a bearer token and as x-api-key (the dashboard's session cookie is
+    # tests/web/test_login.py's).
+    for headers in (ADMIN, {"x-api-key": "test-admin-token"}):
         answer = client.get("/api/tenants", headers=headers)
         assert answer.status_code == 200, answer.text
 

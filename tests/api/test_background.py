@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from meterline.api.app import create_app
 from meterline.config import Config
 from meterline.health import FAILING_AFTER, backoff
-from tests.conftest import LiveServer
+from tests.conftest import ADMIN, LiveServer
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -75,7 +75,7 @@ def test_a_failing_loop_keeps_running_reports_itself_and_recovers(faulty: Any) -
     assert status == 503 and found["status"] == "degraded", found
     assert found["failing"] and found["last_error"] == "OperationalError"
     assert any("hold_sweep" in problem for problem in found["problems"])
-    metrics = http.get("/metrics").text
+    metrics = http.get("/metrics", headers=ADMIN).text
     assert 'meterline_background_failures{loop="hold_sweep"}' in metrics
     assert 'meterline_background_last_success_seconds{loop="journal_drainer"}' in metrics
     assert "meterline_journal_pending 0" in metrics

@@ -2,26 +2,28 @@
 ``POST /login`` once read any body whole (400 MB, unauthenticated), and the other endpoints
 buffered a body whole before their 32 MiB check.
 
-The clients here send no credentials at all. A body that declares its length is refused before
-a byte of it is sent; one sent in chunks is refused once it has passed the limit while the
-client still holds back the rest of it (the end of the chunked body is never sent), so a 413
-proves the server stopped reading at the limit: without the limit it would wait for the rest.
+A body that declares a length over the limit is refused before a byte of it is sent, with no
+credentials at all. One sent in chunks is refused once it has passed the limit while the client
+still holds back the rest of it (the end of the chunked body is never sent), so a 413 proves
+the server stopped reading at the limit: without the limit it would wait for the rest. A
+request refused on its headers (no key) is answered without reading its body, and its
+connection closed rather than read on.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import httpx
 import orjson
-import pytest
 
 from meterline.api.bodies import LOGIN_MAX_BODY_BYTES
 from meterline.api.http import MAX_BODY_BYTES
+from tests.conftest import ADMIN_TOKEN
 
-#: path -> its limit: the sign-in form, a tenant-key endpoint, an admin endpoint whose body
-#: FastAPI parses before the admin check, and the gateway.
+#: path -> its limit: the sign-in form, a tenant-key endpoint, an admin endpoint and the
+#: gateway's two wire formats.
 ENDPOINTS = {"/login": LOGIN_MAX_BODY_BYTES, "/v1/usage": MAX_BODY_BYTES,
              "/api/fx": MAX_BODY_BYTES, "/v1/chat/completions": MAX_BODY_BYTES,
              "/v1/messages": MAX_BODY_BYTES}
@@ -41,7 +43,7 @@ class RawAnswer:
         return found
 
 
-def exchange(client: httpx.Client, head: str, body: Iterator[bytes] = iter(())) -> RawAnswer:
+def exchange(client: httpx.Client, head: str, body: Iterable[bytes] = ()) -> RawAnswer:
     """Send ``head`` and ``body`` on a connection of its own, then read the answer until the
     server closes the connection."""
     url = client.base_url
@@ -74,48 +76,48 @@ def assert_refused(answer: RawAnswer, path: str, limit: int) -> None:
         assert answer.headers["x-meterline-request-id"]
 
 
-@pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(
-        client: httpx.Client, path: str) -> None:
-    limit = ENDPOINTS[path]
-    answer = exchange(client, post_head(path, f"content-length: {limit + 1}"))
-    assert_refused(answer, path, limit)
-    # 400 MB announced to the sign-in form: refused alike, nothing read.
-    assert exchange(client, post_head(path, "content-length: 400000000")).status == 413
+        client: httpx.Client) -> None:
+    for path, limit in ENDPOINTS.items():
+        answer = exchange(client, post_head(path, f"content-length: {limit + 1}"))
+        assert_refused(answer, path, limit)
+        # 400 MB announced: refused alike, nothing read.
+        assert exchange(client, post_head(path, "content-length: 400000000")).status == 413
 
 
-@pytest.mark.parametrize("path", ENDPOINTS)
 def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
-        client: httpx.Client, tenant_key: str, path: str) -> None:
-    """Without credentials where the body is read before them (the sign-in form, FastAPI's
-    body parameters); with a valid key on the gateway and ``/v1/usage``, which check the key
-    before reading (without one, see the next test)."""
-    limit = ENDPOINTS[path]
-    sent = 0
-    auth = f"authorization: Bearer {tenant_key}\r\n" if path.startswith("/v1/") else ""
+        client: httpx.Client, tenant_key: str) -> None:
+    """The sign-in form without credentials; the others with theirs, since they check them
+    before reading a body (without them, see the next test)."""
+    for path, limit in ENDPOINTS.items():
+        sent = 0
+        secret = tenant_key if path.startswith("/v1/") else ADMIN_TOKEN
+        auth = f"authorization: Bearer {secret}\r\n" if path != "/login" else ""
 
-    def chunks() -> Iterator[bytes]:
-        # Up to one chunk past the limit, and never the terminating chunk: the server cannot
-        # answer by waiting for the end of the body.
-        nonlocal sent
-        while sent <= limit:
-            size = min(CHUNK, limit + 1 - sent)
-            sent += size
-            yield b"%x\r\n" % size + b" " * size + b"\r\n"
+        def chunks(limit: int = limit) -> Iterator[bytes]:
+            # Up to one byte past the limit, and never the terminating chunk: the server cannot
+            # answer by waiting for the end of the body.
+            nonlocal sent
+            while sent <= limit:
+                size = min(CHUNK, limit + 1 - sent)
+                sent += size
+                yield b"%x\r\n" % size + b" " * size + b"\r\n"
 
-    answer = exchange(client, post_head(path, auth + "transfer-encoding: chunked"), chunks())
-    assert_refused(answer, path, limit)
-    assert sent == limit + 1
+        answer = exchange(client, post_head(path, auth + "transfer-encoding: chunked"),
+                          chunks())
+        assert_refused(answer, path, limit)
+        assert sent == limit + 1
 
 
-@pytest.mark.parametrize("path", ["/v1/usage", "/v1/chat/completions"])
-def test_a_body_refused_on_its_headers_is_not_read_on(client: httpx.Client, path: str) -> None:
-    """No key: 401 before the body is read, and the connection closes instead of the server
-    reading on to reuse it (the end of the body is never sent, so nothing else ends it)."""
-    answer = exchange(client, post_head(path, "transfer-encoding: chunked"),
-                      iter([b"%x\r\n" % CHUNK + b" " * CHUNK + b"\r\n"]))
-    assert answer.status == 401
-    assert answer.headers["connection"] == "close"
+def test_a_body_refused_on_its_headers_is_not_read_on(client: httpx.Client) -> None:
+    """No credentials: 401 before the body is read, and the connection closes instead of the
+    server reading on to reuse it (the end of the body is never sent, so nothing else ends
+    it)."""
+    for path in ("/v1/usage", "/v1/chat/completions", "/api/fx"):
+        answer = exchange(client, post_head(path, "transfer-encoding: chunked"),
+                          [b"400\r\n" + b" " * 1024 + b"\r\n"])
+        assert answer.status == 401, path
+        assert answer.headers["connection"] == "close"
 
 
 def test_a_client_streaming_a_huge_body_is_stopped_at_the_limit(client: httpx.Client) -> None:

@@ -230,3 +230,17 @@ def test_fx_set_same_moment_twice(run_cli, ok, fails):
 
 def test_fx_set_bad_from(run_cli, fails):
     fails(run_cli("fx", "set", "USD", "CNY", "7.1", "--from", "soon"), 2, "--from")
+
+
+def test_fx_set_takes_effective_from_like_prices_add(run_cli, ok, fails):
+    ok("fx", "set", "USD", "CNY", "7.1", "--effective-from", "2020-01-01", "--json")
+    ok("fx", "set", "USD", "CNY", "7.2", "--from", "2021-01-01", "--json")  # the old name
+    assert [r["effective_from"][:10] for r in ok("fx", "list", "--json")] == [
+        "2020-01-01", "2021-01-01"]
+    help_text = ok("fx", "set", "--help")
+    assert "--effective-from" in help_text and "--from" not in help_text.replace(
+        "--effective-from", "")
+    fails(run_cli("fx", "set", "USD", "CNY", "7.3", "--from", "2022-01-01",
+                  "--effective-from", "2022-01-01"), 2, "--from", "--effective-from")
+    fails(run_cli("fx", "set", "USD", "CNY", "7.3", "--effective-from", "soon"), 2,
+          "--effective-from")

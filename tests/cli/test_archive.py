@@ -62,7 +62,7 @@ def test_archive_moves_old_records_and_keeps_every_number(
     # The same file once more: old events are duplicates, nothing is charged twice.
     assert ok("usage", "ingest", str(usage_file), "--tenant", "acme", "--json") == {
         "events": len(DAYS), "recorded": 0, "duplicates": len(DAYS), "unpriced": 0,
-        "refused": 0}
+        "fx_missing": 0, "refused": 0}
     assert [ok(*view) for view in views] == before
 
 

@@ -105,3 +105,33 @@ def test_bad_input(run_cli: Callable[..., Result], fails: Callable[..., str],
 def test_help(run_cli: Callable[..., Result], command: tuple[str, ...]) -> None:
     result = run_cli("stats", *command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_text_rounds_money_for_reading_and_json_keeps_it_exact(
+        ok: Callable[..., Any], m1: str, write_jsonl: Callable[[Path, list[Any]], Path],
+        tmp_path: Path) -> None:
+    ok("tenants", "create", "acme")
+    ok("prices", "add", "--model", "test/cny", "--currency", "CNY", "--unit", "1",
+       "--input", "0.0000005", "--output", "0.0000015", "--effective-from", "2020-01-01")
+    ok("fx", "set", "USD", "CNY", "7.1", "--from", "2020-01-01")  # CNY -> USD: its reciprocal
+    events = [{"id": "big", "model": m1, "usage": {"input_tokens": 1234567}},
+              {"id": "small", "model": "test/cny", "usage": {"input_tokens": 1000,
+                                                             "output_tokens": 500}}]
+    ok("usage", "ingest", str(write_jsonl(tmp_path / "usage.jsonl", events)), "--tenant", "acme")
+    ok("budgets", "set", "--tenant", "acme", "--amount", "10", "--mode", "alert")
+
+    # exact in --json: 0.6172835 + 0.00125 CNY at 1/7.1 (ten places: 0.0001760563)
+    summary = ok("stats", "summary", "--tenant", "acme", "--json")
+    assert summary["total"] == "0.6174595563"
+    text = ok("stats", "summary", "--tenant", "acme")
+    assert "total 0.62 USD" in text and "0.6174595563" not in text
+    [budget] = ok("budgets", "list", "--json")
+    assert budget["spent"] == "0.6174595563" and budget["remaining"] == "9.3825404437"
+    listed = ok("budgets", "list")
+    assert "spent 0.62" in listed and "remaining 9.38" in listed
+    by_model = ok("stats", "by", "model", "--tenant", "acme", "--start", "2020-01-01")
+    assert "test/m1\t0.62\t" in by_model and "test/cny\t0.00018\t" in by_model
+    records = {r["id"]: r for r in ok("usage", "list", "--tenant", "acme", "--json")}
+    assert (records["small"]["cost"], records["small"]["billed_cost"]) == ("0.00125",
+                                                                           "0.0001760563")
+    assert "0.0013 CNY" in ok("usage", "list", "--tenant", "acme")  # cost, in its currency

@@ -43,7 +43,7 @@ def test_ingest_a_large_file_once_and_only_once(ok, acme, write_jsonl, tmp_path)
 
     first = ok("usage", "ingest", path, "--tenant", acme, "--json")
     assert first == {"events": 2500, "recorded": 2500, "duplicates": 0, "unpriced": 0,
-                     "refused": 0}
+                     "fx_missing": 0, "refused": 0}
     records = _ledger(ok)
     assert len(records) == 2500
     assert sum(Decimal(r["cost"]) for r in records) == expected_total
@@ -59,7 +59,7 @@ def test_ingest_a_large_file_once_and_only_once(ok, acme, write_jsonl, tmp_path)
 
     second = ok("usage", "ingest", path, "--tenant", acme, "--json")
     assert second == {"events": 2500, "recorded": 0, "duplicates": 2500, "unpriced": 0,
-                      "refused": 0}
+                      "fx_missing": 0, "refused": 0}
     again = _ledger(ok)
     assert len(again) == 2500
     assert sum(Decimal(r["cost"]) for r in again) == expected_total
@@ -161,7 +161,7 @@ def test_ingest_unknown_model_is_recorded_unpriced(ok, acme, write_jsonl, tmp_pa
     summary = ok("usage", "ingest", str(write_jsonl(tmp_path / "e.jsonl", events)), "--tenant",
                  acme, "--json")
     assert summary == {"events": 3, "recorded": 3, "duplicates": 0, "unpriced": 1,
-                       "refused": 0}
+                       "fx_missing": 0, "refused": 0}
     record = {r["id"]: r for r in _ledger(ok)}["evt-1"]
     assert record["cost"] is None
     assert record["status"] == "success"
@@ -178,6 +178,69 @@ def test_ingest_converts_to_the_tenant_currency(ok, m1, write_jsonl, tmp_path):
     assert (record["cost"], record["currency"]) == ("0.00125", "USD")
     assert (record["billed_cost"], record["billed_currency"]) == ("0.008875", "CNY")
     assert record["fx_rate"] == "7.1"
+
+
+def test_ingest_lists_every_bad_line_then_refuses_the_file(run_cli, ok, acme, write_jsonl,
+                                                          tmp_path):
+    events = _events(10)
+    events[1]["usage"]["output_tokens"] = -3                      # line 2
+    events[4]["usage"] = {"input_tokens": 1e26}                   # line 5
+    events[6]["id"] = events[0]["id"]                             # line 7
+    events[8]["usgae"] = events[8].pop("usage")                   # line 9
+    path = write_jsonl(tmp_path / "bad.jsonl", events)
+    lines = path.read_text().splitlines()
+    lines[9] = lines[9][:-5]                                      # line 10 cut short
+    path.write_text("\n".join(lines) + "\n")
+    result = run_cli("usage", "ingest", str(path), "--tenant", acme, "--json")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    *listed, last = result.stderr.strip().splitlines()
+    assert len(listed) == 5, listed
+    assert listed[1:4] == [
+        f"{path}:5: usage.input_tokens: too large, must be below 1,000,000,000,000,000, "
+        "got 1e+26",
+        f"{path}:7: id 'evt-0' already used on line 1",
+        f"{path}:9: usgae: unknown field; expected id, timestamp, user, model, usage, status, "
+        "metadata, tags, attributes (anything else goes in metadata)",
+    ]
+    assert listed[0].startswith(f"{path}:2: usage.output_tokens: must not be negative")
+    assert listed[4].startswith(f"{path}:10: not valid JSON")
+    assert last == f"error: {path}: 5 bad lines (listed above); nothing was recorded"
+    assert _ledger(ok) == []
+
+
+def test_ingest_lists_at_most_fifty_bad_lines(run_cli, ok, acme, write_jsonl, tmp_path):
+    events = _events(80)
+    for event in events:
+        event["usage"]["input_tokens"] = -1
+    result = run_cli("usage", "ingest", str(write_jsonl(tmp_path / "bad.jsonl", events)),
+                     "--tenant", acme)
+    assert result.exit_code == 2, result.output
+    *listed, last = result.stderr.strip().splitlines()
+    assert len(listed) == 50 and listed[-1].startswith(f"{tmp_path / 'bad.jsonl'}:50: ")
+    assert last.endswith("80 bad lines (the first 50 listed above); nothing was recorded")
+
+
+def test_ingest_summary_counts_records_without_an_fx_rate(run_cli, ok, m1, write_jsonl,
+                                                          tmp_path):
+    ok("tenants", "create", "shop", "--currency", "CNY", "--json")
+    events = [{"id": f"cn-{i}", "timestamp": "2026-11-01T10:00:00Z", "model": "test/m1",
+               "usage": {"input_tokens": 1000}} for i in range(3)]
+    path = str(write_jsonl(tmp_path / "e.jsonl", events))
+    summary = ok("usage", "ingest", path, "--tenant", "shop", "--json")
+    assert (summary["recorded"], summary["fx_missing"]) == (3, 3)
+    ok("fx", "set", "USD", "CNY", "7.1", "--effective-from", "2026-01-01")
+    more = [*({**e, "id": f"cn-later-{i}"} for i, e in enumerate(events)),
+            {**events[0], "id": "cn-early", "timestamp": "2025-12-31T10:00:00Z"}]
+    result = run_cli("usage", "ingest", str(write_jsonl(tmp_path / "f.jsonl", more)),
+                     "--tenant", "shop")
+    assert result.exit_code == 0, result.output
+    assert "4 recorded (0 unpriced, 1 without an FX rate)" in result.stdout
+    assert "meterline rerate" in result.stderr
+
+
+def test_list_of_an_unknown_tenant_is_an_error(run_cli, history, fails):
+    fails(run_cli("usage", "list", "--tenant", "nope", "--json"), 1, "unknown tenant 'nope'")
 
 
 # -- usage list ---------------------------------------------------------------------------------
@@ -234,7 +297,6 @@ def test_list_filters(ok, history):
                 "--until", "2026-10-04T21:00:00+08:00") == ["d4"]
     assert _ids(ok, "--tenant", "acme", "--limit", "2") == ["d6", "d5"]
     assert _ids(ok, "--tenant", "acme", "--since", "2027-01-01") == []
-    assert _ids(ok, "--tenant", "ghost") == []
 
 
 def test_list_since_is_inclusive_until_exclusive(ok, history):

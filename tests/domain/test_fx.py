@@ -217,3 +217,15 @@ def test_reciprocal_has_28_significant_digits_at_most(stored: Decimal) -> None:
     with localcontext() as ctx:
         ctx.prec = 28
         assert inverse == D(1) / stored
+
+
+def test_rates_between_are_those_in_force_at_some_time_of_the_span() -> None:
+    table = usd_cny()  # 7.1 from JAN, 7.2 from FEB
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    assert table.rates_between("USD", "CNY", JAN, FEB) == {D("7.1")}
+    assert table.rates_between("USD", "CNY", JAN + timedelta(days=3), march) == {D("7.1"),
+                                                                                D("7.2")}
+    assert table.rates_between("USD", "CNY", FEB, march) == {D("7.2")}
+    # before any rate: none; the inverse direction: reciprocals
+    assert table.rates_between("USD", "CNY", JAN - timedelta(days=9), JAN) == set()
+    assert table.rates_between("CNY", "USD", FEB, march) == {table.rate("CNY", "USD", FEB)}

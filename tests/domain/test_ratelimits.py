@@ -18,9 +18,20 @@ def test_requests_per_minute() -> None:
     assert decide(3, None, Window(current_requests=2), 0, 10) is None
     assert decide(3, None, Window(current_requests=3), 0, 10) is not None
     # The previous minute still weighs: 4 × (1 - 15/60) = 3, plus 1 is over a limit of 3,
-    # until it has decayed to 2 (30 s into this minute).
-    assert decide(3, None, Window(previous_requests=4), 0, 15) == 15
+    # until it has decayed below 3, which it does right after: come back in a second.
+    assert decide(3, None, Window(previous_requests=4), 0, 15) == 1
+    assert decide(3, None, Window(previous_requests=4), 0, 16) is None
     assert decide(3, None, Window(previous_requests=4), 0, 45) is None
+    # 6 × (1 - e/60) drops below 3 (floor 2, room for one more) at e = 30.
+    assert decide(3, None, Window(previous_requests=6), 0, 10) == 20
+
+
+@given(rpm=st.integers(1, 1000), elapsed=st.floats(0, 59.999))
+def test_a_full_minute_waits_at_most_for_its_end(rpm: int, elapsed: float) -> None:
+    # rpm calls this minute: the next fits as soon as this minute is the previous one, since
+    # floor(rpm × weight) < rpm for any weight below 1 (issue 13.9: rpm=2 said 81 s, not 51).
+    wait = decide(rpm, None, Window(current_requests=rpm), 0, elapsed)
+    assert wait == max(1, math.ceil(WINDOW_SECONDS - elapsed))
 
 
 def test_tokens_per_minute_count_the_call() -> None:
@@ -42,7 +53,8 @@ def test_waiting_retry_after_makes_room(limit: int, previous: int, current: int,
     assert load(previous, current, elapsed) + need > limit
     if need > limit:
         return
-    later = elapsed + wait
+    # A call made Retry-After seconds later reaches the limiter a moment after that.
+    later = elapsed + wait + 0.001
     if later < WINDOW_SECONDS:
         assert load(previous, current, later) + need <= limit
     elif later < 2 * WINDOW_SECONDS:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterline.domain.bills import Bill, BillLine, issue, open_bill
-from meterline.domain.money import MINOR_UNITS
+from meterline.domain.money import MINOR_UNITS, convert_at
 from meterline.errors import InvalidInput
 from meterline.exports.csv import bill_csv
 from tests.bill_lines import LATE, NOVEMBER, lines
@@ -33,10 +33,10 @@ def test_english_headers_rows_and_total_row() -> None:
     assert b"\r\n" in data
     rows = read(data)
     assert rows[0] == ["date", "model", "meter", "type", "quantity", "unit", "unit price",
-                       "amount", "currency", "status"]
+                       "amount", "currency", "status", "unit price currency", "fx rate"]
     assert rows[1] == ["2026-11", "openai/gpt-4o-mini", "input tokens", "token", "1234567",
-                       "1M tokens", "0.15", "0.19", "USD", "charged"]
-    assert rows[-1] == ["total", "", "", "", "", "", "", "1.95", "USD", "issued"]
+                       "1M tokens", "0.15", "0.19", "USD", "charged", "USD", "1"]
+    assert rows[-1] == ["total", "", "", "", "", "", "", "1.95", "USD", "issued", "", ""]
     assert len(rows) == 1 + len(NOVEMBER) + len(LATE) + 1
 
 
@@ -45,8 +45,8 @@ def test_chinese_headers_and_bom() -> None:
     assert data.startswith(b"\xef\xbb\xbf")
     rows = read(data, "utf-8-sig")
     assert rows[0] == ["日期", "模型", "计量项", "类型", "数量", "单位", "单价", "金额", "币种",
-                       "状态"]
-    assert rows[-1][0] == "合计" and rows[-1][-1] == "已出账"
+                       "状态", "单价币种", "汇率"]
+    assert rows[-1][0] == "合计" and rows[-1][9] == "已出账"
     by_model = {(row[1], row[9]): row for row in rows[1:-1]}
     image = by_model[("qwen/wanx-v1", "已计费")]
     assert image[2:6] == ["图片", "按次", "7", "张"]
@@ -112,3 +112,32 @@ def test_any_issued_bill_adds_up(values: list[Decimal], currency: str, lang: str
     _sum_matches(rows, bill.total)
     places = MINOR_UNITS[currency]
     assert all(len(row[7].partition(".")[2]) == places for row in rows[1:])
+
+
+def test_a_line_priced_in_another_currency_names_it_and_its_rate() -> None:
+    usd = BillLine("openai/gpt-4o-mini", "input_tokens", D(1234567), "1M tokens", D("0.15"),
+                   D("1.314813855"), price_currency="USD")  # 0.18518505 USD at 7.1
+    free = BillLine("openai/free", "input_tokens", D(0), "1M tokens", D("0.15"), D(0),
+                    price_currency="USD")
+    own = BillLine("qwen/qwen-max", "input_tokens", D(1000), "1M tokens", D("2.4"),
+                   D("0.0024"))
+    bill = open_bill("shop", "2026-11", "CNY", [usd, free, own])
+    rows = {row[1]: row for row in read(bill_csv(bill))[1:-1]}
+    assert rows["openai/gpt-4o-mini"][7:] == ["1.314813855", "CNY", "charged", "USD", "7.1"]
+    assert rows["openai/free"][10:] == ["USD", ""]  # no amount to take a rate from
+    assert rows["qwen/qwen-max"][10:] == ["CNY", "1"]
+    # a rate the amount does not fit (it changed within the cycle): the line's own average
+    other = read(bill_csv(bill, rates={"USD": D("7.3")}))[1:-1]
+    assert {row[1]: row[11] for row in other}["openai/gpt-4o-mini"] == "7.1"
+
+
+def test_a_reciprocal_rate_in_force_is_shown_as_used() -> None:
+    reciprocal = D("0.1408450704225352112676056338")  # 1 / 7.1, as the ledger stores it
+    cny = BillLine("deepseek/deepseek-chat", "output_tokens", D(333), "1M tokens", D("8"),
+                   convert_at(D("0.002664"), reciprocal), price_currency="CNY")
+    bill = open_bill("acme", "2026-11", "USD", [cny])
+    [row] = read(bill_csv(bill, rates={"CNY": reciprocal}))[1:-1]
+    assert row[10:] == ["CNY", "0.1408450704225352112676056338"]
+    # without it, the average the amount gives: ten digits, the last ones the rounding's
+    [row] = read(bill_csv(bill))[1:-1]
+    assert row[11] == "0.1408450826"

@@ -76,11 +76,11 @@ def test_cells_are_typed_and_amounts_sum_to_the_total() -> None:
     bill = issued()
     rows = values(sheet(bill_xlsx(bill)))
     assert rows[0] == ["date", "model", "meter", "type", "quantity", "unit", "unit price",
-                       "amount", "currency", "status"]
+                       "amount", "currency", "status", "unit price currency", "fx rate"]
     assert rows[1] == ["2026-11", "openai/gpt-4o-mini", "input tokens", "token", D(1234567),
-                       "1M tokens", D("0.15"), D("0.19"), "USD", "charged"]
+                       "1M tokens", D("0.15"), D("0.19"), "USD", "charged", "USD", D(1)]
     body, total = rows[1:-1], rows[-1]
-    assert total == ["total", "", "", "", "", "", "", D("1.95"), "USD", "issued"]
+    assert total == ["total", "", "", "", "", "", "", D("1.95"), "USD", "issued", "", ""]
     amounts = [row[7] for row in body]
     assert all(isinstance(a, Decimal) for a in amounts)
     assert sum(amounts, D(0)) == total[7] == bill.total
@@ -89,7 +89,7 @@ def test_cells_are_typed_and_amounts_sum_to_the_total() -> None:
 
 def test_cell_references_and_styles() -> None:
     rows = sheet(bill_xlsx(issued()))
-    assert [ref for ref, _, _ in rows[0]] == [f"{c}1" for c in "ABCDEFGHIJ"]
+    assert [ref for ref, _, _ in rows[0]] == [f"{c}1" for c in "ABCDEFGHIJKL"]
     assert {style for _, style, _ in rows[0]} == {"1"}           # bold header
     assert rows[1][7][1] == "2" and rows[-1][7][1] == "3"         # money, bold money
     assert rows[1][4][1] == "0"                                   # quantity: general
@@ -99,7 +99,7 @@ def test_chinese_workbook() -> None:
     data = bill_xlsx(issued(), "zh")
     rows = values(sheet(data))
     assert rows[0] == ["日期", "模型", "计量项", "类型", "数量", "单位", "单价", "金额", "币种",
-                       "状态"]
+                       "状态", "单价币种", "汇率"]
     assert rows[-1][0] == "合计" and rows[-1][9] == "已出账"
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert "账单 2026-11" in archive.read("xl/workbook.xml").decode()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import fields
 from decimal import Decimal
 
 import openai
 import pytest
 
+from meterline.config import Config, Secret
 from tests.gateway.conftest import money
 
 LINE = re.compile(r"^([a-z_]+)(\{[^}]*\})? (\S+)$")
@@ -17,8 +19,7 @@ NANO = "openai/gpt-5-nano"
 
 
 def scrape(gateway) -> dict[tuple[str, frozenset], str]:
-    with gateway.http() as http:
-        answer = http.get("/metrics")
+    answer = gateway.admin.get("/metrics")  # the admin token
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = {}
@@ -108,3 +109,30 @@ def test_metrics_after_calls(gateway_factory):
     assert 0 < total < 10
     assert sample(samples, "meterline_upstream_latency_seconds_count",
                   provider="anthropic") == "1"
+
+
+# --- who may read them (issue 12.9: /metrics was open on the public port) ----------------------
+
+def test_metrics_need_the_metrics_token_or_an_admin_token(gateway):
+    with gateway.http() as http:
+        for headers, says in (({}, "missing token"),
+                              ({"Authorization": f"Bearer {gateway.key}"}, "invalid"),
+                              ({"Authorization": "Bearer guess"}, "invalid")):
+            refused = http.get("/metrics", headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert says in refused.json()["error"]["message"]
+            assert "meterline_" not in refused.text
+    assert gateway.admin.get("/metrics").status_code == 200  # the admin token
+
+
+def test_metrics_token_reads_metrics_and_nothing_else(gateway_factory):
+    if "metrics_token" not in {f.name for f in fields(Config)}:
+        pytest.skip("Config has no metrics_token setting yet")
+    gateway = gateway_factory(metrics_token=Secret("scrape-me"))
+    with gateway.http() as http:
+        scraper = {"Authorization": "Bearer scrape-me"}
+        answer = http.get("/metrics", headers=scraper)
+        assert answer.status_code == 200 and "meterline_journal_pending" in answer.text
+        assert http.get("/api/tenants", headers=scraper).status_code == 401
+        assert http.get("/metrics", headers={"Authorization": "Bearer scrape-m"}
+                        ).status_code == 401

@@ -152,7 +152,7 @@ def _lease_admissions(url: str) -> int:
 
 
 def _lease_metric(url: str, name: str) -> int:
-    text = httpx.get(f"{url}/metrics").text
+    text = httpx.get(f"{url}/metrics", headers=ADMIN).text
     found = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
     assert found is not None, text
     return int(found.group(1))

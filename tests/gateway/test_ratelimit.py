@@ -4,6 +4,7 @@ over the limit, 429 ``rate_limited`` with ``Retry-After``, before the provider i
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -47,6 +48,24 @@ def test_requests_per_minute(limited: Gateway) -> None:
     # Another key of the tenant has its own limits.
     with limited.http() as http:
         assert chat(http, limited.key).status_code == 200
+
+
+def test_retry_after_is_at_most_the_rest_of_the_window(limited: Gateway) -> None:
+    # Issue 13.9: a key of rpm=2, refused 9 s into a minute, was told Retry-After: 81. Both of
+    # its calls leave the window as this minute becomes the previous one and starts to decay,
+    # so the third fits once the minute is over: in 51 s.
+    key, _ = limited.new_key(rpm=2)
+    limiter = limited.app.state.gateway.rate_limits.limiter
+    limiter.clock = lambda: datetime(2026, 11, 20, 12, 0, 9, 250_000, tzinfo=UTC)
+    with limited.http() as http:
+        answers = [chat(http, key) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].headers["retry-after"] == "51"
+        # ... and it does fit then (the first moment of the next minute), not before.
+        limiter.clock = lambda: datetime(2026, 11, 20, 12, 0, 59, 900_000, tzinfo=UTC)
+        assert chat(http, key).status_code == 429
+        limiter.clock = lambda: datetime(2026, 11, 20, 12, 1, 0, 1_000, tzinfo=UTC)
+        assert chat(http, key).status_code == 200
 
 
 def test_tokens_per_minute_count_max_tokens(limited: Gateway) -> None:

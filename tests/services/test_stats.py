@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from meterline.domain.fx import FxRate
+from meterline.domain.money import convert_at
 from meterline.domain.prices import PriceVersion
 from meterline.services import stats
 from meterline.services.metering import Metering
@@ -105,8 +106,8 @@ def test_rerated_and_converted_records_reach_the_statistics(engine: Engine) -> N
     # in USD, for all tenants: the USD price as it is, the CNY price at the day's rate
     everyone = stats.summary(engine, None, "USD", now=NOW)
     reciprocal = Context(prec=28).divide(D(1), D("7.25"))  # what FxTable uses
-    assert D(everyone["total"]) == SUM_CONTEXT.add(D("0.002"),
-                                                   SUM_CONTEXT.multiply(D("0.005"), reciprocal))
+    # the day's CNY converted once, to 10 places (money.convert_at)
+    assert D(everyone["total"]) == SUM_CONTEXT.add(D("0.002"), convert_at(D("0.005"), reciprocal))
     with engine.begin() as conn:
         incremental = rollups.all_rows(conn, usage_daily, "shop-cn")
         rollups.rebuild(conn, "shop-cn")

@@ -235,14 +235,25 @@ def test_list_keys_by_tenant(engine: Engine) -> None:
 def test_admin_tokens_are_stored_hashed_and_idempotently(engine: Engine) -> None:
     token = "mla-super-secret-token"
     with engine.begin() as conn:
-        assert accounts.admin_token_count(conn) == 0
-        accounts.add_admin_token(conn, token)
-        accounts.add_admin_token(conn, token)
-    with engine.connect() as conn:
-        assert accounts.admin_token_count(conn) == 1
-        assert accounts.admin_token_valid(conn, token)
-        assert not accounts.admin_token_valid(conn, token + "x")
-        assert not accounts.admin_token_valid(conn, "")
+        assert accounts.active_admin_token_count(conn) == 0
+        first = accounts.add_admin_token(conn, token)
+        assert accounts.add_admin_token(conn, token) == first
+    with engine.begin() as conn:
+        assert accounts.active_admin_token_count(conn) == 1
+        assert accounts.authenticate_admin(conn, token).id == first.id
+        for wrong in (token + "x", ""):
+            with pytest.raises(AuthError, match="invalid admin token"):
+                accounts.authenticate_admin(conn, wrong)
         rows = conn.execute(select(admin_tokens)).all()
     assert [r.token_hash for r in rows] == [hashlib.sha256(token.encode()).hexdigest()]
     assert token not in " ".join(str(v) for r in rows for v in r)
+
+
+def test_a_revoked_admin_token_stays_revoked_when_stored_again(engine: Engine) -> None:
+    with engine.begin() as conn:
+        stored = accounts.add_admin_token(conn, "mla-token")
+        accounts.revoke_admin_token(conn, str(stored.id))
+        assert accounts.add_admin_token(conn, "mla-token").revoked_at is not None
+        assert accounts.active_admin_token_count(conn) == 0
+        with pytest.raises(AuthError, match="revoked"):
+            accounts.authenticate_admin(conn, "mla-token")

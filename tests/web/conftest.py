@@ -7,15 +7,18 @@ import httpx
 from tests.conftest import ADMIN, ADMIN_TOKEN
 
 
-def sign_in(client: httpx.Client) -> None:
-    """The client keeps the session cookie, as a browser does."""
-    answer = client.post("/login", data={"token": ADMIN_TOKEN}, follow_redirects=False)
+def sign_in(client: httpx.Client, token: str = ADMIN_TOKEN) -> str:
+    """The client keeps the session cookie, as a browser does; returns the cookie's value."""
+    answer = client.post("/login", data={"token": token}, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("meterline_session=")
-    for flag in ("HttpOnly", "Path=/", "SameSite=strict"):
+    for flag in ("HttpOnly", "Path=/", "SameSite=strict", "Max-Age=43200"):
         assert flag.lower() in cookie.lower(), cookie
-    assert client.cookies.get("meterline_session") == ADMIN_TOKEN
+    session = client.cookies.get("meterline_session")
+    # A signed session id, never the token itself.
+    assert session and token not in session
+    return session
 
 
 def price_m1(client: httpx.Client) -> None:
