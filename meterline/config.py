@@ -23,8 +23,8 @@ PROVIDER_KINDS = ("openai", "anthropic", "gemini")
 #: Every setting the file may hold, per table ("" is the top level, "providers" each
 #: [[providers]] entry): a misspelt name is refused rather than silently left at its default.
 KNOWN_SETTINGS: Mapping[str, frozenset[str]] = {
-    "": frozenset({"admin_token", "reporting_currency", "database", "providers", "routes",
-                   "gateway", "ingest", "limits", "alerts"}),
+    "": frozenset({"admin_token", "metrics_token", "reporting_currency", "database",
+                   "providers", "routes", "gateway", "ingest", "limits", "alerts"}),
     "database": frozenset({"url"}),
     "providers": frozenset({"name", "kind", "base_url", "api_key_env", "timeout_seconds",
                             "allow_unknown_models", "unknown_models"}),
@@ -117,6 +117,8 @@ class LimitsConfig:
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
     admin_token: Secret | None = None
+    #: A token that reads /metrics and nothing else (any admin token reads it too).
+    metrics_token: Secret | None = None
     reporting_currency: str = "USD"
     providers: tuple[ProviderConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
@@ -154,7 +156,7 @@ def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _admin_token(token: object, name: str) -> Secret | None:
+def _admin_token(token: object, name: str, setting: str = "admin_token") -> Secret | None:
     """The admin token, if set: printable ASCII, since it travels in HTTP headers and in the
     dashboard's cookie (anything else passes here and fails at the first login)."""
     if not token:
@@ -166,7 +168,7 @@ def _admin_token(token: object, name: str) -> Secret | None:
                 f"config: {name} must be printable ASCII without spaces (it is sent in HTTP "
                 f"headers and a cookie); its character {index + 1} is not. Generate one with: "
                 "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-                field="admin_token")
+                field=setting)
     return Secret(text)
 
 
@@ -307,10 +309,14 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     ingest = _table(data, "ingest")
     url = env.get("METERLINE_DATABASE_URL") or database.get("url") or DEFAULT_DATABASE_URL
     from_env = env.get("METERLINE_ADMIN_TOKEN")
+    metrics_env = env.get("METERLINE_METRICS_TOKEN")
     values: dict[str, Any] = {
         "database_url": str(url),
         "admin_token": _admin_token(from_env, "METERLINE_ADMIN_TOKEN") if from_env
         else _admin_token(data.get("admin_token"), "admin_token"),
+        "metrics_token": _admin_token(metrics_env, "METERLINE_METRICS_TOKEN", "metrics_token")
+        if metrics_env else _admin_token(data.get("metrics_token"), "metrics_token",
+                                         "metrics_token"),
         "reporting_currency": currency_code(data.get("reporting_currency", "USD"),
                                             field="reporting_currency"),
         "providers": _providers(data.get("providers", []), env),

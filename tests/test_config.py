@@ -83,10 +83,12 @@ def _readme_config() -> str:
 
 def test_the_readme_sample_is_read_once_its_token_is_filled_in(tmp_path: Path) -> None:
     path = tmp_path / "meterline.toml"
-    path.write_text(_readme_config().replace('admin_token = "…"', 'admin_token = "adm-1"'),
+    path.write_text(_readme_config().replace('admin_token = "…"', 'admin_token = "adm-1"')
+                    .replace('metrics_token = "…"', 'metrics_token = "scrape-1"'),
                     encoding="utf-8")
     config = load_config(path, env={})
     assert config.admin_token is not None and config.admin_token.reveal() == "adm-1"
+    assert config.metrics_token is not None and config.metrics_token.reveal() == "scrape-1"
     assert [p.name for p in config.providers] == ["openai"]
     assert config.limits.redis_url == "redis://127.0.0.1:6379/0"
 

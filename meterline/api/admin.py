@@ -15,6 +15,7 @@ from meterline.api.inputs import model_body, object_body, schema
 from meterline.api.state import state
 from meterline.domain.events import parse_timestamp
 from meterline.domain.money import format_decimal
+from meterline.domain.prices import VERSION_FIELDS
 from meterline.errors import InvalidInput
 from meterline.services import prices as price_service
 from meterline.services.records import record_json
@@ -49,11 +50,6 @@ class FxIn(BaseModel):
 #: The top-level fields of a price version in the catalog shape, as PriceVersion.parse reads
 #: them (docs/prices.md); the endpoint refuses any other, the catalog's own files are not held
 #: to this.
-PRICE_FIELDS = ("model", "currency", "effective_from", "billing_type", "unit", "units", "prices",
-                "tiers", "variants", "windows", "minimum_charge", "source", "max_output_tokens",
-                "context_window")
-
-
 def _utc(value: datetime | None, name: str) -> datetime | None:
     """An aware time given in a body, in UTC; refuses naive times and ones UTC cannot hold."""
     if value is None:
@@ -149,7 +145,7 @@ async def price_sources(request: Request, model: str | None = None,
 
 @router.post("/prices", status_code=201, summary="Add a price version (catalog entry shape)")
 async def add_price(request: Request) -> JsonResponse:
-    body = await object_body(request, PRICE_FIELDS)
+    body = await object_body(request, VERSION_FIELDS)
     version = await run_in_threadpool(price_service.add_version, _run(request), body)
     state(request).metering.refresh(force=True)
     return JsonResponse(version.to_json() | {"id": version.id}, status_code=201)

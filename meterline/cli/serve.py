@@ -26,7 +26,7 @@ from meterline.errors import MeterlineError
 from meterline.services.bootstrap import ensure_admin_token, prepare_database
 from meterline.services.demo import seed
 from meterline.services.metering import Metering
-from meterline.store.engine import make_engine
+from meterline.store.engine import make_engine, redact_url
 
 DEMO_DATABASE_FILE = "meterline-demo.db"
 DEMO_DATABASE_URL = f"sqlite:///./{DEMO_DATABASE_FILE}"
@@ -90,14 +90,14 @@ def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: i
     if workers == 1:
         server = uvicorn.Server(uvicorn.Config(serving_app(config), host=host, port=port,
                                                log_level="warning"))
-        click.echo(f"meterline listening on {base}  (database: {config.database_url})")
+        click.echo(f"meterline listening on {base}  (database: {redact_url(config.database_url)})")
         server.run(sockets=[sock])
         if not server.started:
             raise MeterlineError("the server did not start (the reason is logged above)")
         return
     # uvicorn's worker processes bind the address themselves: it was free a moment ago.
     sock.close()
-    click.echo(f"meterline listening on {base}  (database: {config.database_url})")
+    click.echo(f"meterline listening on {base}  (database: {redact_url(config.database_url)})")
     os.environ["METERLINE_DATABASE_URL"] = config.database_url
     os.environ["METERLINE_WORKERS"] = str(workers)
     if ctx.config_path:

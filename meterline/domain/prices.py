@@ -29,6 +29,12 @@ from meterline.domain.usage import METER_UNIT, METERS, BillingType, Meter, Usage
 from meterline.errors import InvalidInput, InvalidPrice
 
 #: Unit sizes a price may refer to.
+#: The fields of a price version in the catalog's JSON shape (what :meth:`PriceVersion.parse`
+#: reads), for callers that refuse anything else.
+VERSION_FIELDS: Final = ("model", "currency", "effective_from", "billing_type", "unit", "units",
+                         "prices", "tiers", "variants", "windows", "minimum_charge", "source",
+                         "max_output_tokens", "context_window")
+
 UNIT_SIZES: Final[Mapping[str, int]] = MappingProxyType(
     {"1": 1, "1K": 1_000, "10K": 10_000, "1M": 1_000_000}
 )

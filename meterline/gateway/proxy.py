@@ -265,7 +265,10 @@ class _StreamResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
-                # A body left at a ``yield`` (its task cancelled while sending) records now,
-                # not whenever the garbage collector finalises it; one never started skips this.
-                await self.body_iterator.aclose()
-                await self.stream.close()
+                try:
+                    # A body left at a ``yield`` (its task cancelled while sending) records now,
+                    # not whenever the garbage collector finalises it; one never started skips
+                    # this.
+                    await self.body_iterator.aclose()
+                finally:
+                    await self.stream.close()

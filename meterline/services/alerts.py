@@ -59,8 +59,9 @@ def check_projections(engine: Engine, now: datetime | None = None) -> int:
     """Alert (once per period) on every budget whose period-end projection — the one the
     budget list and the forecast show (``projection.budget_projection``) — exceeds its limit."""
     now = now or datetime.now(UTC)
-    created = 0
-    with engine.begin() as conn:
+    over = []
+    # Projections read the ledger: in a read, so no write lock is held (or waited on) meanwhile.
+    with engine.connect() as conn:
         found = budget_store.list_budgets(conn)
         fx = load_fx(conn)
         bounds = {b.id: b.bounds(now) for b in found}
@@ -71,8 +72,13 @@ def check_projections(engine: Engine, now: datetime | None = None) -> int:
             if counter is None or end is None:
                 continue
             projected, _ = budget_projection(conn, budget, counter.spent, now, fx)
-            if projected > budget.limit and store.add(conn, store.projected_alert(
+            if projected > budget.limit:
+                over.append(store.projected_alert(
                     budget, start, projected, counter.spent,
-                    period_label(budget.period, start, budget.zone), now)):
-                created += 1
-    return created
+                    period_label(budget.period, start, budget.zone), now))
+    if not over:
+        return 0
+    with engine.begin() as conn:
+        # Not for a budget deleted meanwhile: nothing would resolve its alert.
+        present = {budget.id for budget in budget_store.list_budgets(conn)}
+        return sum(store.add(conn, alert) for alert in over if alert["budget_id"] in present)

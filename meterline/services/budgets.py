@@ -90,6 +90,9 @@ def set_budget(engine: Engine, raw: Mapping[str, Any], reporting_currency: str) 
         budget = store.save_budget(conn, scope, period=period, mode=mode, amount=amount,
                                    currency=currency, thresholds=thresholds, timezone=str(zone),
                                    now=now)
+    # Read after the write's commit: a projection reads the ledger, which must not wait on
+    # (or, on SQLite, hold) the write lock meanwhile.
+    with engine.connect() as conn:
         return describe(conn, [budget], now)[0]
 
 
@@ -98,6 +101,7 @@ def list_state(engine: Engine, tenant: str | None = None,
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
         store.release_expired(conn, now)
+    with engine.connect() as conn:  # projections read the ledger: outside the write
         return describe(conn, store.list_budgets(conn, tenant), now)
 
 

@@ -61,9 +61,11 @@ async def render(request: Request, title: str, load: Callable[[], T],
                  show: Callable[[T], str]) -> Response:
     """The page of what ``load`` finds (in a worker thread), or the error the API would give,
     as a page; without a session, the way to the login page."""
-    if not await signed_in(request):
-        return RedirectResponse("/login", status_code=303)
     try:
+        # Sessions live in the database: while it is down this is the error page, not a 500
+        # or a JSON answer.
+        if not await signed_in(request):
+            return RedirectResponse("/login", status_code=303)
         found = await run_in_threadpool(load)
     except MeterlineError as exc:
         # The API's answer as a page: the same status, words and Retry-After.

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from meterline.domain.money import convert_at
+
 ADMIN = {"Authorization": "Bearer test-admin-token"}  # tests/conftest.py's ADMIN_TOKEN
 M1 = {"model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
       "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}}
@@ -303,8 +305,10 @@ def test_fx_converts_to_the_tenant_currency_exactly(client: httpx.Client) -> Non
     nov, dec = by_id["nov"], by_id["dec"]
     assert (nov["cost"], nov["currency"]) == ("0.00125", "USD")
     assert (nov["billed_cost"], nov["billed_currency"], nov["fx_rate"], nov["fx_missing"]) == (
-        "0.00890432098625", "CNY", "7.123456789", False)
-    assert Decimal(nov["billed_cost"]) == Decimal(nov["cost"]) * Decimal(nov["fx_rate"])
+        "0.008904321", "CNY", "7.123456789", False)
+    # each charge line at the rate, rounded half-even to 10 places (money.convert_at), added
+    assert Decimal(nov["billed_cost"]) == sum(
+        convert_at(Decimal(line["amount"]), Decimal(nov["fx_rate"])) for line in nov["lines"])
     assert (dec["billed_cost"], dec["fx_rate"]) == ("0.009", "7.2")  # the rate in force then
     assert by_id["no-rate"]["fx_missing"] is True  # a new rate does not touch stored records
     # ... until `rerate` completes it, once, with the rate in force at the call's time.
@@ -313,7 +317,7 @@ def test_fx_converts_to_the_tenant_currency_exactly(client: httpx.Client) -> Non
             "priced": 0, "still_unpriced": 0, "converted": converted, "still_fx_missing": 0}
     fixed = {r["id"]: r for r in records(client, tenant="shop-cn")}["no-rate"]
     assert (fixed["fx_missing"], fixed["billed_cost"], fixed["billed_currency"],
-            fixed["fx_rate"], fixed["warning"]) == (False, "0.00890432098625", "CNY",
+            fixed["fx_rate"], fixed["warning"]) == (False, "0.008904321", "CNY",
                                                     "7.123456789", None)
 
     # Only the opposite direction stored: its reciprocal (28 digits) is used and stored.

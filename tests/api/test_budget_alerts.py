@@ -70,15 +70,27 @@ def test_a_budget_set_below_what_was_spent_alerts_at_once(client: httpx.Client) 
     assert "reached 112.5% (0.0045 of 0.004 USD)" in crossed[-1]["message"]
 
 
+def test_a_small_budget_reads_as_itself_in_alert_texts(client: httpx.Client) -> None:
+    key = acme(client)
+    ok(client.post("/api/budgets", headers=ADMIN, json={
+        "tenant": "acme", "model": "test/m1", "amount": "0.004", "mode": "alert"}), 201)
+    spend(client, key, "a", 7000)  # crosses 50 and 80 % at once
+    found = alerts(client)
+    assert [a["threshold"] for a in found] == ["0.5", "0.8"]
+    # two significant digits below a cent, not "0.00 of 0.00 USD"
+    assert all("reached 87.5% (0.0035 of 0.004 USD)" in a["message"] for a in found), found
+    assert (found[0]["amount"], found[0]["limit"]) == ("0.0035", "0.004")  # exact in JSON
+
+
 def test_deleting_a_budget_resolves_its_open_alerts(client: httpx.Client) -> None:
     key = acme(client)
-    spend(client, key, "a", 10_000)
     budget = ok(client.post("/api/budgets", headers=ADMIN, json={
         "tenant": "acme", "model": "test/m1", "amount": "0.006", "mode": "alert"}), 201)
     other = ok(client.post("/api/budgets", headers=ADMIN, json={
         "tenant": "acme", "model": "test/m1", "amount": "0.006", "period": "day",
         "mode": "alert"}), 201)
-    assert len(alerts(client, resolved="false")) == 4  # 50 and 80 % of each
+    spend(client, key, "a", 10_000)  # 0.005: past 50 and 80 % of both
+    assert len(alerts(client, resolved="false")) == 4
     assert ok(client.delete(f"/api/budgets/{budget['id']}", headers=ADMIN)) == {
         "deleted": budget["id"]}
     still_open = alerts(client, resolved="false")

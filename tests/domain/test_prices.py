@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from meterline.domain.money import MINOR_UNITS
 from meterline.domain.prices import (
     UNIT_SIZES,
+    VERSION_FIELDS,
     WEEKDAYS,
     PriceVersion,
     UnitPrice,
@@ -651,3 +652,15 @@ def test_same_prices_is_false_after_changing_one_price(data: dict[str, Any], dra
     meter = draw.draw(st.sampled_from(sorted(json["prices"])))
     json["prices"][meter] = str(D(json["prices"][meter]) + D("0.000000000001"))
     assert not PriceVersion.parse(json).same_prices(version)
+
+
+def test_every_field_a_version_writes_is_a_field_it_reads() -> None:
+    full = parse(
+        tiers=[{"above_input_tokens": 1000, "prices": {"input_tokens": "1"}}],
+        variants=[{"match": {"size": "1"}, "prices": {"images": "1"}}],
+        windows=[{"timezone": "UTC", "start": "01:00", "end": "02:00",
+                  "prices": {"input_tokens": "1"}}],
+        minimum_charge="0.01", source="https://example.com", max_output_tokens=10,
+        context_window=100, units={"images": "1"},
+    )
+    assert set(full.to_json()) <= set(VERSION_FIELDS)

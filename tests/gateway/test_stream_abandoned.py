@@ -1,12 +1,14 @@
 """A streamed call whose client is gone before the body starts (issue 12.3a).
 
-The upstream answers only once the gateway's server has seen the client's connection close, so
-the streamed response is handed to a client that is already gone. Served as an ASGI 2.4 server
-serves it — ``send`` raises once the client is gone, and Starlette then never iterates the
-response's body — the body generator never runs, and a call recorded only inside it was lost
-(1 upstream call, 0 records, its hold and Idempotency-Key kept until they expired). The call
-reached the provider, so it must still be recorded, its budget hold released and its key given
-back. Nothing here waits on a clock, only on the events themselves.
+The upstream is held at a point the test chooses — before its headers, or between its headers
+and its first event — and let go only once the gateway's server has seen the client's
+connection close, so the gateway answers a client that is already gone. Served as an ASGI 2.4
+server serves it (``send`` raises once the client is gone, and Starlette then never iterates
+the response's body), a client gone before the headers meant the body generator never ran, and
+a call recorded only inside it was lost: 1 upstream call, 0 records, its budget hold and its
+Idempotency-Key kept until they expired. The call reached the provider, so it must be recorded,
+its hold released and its key given back, under either server behaviour. Nothing here waits on
+a clock, only on the events themselves.
 """
 
 from __future__ import annotations
@@ -34,20 +36,33 @@ MODEL = "openai/gpt-5-nano"
 
 
 class Gate:
-    """An ASGI wrapper holding every request until ``release`` is set (``arrived`` tells that
-    one came): the test decides when the upstream answers."""
+    """An ASGI wrapper around the simulated upstream that holds each answer, while ``hold`` is
+    "headers" or "body", at that point until ``release`` is set (``arrived``: a request came)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.hold: str | None = None
         self.arrived = threading.Event()
         self.release = threading.Event()
 
+    async def _wait(self) -> None:
+        while not self.release.is_set():
+            await anyio.sleep(0.005)
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.arrived.set()
-            while not self.release.is_set():
-                await anyio.sleep(0.005)
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or self.hold is None:
+            await self.app(scope, receive, send)
+            return
+        self.arrived.set()
+        if self.hold == "headers":
+            await self._wait()
+
+        async def held(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                await self._wait()
+            await send(message)
+
+        await self.app(scope, receive, held)
 
 
 class Asgi24:
@@ -88,6 +103,21 @@ class Setup:
     admin: httpx.Client
     key: str
 
+    def wait_gone(self, client: tuple[str, int]) -> None:
+        """Until the server has seen the connection from ``client`` close."""
+        wait_for(lambda: not _connected(self.server, client), "the server saw the client leave")
+
+    def record(self) -> dict[str, Any]:
+        """The tenant's one ledger record, once it is there."""
+        def records() -> list[dict[str, Any]]:
+            answer = self.admin.get("/api/usage", params={"tenant": "acme"})
+            assert answer.status_code == 200, answer.text
+            found: list[dict[str, Any]] = answer.json()["records"]
+            return found
+
+        [record] = wait_for(records, "the call's ledger record")
+        return record
+
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
@@ -98,20 +128,43 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
     return found
 
 
+def _connected(server: LiveServer, client: tuple[Any, ...]) -> bool:
+    """Whether the server still has the connection from ``client`` open."""
+    return any(getattr(c, "transport", None) is not None
+               and tuple(c.transport.get_extra_info("peername") or ()) == client
+               for c in list(server.server.server_state.connections))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def gated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def serve(database: str, tmp_path: Path) -> Iterator[Callable[[bool], Setup]]:
+    """``serve(asgi24)``: a gated upstream and a gateway in front of it (served with ASGI 2.4
+    semantics or uvicorn's own), a tenant with a block budget, and its key."""
     gate = Gate(create_simulator(require_key=UPSTREAM_KEY))
-    with serve_in_thread(gate) as upstream, fresh_database(request.param, tmp_path) as url:
-        gate.release.set()  # held only while a test wants it
-        config = Config(database_url=url, admin_token=Secret(ADMIN_TOKEN),
+    with serve_in_thread(gate) as upstream:
+        config = Config(database_url=database, admin_token=Secret(ADMIN_TOKEN),
                         journal_dir=str(tmp_path / "journal"),
                         providers=(ProviderConfig("openai", "openai", upstream + "/v1",
                                                   Secret(UPSTREAM_KEY)),),
                         # every call holds its own budget, so a hold left behind shows
                         limits=LimitsConfig(lease_calls=1))
-        app = Asgi24(create_app(config))
-        server = app.server = LiveServer(app)
-        with server as base, httpx.Client(base_url=base, headers=ADMIN, timeout=30) as admin:
+        opened: list[Any] = []
+
+        def start(asgi24: bool) -> Setup:
+            app: Any = create_app(config)
+            wrapper = Asgi24(app) if asgi24 else None
+            server = LiveServer(wrapper or app)
+            if wrapper is not None:
+                wrapper.server = server
+            base = server.__enter__()
+            opened.append(server)
+            admin = httpx.Client(base_url=base, headers=ADMIN, timeout=30)
+            opened.append(admin)
             assert admin.post("/api/tenants", json={"name": "acme"}).status_code == 201
             add_test_prices(admin)
             budget = admin.post("/api/budgets", json={
@@ -119,60 +172,75 @@ def gated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
                 "mode": "block"})
             assert budget.status_code == 201, budget.text
             key = admin.post("/api/keys", json={"tenant": "acme"}).json()["key"]
-            yield Setup(gate, server, base, admin, key)
+            return Setup(gate, server, base, admin, key)
+
+        try:
+            yield start
+        finally:
+            gate.release.set()
+            for thing in reversed(opened):
+                thing.__exit__(None, None, None)
 
 
-def _connected(server: LiveServer, client: tuple[str, int]) -> bool:
-    """Whether the server still has the connection from ``client`` open."""
-    return any(getattr(c, "transport", None) is not None
-               and tuple(c.transport.get_extra_info("peername") or ()) == client
-               for c in list(server.server.server_state.connections))
-
-
-def test_a_stream_whose_client_left_before_the_headers_is_recorded(gated: Setup) -> None:
-    word, idempotency = marker(), f"idem-{marker()}"
-    body = json.dumps({"model": MODEL, "stream": True,
-                       "messages": [{"role": "user", "content": f"tell {word}"}]}).encode()
-    host, port = httpx.URL(gated.url).host, httpx.URL(gated.url).port
-    assert port is not None
-    gated.gate.release.clear()
-    gated.gate.arrived.clear()
-    with socket.create_connection((host, port)) as client:
-        client.sendall(
-            f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\n"
-            f"authorization: Bearer {gated.key}\r\ncontent-type: application/json\r\n"
-            f"idempotency-key: {idempotency}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
-            + body)
-        wait_for(gated.gate.arrived.is_set, "the call reached the upstream")
-        address = client.getsockname()
-        assert _connected(gated.server, address)
-    # The client is gone before the upstream said anything; once the server knows it, the
-    # upstream answers, and the gateway hands a streamed response to no one.
-    wait_for(lambda: not _connected(gated.server, address), "the server saw the client leave")
-    gated.gate.release.set()
-
-    def records() -> list[dict[str, Any]]:
-        answer = gated.admin.get("/api/usage", params={"tenant": "acme"})
-        assert answer.status_code == 200, answer.text
-        found: list[dict[str, Any]] = answer.json()["records"]
-        return found
-
-    [record] = wait_for(records, "the call's ledger record")
+def assert_recorded_and_released(setup: Setup, idempotency: str) -> None:
+    """One record, ``cancelled``; its budget hold released (its cost spent instead); its
+    Idempotency-Key free for a retry."""
+    record = setup.record()
     assert record["status"] == "cancelled" and record["error"] == "client disconnected"
     assert record["model"] == MODEL and record["estimated"] is True
     assert record["usage"]["input_tokens"] > 0 and money(record["cost"]) > 0
 
-    # Its budget hold is released, and its cost counted instead.
     def settled() -> dict[str, Any] | None:
-        [budget] = gated.admin.get("/api/budgets", params={"tenant": "acme"}).json()["budgets"]
+        [budget] = setup.admin.get("/api/budgets", params={"tenant": "acme"}).json()["budgets"]
         return budget if money(budget["reserved"]) == 0 else None
 
     budget = wait_for(settled, "the budget hold released")
     assert money(budget["spent"]) == money(record["cost"])
-
-    # The Idempotency-Key was given back: the client may retry with it.
-    with httpx.Client(base_url=gated.url, timeout=30) as http:
+    setup.gate.hold = None
+    with httpx.Client(base_url=setup.url, timeout=30) as http:
         retry = http.post("/v1/chat/completions", headers={
-            "authorization": f"Bearer {gated.key}", "idempotency-key": idempotency},
+            "authorization": f"Bearer {setup.key}", "idempotency-key": idempotency},
             json={"model": MODEL, "messages": [{"role": "user", "content": "again"}]})
     assert retry.status_code == 200, retry.text
+
+
+def test_a_stream_whose_client_left_before_the_headers_is_recorded(serve: Any) -> None:
+    setup: Setup = serve(True)
+    idempotency = f"idem-{marker()}"
+    body = json.dumps({"model": MODEL, "stream": True,
+                       "messages": [{"role": "user", "content": f"tell {marker()}"}]}).encode()
+    url = httpx.URL(setup.url)
+    assert url.port is not None
+    setup.gate.hold = "headers"
+    with socket.create_connection((url.host, url.port)) as client:
+        client.sendall(
+            f"POST /v1/chat/completions HTTP/1.1\r\nhost: {url.host}\r\n"
+            f"authorization: Bearer {setup.key}\r\ncontent-type: application/json\r\n"
+            f"idempotency-key: {idempotency}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body)
+        wait_for(setup.gate.arrived.is_set, "the call reached the upstream")
+        address = client.getsockname()
+    # Gone before the upstream said anything; once the server knows it, the upstream answers.
+    setup.wait_gone(address)
+    setup.gate.release.set()
+    assert_recorded_and_released(setup, idempotency)
+
+
+def test_a_stream_closed_right_after_its_headers_is_recorded(serve: Any) -> None:
+    """The client has the headers and closes the stream before reading anything; the upstream's
+    first event comes only after the server (uvicorn, as served) has seen it go. (Under ASGI
+    2.4 semantics the gateway cannot know the client is gone until it sends: the answer, all
+    arrived at once, is recorded ``success`` before that, as any complete answer is.)"""
+    setup: Setup = serve(False)
+    idempotency = f"idem-{marker()}"
+    setup.gate.hold = "body"
+    with httpx.Client(base_url=setup.url, timeout=30) as http, http.stream(
+            "POST", "/v1/chat/completions",
+            headers={"authorization": f"Bearer {setup.key}", "idempotency-key": idempotency},
+            json={"model": MODEL, "stream": True,
+                  "messages": [{"role": "user", "content": f"tell {marker()}"}]}) as response:
+        assert response.status_code == 200
+        address = response.extensions["network_stream"].get_extra_info("client_addr")
+    setup.wait_gone(tuple(address))
+    setup.gate.release.set()
+    assert_recorded_and_released(setup, idempotency)

@@ -67,3 +67,19 @@ def test_formats_not_read_yet_and_unknown_ones_are_refused() -> None:
     with pytest.raises(InvalidInput, match="--provider"):
         read_bill("BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,x_Model\n",
                   "focus")
+
+
+@pytest.mark.parametrize(("zone", "start", "end"), [
+    ("Asia/Shanghai", "2026-10-31T16:00:00Z", "2026-11-30T16:00:00Z"),
+    ("America/Los_Angeles", "2026-11-01T07:00:00Z", "2026-12-01T08:00:00Z"),  # PDT, then PST
+    ("UTC", "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"),
+])
+def test_periods_are_days_of_the_timezone_a_row_names(zone: str, start: str, end: str) -> None:
+    # FOCUS times are UTC; x_Timezone (meterline's export writes the tenant's) says whose days
+    text = ("BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ProviderName,x_Model,"
+            f"x_Timezone\n1.5,USD,{start},{end},openai,openai/gpt-5,{zone}\n")
+    [line] = read_bill(text, "focus")
+    assert (line.period.start, line.period.end) == (date(2026, 11, 1), date(2026, 12, 1))
+    with pytest.raises(InvalidInput) as refused:
+        read_bill(text.replace(zone, "Mars/Olympus"), "focus")
+    assert refused.value.field == "x_Timezone" and "line 2" in refused.value.message

@@ -147,13 +147,17 @@ def test_a_projected_overrun_alerts_once_per_period(engine: Engine) -> None:
                                      thresholds=DEFAULT_THRESHOLDS, timezone="UTC")
     start, _ = budget.bounds(NOW)
     tenth = start + timedelta(days=10)
-    write(engine, row("e1", occurred_at=start + timedelta(days=1), cost=D("0.4")))
-    assert check_projections(engine, tenth) == 1  # 0.4 in 10 days: about 1.2 by month end
+    for day in range(10):
+        write(engine, row(f"e{day}", occurred_at=start + timedelta(days=day, hours=12),
+                          cost=D("0.06")))
+    # 0.6 in 10 days, 0.06 a day: about 1.8 by the month's end (the forecast's projection)
+    assert check_projections(engine, tenth) == 1
     assert check_projections(engine, tenth + timedelta(hours=1)) == 0
     with engine.connect() as conn:
-        found = conn.execute(select(alerts.c.kind, alerts.c.level, alerts.c.amount)).all()
+        found = conn.execute(select(alerts.c.kind, alerts.c.level, alerts.c.amount).where(
+            alerts.c.kind == "projected_overrun")).all()
     assert [(r.kind, r.level, r.amount) for r in found] == [
-        ("projected_overrun", "warning", D("0.4"))]
+        ("projected_overrun", "warning", D("0.6"))]
 
 
 def test_a_rerated_record_counts_when_it_gets_its_cost(engine: Engine) -> None:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from meterline.api.app import create_app
-from meterline.config import Config
-from tests.conftest import ADMIN, ADMIN_TOKEN, LiveServer
+from meterline.config import Config, Secret
+from tests.conftest import ADMIN, ADMIN_TOKEN, LiveServer, fresh_database
+from tests.faults import TcpProxy
 from tests.web.conftest import sign_in
 
 
@@ -133,3 +135,25 @@ def test_revoking_an_admin_token_ends_its_sessions(client: httpx.Client) -> None
         again = alice.post("/login", data={"token": token}, follow_redirects=False)
         assert again.status_code == 401
         assert admin.get("/api/tenants").status_code == 200
+
+
+def test_a_database_outage_shows_the_error_page_and_keeps_the_session(tmp_path: Path) -> None:
+    """Sessions are checked in the database: while it is down, a page is the 503 error page
+    (not a JSON answer, not a sign-in loop), and the session works again once it is back."""
+    with fresh_database("postgresql", tmp_path) as url:
+        proxy, through = TcpProxy.to_url(url)
+        config = Config(database_url=through, admin_token=Secret(ADMIN_TOKEN),
+                        journal_dir=str(tmp_path / "journal"))
+        with proxy, LiveServer(create_app(config)) as base, \
+                httpx.Client(base_url=base, timeout=60) as browser:
+            sign_in(browser)
+            assert browser.get("/").status_code == 200
+            proxy.cut()
+            down = browser.get("/", follow_redirects=False)
+            assert down.status_code == 503 and down.headers["retry-after"]
+            assert down.headers["content-type"].startswith("text/html")
+            assert "the database is unavailable" in down.text
+            api = browser.get("/api/tenants")
+            assert api.status_code == 503 and api.json()["error"]["code"] == "store_unavailable"
+            proxy.restore()
+            assert browser.get("/", follow_redirects=False).status_code == 200
