@@ -34,6 +34,11 @@ DEMO_DATABASE_URL = f"sqlite:///./{DEMO_DATABASE_FILE}"
 #: there later must not drain the demo's calls into its own ledger.
 DEMO_JOURNAL_DIR = "./meterline-demo-journal"
 
+#: How long an idle client connection is kept open: longer than the SDKs' own pools keep one
+#: (httpx: 5 s, uvicorn's default too), so the server never closes a connection at the moment
+#: a client reuses it (that request would fail).
+KEEP_ALIVE_SECONDS = 75
+
 
 @click.command()
 @click.option("--config", "config_path", default=None, metavar="FILE",
@@ -89,7 +94,8 @@ def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: i
     engine.dispose()
     if workers == 1:
         server = uvicorn.Server(uvicorn.Config(serving_app(config), host=host, port=port,
-                                               log_level="warning"))
+                                               log_level="warning",
+                                               timeout_keep_alive=KEEP_ALIVE_SECONDS))
         click.echo(f"meterline listening on {base}  (database: {redact_url(config.database_url)})")
         server.run(sockets=[sock])
         if not server.started:
@@ -103,7 +109,7 @@ def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: i
     if ctx.config_path:
         os.environ["METERLINE_CONFIG"] = ctx.config_path
     uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+                workers=workers, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

@@ -31,6 +31,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: How long an idle client connection is kept: longer than a client pool's own keep-alive
+#: (meterline's and httpx's are 5 s), as providers' servers keep theirs. With equal times a
+#: server may close a connection just as the client reuses it, and that request fails.
+KEEP_ALIVE_SECONDS = 75
+
+
 @contextmanager
 def serve_in_thread(
     app: ASGIApp | None = None, host: str = "127.0.0.1", port: int = 0
@@ -52,6 +58,7 @@ def serve_in_thread(
         access_log=False,
         lifespan="auto",
         timeout_graceful_shutdown=1,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -74,4 +81,5 @@ def serve_in_thread(
 
 def run(host: str = "127.0.0.1", port: int = DEFAULT_PORT, require_key: str | None = None) -> None:
     """Serve a new simulator in this process until interrupted."""
-    uvicorn.run(create_simulator(require_key=require_key), host=host, port=port, access_log=False)
+    uvicorn.run(create_simulator(require_key=require_key), host=host, port=port, access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
