@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, Text, delete, func, select, type_coerce, update
 
 from meterline.domain.fx import FxRate, FxTable
 from meterline.domain.model_match import MatchRule
@@ -94,13 +94,28 @@ def _count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(price_versions)).scalar_one())
 
 
+#: Versions parsed before, by id and stored text: a version never changes once stored, and
+#: a process reloads the same few thousand of them whenever any price is added (or, in the
+#: CLI, on every command), so each is parsed once per process. Bounded: ids come from the
+#: database, and a long-lived process sees only so many.
+_PARSED: dict[tuple[str, str], PriceVersion] = {}
+_MAX_PARSED = 50_000
+
+
 def load_pricebook(conn: Connection) -> PriceBook:
     book = PriceBook()
-    for row in conn.execute(select(price_versions.c.id, price_versions.c.body,
+    if len(_PARSED) > _MAX_PARSED:
+        _PARSED.clear()
+    for row in conn.execute(select(price_versions.c.id,
+                                   type_coerce(price_versions.c.body, Text).label("text"),
                                    price_versions.c.layer)):
-        version = PriceVersion.parse(row.body)
-        if version.id != row.id:
-            version = replace(version, id=row.id)
+        key = (row.id, row.text)
+        version = _PARSED.get(key)
+        if version is None:
+            version = PriceVersion.parse(orjson.loads(row.text))
+            if version.id != row.id:
+                version = replace(version, id=row.id)
+            _PARSED[key] = version
         book.add(version, Layer.parse(row.layer))
     for row in conn.execute(select(model_aliases)):
         book.add_alias(row.alias, row.model_id)
