@@ -379,6 +379,18 @@ idempotency_claims = Table(
     Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
 
+# Gateway calls that reached the provider and are not recorded yet (gateway/inflight.py): each
+# holds the record the call gets should its process die before answering (status
+# ``interrupted``, the request's estimate). ``writer`` names the process's journal writer.
+calls_started = Table(
+    "calls_started", metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("writer", String(64), nullable=False, index=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("record", Json, nullable=False),
+)
+
 # Requests and tokens per key and minute, for rate limits when no Redis is configured.
 rate_windows = Table(
     "rate_windows", metadata,
