@@ -11,23 +11,28 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.domain.money import currency_code
+from meterline.domain.money import currency_code, decimal
+from meterline.domain.reconcile import tolerance_of
 from meterline.errors import InvalidInput
 
 DEFAULT_DATABASE_URL = "sqlite:///./meterline.db"
 DEFAULT_JOURNAL_DIR = "./meterline-journal"
-PROVIDER_KINDS = ("openai", "anthropic", "gemini")
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "azure")
 #: Every setting the file may hold, per table ("" is the top level, "providers" each
 #: [[providers]] entry): a misspelt name is refused rather than silently left at its default.
 KNOWN_SETTINGS: Mapping[str, frozenset[str]] = {
     "": frozenset({"admin_token", "metrics_token", "reporting_currency", "database",
-                   "providers", "routes", "gateway", "ingest", "limits", "alerts"}),
+                   "providers", "routes", "gateway", "ingest", "limits", "alerts",
+                   "log_format", "bill_sources", "sync"}),
     "database": frozenset({"url"}),
     "providers": frozenset({"name", "kind", "base_url", "api_key_env", "timeout_seconds",
-                            "allow_unknown_models", "unknown_models"}),
+                            "allow_unknown_models", "unknown_models", "api_version"}),
     "routes": frozenset({"model", "target"}),
     "gateway": frozenset({"journal_dir", "key_cache_seconds"}),
     "ingest": frozenset({"concurrency"}),
@@ -35,6 +40,10 @@ KNOWN_SETTINGS: Mapping[str, frozenset[str]] = {
                          "cache_seconds", "redis_url", "lease_calls", "lease_seconds"}),
     "alerts": frozenset({"webhooks"}),
     "alerts.webhooks": frozenset({"url", "format", "secret_env"}),
+    "bill_sources": frozenset({"provider", "account", "name", "endpoint", "region", "currency",
+                               "access_key_id_env", "access_key_secret_env", "api_key_env",
+                               "low_balance", "requests_per_second", "timeout_seconds"}),
+    "sync": frozenset({"at", "timezone", "sources", "tolerance"}),
 }
 
 
@@ -70,6 +79,13 @@ class ProviderConfig:
     timeout_seconds: float = 600.0
     #: Serve models the price catalog does not know (recorded as unpriced until priced).
     allow_unknown_models: bool = False
+    #: Azure OpenAI: the ``api-version`` of the deployments API; none: Azure's v1 API.
+    api_version: str | None = None
+
+    @property
+    def wire(self) -> str:
+        """The wire format the provider speaks (Azure OpenAI speaks OpenAI's)."""
+        return "openai" if self.kind == "azure" else self.kind
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,59 @@ class LimitsConfig:
     webhooks: tuple[WebhookSetting, ...] = ()
 
 
+#: Providers whose bills and balances ``meterline sync --provider`` fetches ([[bill_sources]]).
+BILL_SOURCE_PROVIDERS = ("aliyun", "tencent", "volcano", "baidu", "deepseek", "openai",
+                         "anthropic")
+#: Those signing with an AccessKey pair; the others take an (admin) API key.
+ACCESS_KEY_PROVIDERS = ("aliyun", "tencent", "volcano", "baidu")
+
+
+@dataclass(frozen=True)
+class BillSourceConfig:
+    """A provider account whose bill lines and balance ``meterline sync --provider`` fetches.
+    Credentials come from the environment variables the entry names, read at load; one that is
+    unset is None here and refused, naming its variable, only when that account is synced."""
+
+    provider: str
+    account: str
+    #: meterline's name of the provider the lines are filed under (None: the provider's own).
+    name: str | None = None
+    #: The billing API's address (None: the provider's); tests point it at a fake.
+    endpoint: str | None = None
+    region: str | None = None
+    #: The bill's currency where the provider's answers do not say it.
+    currency: str | None = None
+    low_balance: Decimal | None = None
+    requests_per_second: float = 5.0
+    timeout_seconds: float = 60.0
+    access_key_id: Secret | None = None
+    access_key_secret: Secret | None = None
+    api_key: Secret | None = None
+    #: Credential -> the environment variable named for it (to say which one is unset).
+    credential_env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """``[sync]``: the daily sync of the providers' bills and what a sync alerts on."""
+
+    #: The time of day the server syncs each source (None: no daily sync).
+    at: time | None = None
+    #: The timezone ``at`` is read in (IANA name; UTC unless one is given).
+    timezone: str = "UTC"
+    #: The sources the daily sync fetches, as ``provider`` or ``provider:account`` (None: all).
+    sources: tuple[str, ...] | None = None
+    #: A reconciliation difference above this share of the metered amount raises an alert.
+    tolerance: Decimal = Decimal("0.01")
+
+    def selected(self, sources: tuple[BillSourceConfig, ...]) -> list[BillSourceConfig]:
+        """The configured sources the daily sync fetches."""
+        if self.sources is None:
+            return list(sources)
+        return [s for s in sources
+                if s.provider in self.sources or f"{s.provider}:{s.account}" in self.sources]
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str = DEFAULT_DATABASE_URL
@@ -131,6 +200,11 @@ class Config:
     #: their turn); 0: one per CPU core the process has to itself (cores / worker processes).
     ingest_concurrency: int = 0
     demo: bool = False
+    #: How a serving process writes its log: "text" (as uvicorn does) or "json" (one object
+    #: per line, with the request id; meterline/logs.py).
+    log_format: str = "text"
+    bill_sources: tuple[BillSourceConfig, ...] = ()
+    sync: SyncConfig = field(default_factory=SyncConfig)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -195,8 +269,13 @@ def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...
         if not isinstance(timeout, int | float) or timeout <= 0:
             raise InvalidInput(f"config: {where}.timeout_seconds must be positive",
                                field=f"{where}.timeout_seconds")
+        version = item.get("api_version")
+        if version is not None and (kind != "azure" or not isinstance(version, str)
+                                    or not version):
+            raise InvalidInput(f"config: {where}.api_version is for kind = \"azure\" (a "
+                               "string such as \"2024-10-21\")", field=f"{where}.api_version")
         out.append(ProviderConfig(name, kind, base.rstrip("/"), Secret(key) if key else None,
-                                  float(timeout), _unknown_models(item, where)))
+                                  float(timeout), _unknown_models(item, where), version))
     return tuple(out)
 
 
@@ -290,6 +369,105 @@ def _limits(raw: Mapping[str, Any], alerts: Mapping[str, Any],
         webhooks=_webhooks(alerts.get("webhooks", []), env))
 
 
+def _bill_sources(raw: object, env: Mapping[str, str]) -> tuple[BillSourceConfig, ...]:
+    if not isinstance(raw, list):
+        raise InvalidInput("config: bill_sources must be an array of tables", field="bill_sources")
+    out: list[BillSourceConfig] = []
+    for index, item in enumerate(raw):
+        where = f"bill_sources[{index}]"
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"config: {where} must be a table", field=where)
+        _known(item, "bill_sources", where)
+        provider = item.get("provider")
+        if provider not in BILL_SOURCE_PROVIDERS:
+            raise InvalidInput(f"config: {where}.provider must be one of "
+                               f"{', '.join(BILL_SOURCE_PROVIDERS)}", field=f"{where}.provider")
+        wanted = (("access_key_id", "access_key_secret") if provider in ACCESS_KEY_PROVIDERS
+                  else ("api_key",))
+        names: dict[str, str] = {}
+        for credential in wanted:
+            name = item.get(f"{credential}_env")
+            if not isinstance(name, str) or not name:
+                raise InvalidInput(f"config: {where}.{credential}_env must name the environment "
+                                   f"variable holding the {provider} {credential}",
+                                   field=f"{where}.{credential}_env")
+            names[credential] = name
+        secrets = {credential: Secret(env[name]) if env.get(name) else None
+                   for credential, name in names.items()}
+        endpoint = item.get("endpoint")
+        if endpoint is not None and (not isinstance(endpoint, str)
+                                     or not endpoint.startswith(("https://", "http://"))):
+            raise InvalidInput(f"config: {where}.endpoint must be an http(s):// URL",
+                               field=f"{where}.endpoint")
+        low = item.get("low_balance")
+        source = BillSourceConfig(
+            provider=provider, account=str(item.get("account") or provider),
+            name=str(item["name"]) if item.get("name") else None,
+            endpoint=endpoint.rstrip("/") if endpoint else None,
+            region=str(item["region"]) if item.get("region") else None,
+            currency=currency_code(item["currency"], field=f"{where}.currency")
+            if item.get("currency") else None,
+            low_balance=decimal(low, field=f"{where}.low_balance") if low is not None else None,
+            requests_per_second=_positive(item.get("requests_per_second", 5),
+                                          f"{where}.requests_per_second"),
+            timeout_seconds=_positive(item.get("timeout_seconds", 60),
+                                      f"{where}.timeout_seconds"),
+            credential_env=names, **secrets)
+        if any((s.provider, s.account) == (source.provider, source.account) for s in out):
+            raise InvalidInput(f"config: {where}: a second {provider} account named "
+                               f"{source.account!r}; give each an account name",
+                               field=f"{where}.account")
+        out.append(source)
+    return tuple(out)
+
+
+def _sync(raw: Mapping[str, Any], sources: tuple[BillSourceConfig, ...]) -> SyncConfig:
+    at = raw.get("at")
+    when = at if isinstance(at, time) and at.tzinfo is None else None  # TOML's 06:00:00
+    if isinstance(at, str) and len(at) == 5:
+        try:
+            when = time.fromisoformat(at)
+        except ValueError:
+            when = None
+    if at is not None and when is None:
+        raise InvalidInput(f'config: sync.at must be a time of day as "HH:MM" (24 h), not '
+                           f"{at!r}", field="sync.at")
+    zone = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(zone))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InvalidInput(f"config: sync.timezone: unknown timezone {zone!r} (an IANA name such "
+                           'as "Asia/Shanghai")', field="sync.timezone") from None
+    names = raw.get("sources")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InvalidInput('config: sync.sources must be a list of "provider" or '
+                               '"provider:account" names', field="sync.sources")
+        known = {s.provider for s in sources} | {f"{s.provider}:{s.account}" for s in sources}
+        for name in names:
+            if name not in known:
+                raise InvalidInput(f"config: sync.sources: {name!r} is no [[bill_sources]] entry "
+                                   f"(configured: {', '.join(sorted(known)) or 'none'})",
+                                   field="sync.sources")
+    try:
+        tolerance = tolerance_of(raw.get("tolerance", "0.01"))
+    except InvalidInput as exc:
+        raise InvalidInput(f"config: sync.{exc.message}", field="sync.tolerance") from None
+    return SyncConfig(at=when, timezone=str(zone),
+                      sources=tuple(names) if names is not None else None, tolerance=tolerance)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: object) -> str:
+    if value not in LOG_FORMATS:
+        raise InvalidInput(f"config: log_format must be one of {', '.join(LOG_FORMATS)} "
+                           f"(METERLINE_LOG_FORMAT or log_format), not {value!r}",
+                           field="log_format")
+    return str(value)
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
                 **overrides: Any) -> Config:
     """Read the config file (if any) and the environment into a Config."""
@@ -328,6 +506,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         "limits": _limits(_table(data, "limits"), _table(data, "alerts"), env),
         "ingest_concurrency": _count(env.get("METERLINE_INGEST_CONCURRENCY")
                                      or ingest.get("concurrency", 0), "ingest.concurrency"),
+        "log_format": _log_format(env.get("METERLINE_LOG_FORMAT")
+                                  or data.get("log_format", "text")),
+        "bill_sources": _bill_sources(data.get("bill_sources", []), env),
     }
+    values["sync"] = _sync(_table(data, "sync"), values["bill_sources"])
     values.update(overrides)
     return Config(**values)

@@ -33,7 +33,7 @@
 
 Domain errors carry ``context`` (field names, values) so an adapter can render a precise answer.
 Adapters translate library exceptions into these at their boundary (``raise ... from exc``); one
-table in ``meterline.api.errors`` maps them to HTTP answers.
+table in ``meterline.asgi.errors`` maps them to HTTP answers.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ loop last achieved is kept here for ``/readyz`` and ``/metrics`` (docs/architect
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -110,22 +110,3 @@ class Registry:
 
     def __iter__(self) -> Iterator[Status]:
         return iter([t.status() for t in self._trackers.values()])
-
-
-def render(statuses: Iterable[Status], pending: int | None) -> str:
-    """Prometheus text exposition of the loops' health and the journal's backlog."""
-    found = sorted(statuses, key=lambda s: s.name)
-    out = ["# HELP meterline_background_failures Consecutive failed passes of a background "
-           "loop (0 after a success).",
-           "# TYPE meterline_background_failures gauge"]
-    out += [f'meterline_background_failures{{loop="{s.name}"}} {s.failures}' for s in found]
-    out += ["# HELP meterline_background_last_success_seconds Unix time of a background "
-            "loop's last successful pass (0: none yet).",
-            "# TYPE meterline_background_last_success_seconds gauge"]
-    out += [f'meterline_background_last_success_seconds{{loop="{s.name}"}} '
-            f"{s.last_success.timestamp() if s.last_success else 0:.3f}" for s in found]
-    if pending is not None:
-        out += ["# HELP meterline_journal_pending Gateway calls journaled and not yet in the "
-                "ledger (this machine's journal directory).",
-                "# TYPE meterline_journal_pending gauge", f"meterline_journal_pending {pending}"]
-    return "\n".join(out) + "\n"

@@ -2,7 +2,8 @@
 
 ``TcpProxy`` forwards a loopback port to a server (the test PostgreSQL): ``cut()`` is an outage
 as a client sees one (open connections are reset, new ones refused), ``restore()`` ends it on
-the same port. The shared server itself is never touched.
+the same port. The shared server itself is never touched. For an outage of the server itself
+(stopped and started again), see tests/private_pg.py: a private server the test owns.
 """
 
 from __future__ import annotations

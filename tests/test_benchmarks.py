@@ -112,3 +112,20 @@ def test_gateway() -> None:
             assert row["p99 x floor"].endswith("x"), row
         if target in ("floor", "meterline"):
             assert float(row["max lag ms"]) >= 0, row
+
+
+def test_soak() -> None:
+    lines = run_bench("soak.py", "--seconds", "4", "--sample", "1", "--rate", "10")
+    head, rows = table(lines, "t_s")
+    assert head == ["t_s", "calls", "errors", "late", "calls/s", "p50_ms", "p95_ms", "p99_ms",
+                    "max_ms", "rss_mb", "in_flight", "pending"]
+    assert rows, lines
+    for row in rows:
+        assert len(row) == len(head), row
+        assert row[head.index("errors")] == "0", row
+        assert float(row[head.index("rss_mb")]) > 0, row
+    assert sum(int(row[head.index("calls")]) for row in rows) > 0
+    # Every call answered is in the ledger (soak.py waits for the journal to drain).
+    metered = next(line for line in lines if line.startswith("metered: "))
+    assert "MISMATCH" not in metered, metered
+    assert any(line.startswith("verdict: smoke run") for line in lines), lines

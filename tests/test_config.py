@@ -89,7 +89,9 @@ def test_the_readme_sample_is_read_once_its_token_is_filled_in(tmp_path: Path) -
     config = load_config(path, env={})
     assert config.admin_token is not None and config.admin_token.reveal() == "adm-1"
     assert config.metrics_token is not None and config.metrics_token.reveal() == "scrape-1"
-    assert [p.name for p in config.providers] == ["openai"]
+    assert [(p.name, p.wire) for p in config.providers] == [("openai", "openai"),
+                                                            ("azure", "openai")]
+    assert config.providers[1].api_version == "2024-10-21"
     assert config.limits.redis_url == "redis://127.0.0.1:6379/0"
 
 

@@ -7,9 +7,10 @@ Signing and delivery are in :mod:`meterline.alerts.webhooks`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Final
 
-from meterline.domain.alerts import Alert, display_money, display_percentage
+from meterline.domain.alerts import ACCOUNT_KINDS, Alert, display_money, display_percentage
 from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
 
@@ -45,15 +46,35 @@ def _clip_bytes(text: str, limit: int) -> str:
 
 
 def headline(alert: Alert) -> str:
-    """One line naming the state, the level and the budget."""
+    """One line naming the state, the level and the budget (or provider account)."""
     state = "RESOLVED" if alert.resolved else alert.level.upper()
+    if alert.kind == "low_balance":
+        return f"[{state}] meterline low balance: {alert.scope}"
+    if alert.kind == "bill_difference":
+        return f"[{state}] meterline bill differs from metered: {alert.scope}"
     percent = display_percentage(alert.percentage)
     what = f"at {percent}%" if alert.kind == "threshold" else f"projected to reach {percent}%"
     return f"[{state}] meterline budget {what}: {alert.scope}"
 
 
+def _account_facts(alert: Alert) -> list[tuple[str, str]]:
+    def money(value: Decimal) -> str:
+        return f"{display_money(value, alert.currency)} {alert.currency}"
+
+    if alert.kind == "low_balance":
+        amounts = [("Balance", money(alert.amount)), ("Low balance", money(alert.limit))]
+    else:
+        amounts = [("Billed", money(alert.amount)), ("Metered", money(alert.limit))]
+    return [("Account", alert.scope), *amounts, ("Period", alert.period),
+            ("Level", alert.level), ("Kind", alert.kind.replace("_", " ")),
+            ("Source", alert.source or "—"), ("Alert", alert.id),
+            ("Created", alert.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"))]
+
+
 def facts(alert: Alert) -> list[tuple[str, str]]:
     """Label and value pairs for formats that lay them out."""
+    if alert.kind in ACCOUNT_KINDS:
+        return _account_facts(alert)
     spent = (f"{display_money(alert.amount, alert.currency)} of "
              f"{display_money(alert.limit, alert.currency)} {alert.currency}")
     return [
@@ -70,7 +91,7 @@ def facts(alert: Alert) -> list[tuple[str, str]]:
 
 def _json(alert: Alert) -> dict[str, Any]:
     return {
-        "event": "budget.alert",
+        "event": "account.alert" if alert.kind in ACCOUNT_KINDS else "budget.alert",
         "id": alert.id,
         "scope": alert.scope,
         "budget_id": alert.budget_id,
@@ -84,6 +105,8 @@ def _json(alert: Alert) -> dict[str, Any]:
         "message": alert.message,
         "created_at": alert.created_at.isoformat(),
         "resolved": alert.resolved,
+        # A budget's payload is as it always was; an account's names the account.
+        **({"source": alert.source} if alert.kind in ACCOUNT_KINDS else {}),
     }
 
 

@@ -9,17 +9,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from meterline.api.auth import admin
-from meterline.api.http import JsonResponse
+from meterline.api.auth import actor, admin
 from meterline.api.inputs import model_body, object_body, schema
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse
 from meterline.domain.events import parse_timestamp
 from meterline.domain.money import format_decimal
 from meterline.domain.prices import VERSION_FIELDS
 from meterline.errors import InvalidInput
+from meterline.services import accounts as account_service
 from meterline.services import prices as price_service
 from meterline.services.records import record_json
-from meterline.store import accounts, ledger, pricing
+from meterline.store import accounts, audit, ledger, pricing
 
 router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])
 
@@ -70,11 +71,10 @@ def _run(request: Request) -> Any:
              openapi_extra=schema(TenantIn))
 async def create_tenant(request: Request) -> JsonResponse:
     body = await model_body(request, TenantIn)
-
-    def work() -> dict[str, Any]:
-        with _run(request).begin() as conn:
-            return accounts.create_tenant(conn, body.name, body.currency, body.timezone).to_json()
-    return JsonResponse(await run_in_threadpool(work), status_code=201)
+    tenant = await run_in_threadpool(
+        lambda: account_service.create_tenant(_run(request), body.name, body.currency,
+                                              body.timezone, actor=actor(request)))
+    return JsonResponse(tenant.to_json(), status_code=201)
 
 
 @router.get("/tenants", summary="List tenants")
@@ -99,14 +99,11 @@ async def create_key(request: Request) -> JsonResponse:
     body = await model_body(request, KeyIn)
     expires_at = _utc(body.expires_at, "expires_at")
 
-    def work() -> dict[str, Any]:
-        with _run(request).begin() as conn:
-            secret, key = accounts.create_key(conn, body.tenant, user_id=body.user,
-                                              models=body.models, name=body.name,
-                                              expires_at=expires_at, rpm=body.rpm,
-                                              tpm=body.tpm)
-        return {"key": secret, **key.to_json()}
-    return JsonResponse(await run_in_threadpool(work), status_code=201)
+    secret, key = await run_in_threadpool(
+        lambda: account_service.create_key(_run(request), body.tenant, actor=actor(request),
+                                           user=body.user, models=body.models, name=body.name,
+                                           expires_at=expires_at, rpm=body.rpm, tpm=body.tpm))
+    return JsonResponse({"key": secret, **key.to_json()}, status_code=201)
 
 
 @router.get("/keys", summary="List API keys (never the keys themselves)")
@@ -119,10 +116,9 @@ async def list_keys(request: Request, tenant: str | None = None) -> JsonResponse
 
 @router.post("/keys/{key_id}/revoke", summary="Revoke an API key")
 async def revoke_key(key_id: str, request: Request) -> JsonResponse:
-    def work() -> dict[str, Any]:
-        with _run(request).begin() as conn:
-            return accounts.revoke_key(conn, key_id).to_json()
-    return JsonResponse(await run_in_threadpool(work))
+    key = await run_in_threadpool(
+        lambda: account_service.revoke_key(_run(request), key_id, actor=actor(request)))
+    return JsonResponse(key.to_json())
 
 
 @router.get("/prices", summary="List price versions")
@@ -146,7 +142,8 @@ async def price_sources(request: Request, model: str | None = None,
 @router.post("/prices", status_code=201, summary="Add a price version (catalog entry shape)")
 async def add_price(request: Request) -> JsonResponse:
     body = await object_body(request, VERSION_FIELDS)
-    version = await run_in_threadpool(price_service.add_version, _run(request), body)
+    version = await run_in_threadpool(
+        lambda: price_service.add_version(_run(request), body, actor=actor(request)))
     state(request).metering.refresh(force=True)
     return JsonResponse(version.to_json() | {"id": version.id}, status_code=201)
 
@@ -154,7 +151,8 @@ async def add_price(request: Request) -> JsonResponse:
 @router.post("/prices/import", summary="Import a price file (?format=litellm|meterline)")
 async def import_prices(request: Request, format: str = "litellm") -> JsonResponse:
     raw = await request.body()
-    summary = await run_in_threadpool(price_service.import_file, _run(request), raw, format)
+    summary = await run_in_threadpool(
+        lambda: price_service.import_file(_run(request), raw, format, actor=actor(request)))
     state(request).metering.refresh(force=True)
     return JsonResponse(summary.to_json())
 
@@ -174,8 +172,9 @@ async def list_fx(request: Request) -> JsonResponse:
 async def set_fx(request: Request) -> JsonResponse:
     body = await model_body(request, FxIn)
     effective_from = _utc(body.effective_from, "effective_from")
-    fx = await run_in_threadpool(price_service.set_fx, _run(request), body.base, body.quote,
-                                 body.rate, effective_from)
+    fx = await run_in_threadpool(
+        lambda: price_service.set_fx(_run(request), body.base, body.quote, body.rate,
+                                     effective_from, actor=actor(request)))
     state(request).metering.refresh(force=True)
     return JsonResponse({"base": fx.base, "quote": fx.quote, "rate": format_decimal(fx.rate),
                          "effective_from": fx.effective_from.isoformat()}, status_code=201)
@@ -213,5 +212,8 @@ async def rerate(request: Request) -> JsonResponse:
     metering = state(request).metering
     priced, left = await run_in_threadpool(metering.rerate)
     converted, unconverted = await run_in_threadpool(metering.convert_missing_fx)
-    return JsonResponse({"priced": priced, "still_unpriced": left, "converted": converted,
-                         "still_fx_missing": unconverted})
+    found = {"priced": priced, "still_unpriced": left, "converted": converted,
+             "still_fx_missing": unconverted}
+    await run_in_threadpool(lambda: audit.record_done(_run(request), actor(request),
+                                                      "usage.rerate", details=found))
+    return JsonResponse(found)

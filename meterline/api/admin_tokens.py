@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from meterline.api.auth import admin
-from meterline.api.http import JsonResponse
+from meterline.api.auth import actor, admin
 from meterline.api.inputs import model_body, schema
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse
 from meterline.services import admins
 
 router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])
@@ -26,8 +26,8 @@ class AdminTokenIn(BaseModel):
              summary="Create an admin token (the token is shown once)")
 async def create_admin_token(request: Request) -> JsonResponse:
     body = await model_body(request, AdminTokenIn)
-    token, stored = await run_in_threadpool(admins.create_token, state(request).engine,
-                                            body.name)
+    token, stored = await run_in_threadpool(
+        lambda: admins.create_token(state(request).engine, body.name, actor=actor(request)))
     return JsonResponse({"token": token, **stored.to_json()}, status_code=201)
 
 
@@ -41,5 +41,6 @@ async def list_admin_tokens(request: Request) -> JsonResponse:
              summary="Revoke an admin token (by id, or active name) and end its sessions")
 async def revoke_admin_token(token: str, request: Request) -> JsonResponse:
     def work() -> dict[str, Any]:
-        return admins.revoke_token(state(request).engine, token).to_json()
+        return admins.revoke_token(state(request).engine, token,
+                                   actor=actor(request)).to_json()
     return JsonResponse(await run_in_threadpool(work))

@@ -18,17 +18,23 @@ from starlette.concurrency import run_in_threadpool
 
 from meterline import __version__, web
 from meterline.alerts.webhooks import Notifier, WebhookConfig
-from meterline.api import admin, admin_tokens, errors, health, insights, limits, usage
+from meterline.api import admin, admin_tokens, health, insights, limits, usage
+from meterline.api import audit as audit_api
 from meterline.api import bills as bills_api
 from meterline.api import reconcile as reconcile_api
 from meterline.api import stats as stats_api
+from meterline.api import sync as sync_api
 from meterline.api.bodies import BodyLimit
 from meterline.api.state import AppState
+from meterline.asgi import errors
+from meterline.billing import schedule
 from meterline.config import Config
+from meterline.gateway import inflight
 from meterline.gateway import routes as gateway_routes
 from meterline.gateway.admission import LEASE_SWEEP_SECONDS, Admission
 from meterline.gateway.drainer import Drainer
 from meterline.gateway.idempotency import IdempotencyGuard
+from meterline.gateway.inflight import INTERRUPTED_SWEEP_SECONDS
 from meterline.gateway.journal import Journal
 from meterline.gateway.keys import KeyCache
 from meterline.gateway.ratelimit import DatabaseLimiter, RateLimits, RedisLimiter
@@ -37,6 +43,7 @@ from meterline.gateway.routing import Router
 from meterline.gateway.state import GatewayState
 from meterline.gateway.upstream import Upstreams
 from meterline.health import Registry, Tracker, backoff
+from meterline.logs import RequestContext
 from meterline.services import alerts as alert_service
 from meterline.services.admins import AdminAccess, Clock, utc_now
 from meterline.services.bootstrap import ensure_admin_token, prepare_database, sync_providers
@@ -125,7 +132,8 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     def drain(batch: Sequence[Mapping[str, Any]]) -> None:
         write_batch(batch)
         # Written (or set aside): the leases these calls were admitted from may close.
-        gateway.admission.settled([item["row"]["request_id"] for item in batch])
+        gateway.admission.settled([item["row"]["request_id"] for item in batch
+                                   if "row" in item])
 
     registry = app_state.health
     gateway.health = registry
@@ -140,6 +148,10 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     async def release_expired_holds() -> None:
         # Holds of calls whose process died are released by whichever process looks first.
         await run_in_threadpool(_release_expired, engine)
+
+    async def record_interrupted() -> None:
+        # Calls in flight in a process that died: recorded once its journal is drained.
+        await run_in_threadpool(inflight.sweep, engine, Path(config.journal_dir))
 
     async def sweep_leases() -> None:
         if gateway.admission.leases.open_leases():
@@ -161,11 +173,18 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
             for alert in await run_in_threadpool(alert_service.claim_for_notification, engine):
                 notifier.start(alert, hooks)
 
+    async def sync_bills() -> None:
+        # The daily bill sync ([sync] at): a day's run of a source is claimed in the database,
+        # so among several processes one makes it.
+        await run_in_threadpool(schedule.run_due, engine, config, clock)
+
     loops: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {
         "price_refresh": (metering.refresh_seconds, refresh_prices),
         "hold_sweep": (HOLD_SWEEP_SECONDS, release_expired_holds),
         "lease_sweep": (LEASE_SWEEP_SECONDS, sweep_leases),
+        "interrupted_calls": (INTERRUPTED_SWEEP_SECONDS, record_interrupted),
         "alerts": (ALERT_POLL_SECONDS, notify_alerts),
+        "bill_sync": (schedule.CHECK_SECONDS, sync_bills),
     }
     unknown = set(intervals or {}) - set(loops)
     if unknown:
@@ -202,6 +221,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     app.state.gateway = gateway
     errors.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestContext)  # outermost: a request id for every log line and answer
     app.include_router(health.router)
     app.include_router(usage.router)
     app.include_router(admin.router)
@@ -211,6 +231,8 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     app.include_router(insights.router)
     app.include_router(bills_api.router)
     app.include_router(reconcile_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(sync_api.router)
     app.include_router(web.router())
     gateway_routes.install(app)
     if config.demo:

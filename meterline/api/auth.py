@@ -10,8 +10,10 @@ from starlette.concurrency import run_in_threadpool
 from meterline.api.state import state
 from meterline.config import Secret
 from meterline.errors import AuthError
+from meterline.logs import request_id
 from meterline.store import accounts
 from meterline.store.accounts import ApiKey
+from meterline.store.audit import SESSION_PREFIX, Actor
 
 #: The dashboard's session cookie (services/admins.py); the admin API takes it too.
 SESSION_COOKIE = "meterline_session"
@@ -38,16 +40,25 @@ async def tenant_key(request: Request) -> ApiKey:
 
 
 async def admin(request: Request) -> None:
-    """An admin token (``Authorization: Bearer`` or ``x-api-key``), else a dashboard session."""
+    """An admin token (``Authorization: Bearer`` or ``x-api-key``), else a dashboard session.
+    Who it is goes to ``request.state.actor`` (read with ``actor``), for the audit log."""
     secret = presented_secret(request)
     access = state(request).access
     if secret:
-        await run_in_threadpool(access.authenticate, secret)
-        return
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        raise AuthError("missing admin token: send Authorization: Bearer <admin token>")
-    await run_in_threadpool(access.session, cookie)
+        name = (await run_in_threadpool(access.authenticate, secret)).name
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise AuthError("missing admin token: send Authorization: Bearer <admin token>")
+        name = SESSION_PREFIX + (await run_in_threadpool(access.session, cookie)).name
+    # The request's own id (also in its answer's x-meterline-request-id and its log lines).
+    request.state.actor = Actor(name, request_id())
+
+
+def actor(request: Request) -> Actor:
+    """The admin making a request of a router guarded by ``admin`` (which set it)."""
+    found: Actor = request.state.actor
+    return found
 
 
 async def _is_admin(request: Request, secret: str) -> bool:

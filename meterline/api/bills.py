@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from meterline.api.auth import admin
-from meterline.api.errors import error_body
-from meterline.api.http import JsonResponse, json_body
+from meterline.api.auth import actor, admin
 from meterline.api.inputs import refuse_unknown
 from meterline.api.state import state
+from meterline.asgi.errors import error_body
+from meterline.asgi.responses import JsonResponse, json_body
 from meterline.errors import BatchRefused, InvalidInput
 from meterline.services import bill_exports
 from meterline.services import bills as bill_service
@@ -45,7 +45,7 @@ async def list_bills(request: Request, tenant: str | None = None,
                      limit: int = Query(1000, ge=1, le=bill_service.MAX_LIST)) -> JsonResponse:
     found = await run_in_threadpool(bill_service.list_bills, state(request).engine, tenant,
                                     status, user, limit)
-    return JsonResponse({"bills": found})
+    return JsonResponse({"bills": [stored.to_json() for stored in found]})
 
 
 class StatusIn(BaseModel):
@@ -77,20 +77,22 @@ BATCH_SCHEMA: dict[str, Any] = {
 async def set_status_many(request: Request) -> JsonResponse:
     body = _object(await json_body(request), "status", "bills")
     try:
-        found = await run_in_threadpool(bill_service.set_status_many, state(request).engine,
-                                        body.get("status"), body.get("bills"))
+        found = await run_in_threadpool(
+            lambda: bill_service.set_status_many(state(request).engine, body.get("status"),
+                                                 body.get("bills"), actor=actor(request)))
     except BatchRefused as exc:
         answer = error_body(exc.message, "invalid_request_error", exc.code, exc.field)
         answer["error"]["refusals"] = exc.context["refusals"]  # type: ignore[index]
         return JsonResponse(answer, status_code=400)
-    return JsonResponse(found)
+    return JsonResponse(found.to_json())
 
 
 @router.get("/bills/{tenant}/{cycle}", summary="A bill: lines and total (open: computed now)")
 async def get_bill(tenant: str, cycle: str, request: Request,
                    user: str | None = USER) -> JsonResponse:
-    return JsonResponse(await run_in_threadpool(bill_service.get_bill, state(request).engine,
-                                                tenant, cycle, user))
+    found = await run_in_threadpool(bill_service.get_bill, state(request).engine, tenant, cycle,
+                                    user)
+    return JsonResponse(found.to_json())
 
 
 @router.post("/bills/{tenant}/{cycle}/status",
@@ -100,9 +102,11 @@ async def get_bill(tenant: str, cycle: str, request: Request,
 async def set_status(tenant: str, cycle: str, request: Request,
                      user: str | None = USER) -> JsonResponse:
     body = _object(await json_body(request), "status", "user")
-    return JsonResponse(await run_in_threadpool(
-        bill_service.set_status, state(request).engine, tenant, cycle, body.get("status"),
-        body.get("user", user)))
+    found = await run_in_threadpool(
+        lambda: bill_service.set_status(state(request).engine, tenant, cycle,
+                                        body.get("status"), body.get("user", user),
+                                        actor=actor(request)))
+    return JsonResponse(found.to_json())
 
 
 @router.get("/bills/{tenant}/{cycle}/export", summary="A bill as a CSV, XLSX or FOCUS file",
@@ -129,6 +133,7 @@ class RefundIn(BaseModel):
 async def refund(request_id: str, request: Request) -> JsonResponse:
     raw = await request.body()
     body = _object(await json_body(request), "reason") if raw.strip() else {}
-    found = await run_in_threadpool(refund_service.refund, state(request).engine, request_id,
-                                    body.get("reason"))
+    found = await run_in_threadpool(
+        lambda: refund_service.refund(state(request).engine, request_id, body.get("reason"),
+                                      actor=actor(request)))
     return JsonResponse(found, status_code=200 if found["duplicate"] else 201)

@@ -17,10 +17,10 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from meterline.api.errors import ANTHROPIC_PATHS, answer
-from meterline.api.http import MAX_BODY_BYTES
+from meterline.asgi.errors import ANTHROPIC_PATHS, answer
+from meterline.asgi.responses import MAX_BODY_BYTES
 from meterline.errors import BodyTooLarge
-from meterline.services.metering import new_request_id
+from meterline.logs import request_id
 
 #: The sign-in form holds one admin token; nothing bigger is a sign-in.
 LOGIN_MAX_BODY_BYTES: Final = 16 * 1024
@@ -108,7 +108,7 @@ class BodyLimit:
         response.headers["connection"] = "close"
         if scope["path"].startswith("/v1/"):
             # Every gateway answer names a request id (SPEC §3).
-            response.headers["x-meterline-request-id"] = new_request_id()
+            response.headers["x-meterline-request-id"] = request_id()
         await response(scope, _no_body, send)
 
 

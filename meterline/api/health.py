@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
-from meterline.api.errors import public_message
-from meterline.api.http import JsonResponse
+from meterline.api.auth import metrics_reader
 from meterline.api.state import state
+from meterline.asgi.errors import public_message
+from meterline.asgi.responses import JsonResponse
 from meterline.errors import StoreError
+from meterline.gateway.metrics import CONTENT_TYPE
+from meterline.gateway.state import GatewayState
 from meterline.store.engine import RETRY_AFTER_SECONDS
 from meterline.store.migrate import check_schema
 
@@ -56,3 +60,12 @@ async def readyz(request: Request) -> JsonResponse:
         return JsonResponse({"status": "degraded", "revision": report.revision,
                              "problems": failing, **background}, 503)
     return JsonResponse({"status": "ready", "revision": report.revision, **background})
+
+
+@router.get("/metrics", summary="Prometheus metrics (metrics token or admin token)",
+            include_in_schema=False, dependencies=[Depends(metrics_reader)])
+async def metrics(request: Request) -> Response:
+    # With several workers this adds up every worker's file (gateway/metrics.py): off the loop.
+    gateway: GatewayState = request.app.state.gateway
+    body = await run_in_threadpool(gateway.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE)

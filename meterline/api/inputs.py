@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from meterline.api.http import json_body
+from meterline.asgi.responses import json_body
 from meterline.errors import InvalidInput
 from meterline.store.accounts import get_tenant
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import admin
-from meterline.api.http import JsonResponse
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse
 from meterline.services import hints as hint_service
 from meterline.services import insights
 
@@ -20,7 +20,7 @@ async def forecast(request: Request, tenant: str | None = Query(
     app = state(request)
     found = await run_in_threadpool(insights.forecast, app.engine, tenant,
                                     reporting_currency=app.config.reporting_currency)
-    return JsonResponse(found)
+    return JsonResponse(found.to_json())
 
 
 @router.get("/hints", summary="Optimisation hints: caching, cheaper models, unused keys, "
@@ -31,4 +31,5 @@ async def hints(request: Request, tenant: str,
                 ) -> JsonResponse:
     found = await run_in_threadpool(hint_service.hints, state(request).engine, tenant,
                                     days=days)
-    return JsonResponse({"tenant": tenant, "days": days, "hints": found})
+    return JsonResponse({"tenant": tenant, "days": days,
+                         "hints": [hint.to_json() for hint in found]})

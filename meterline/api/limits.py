@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from meterline.api.auth import admin
-from meterline.api.http import JsonResponse
+from meterline.api.auth import actor, admin
 from meterline.api.inputs import known_tenant, model_body, object_body, schema
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse
 from meterline.services import alerts as alert_service
 from meterline.services import budgets as budget_service
 from meterline.services import quotas as quota_service
@@ -41,21 +41,23 @@ async def set_budget(request: Request) -> JsonResponse:
     # everywhere money is given (a float's text is not always what the client meant).
     raw = await object_body(request, list(BudgetIn.model_fields))
     app = state(request)
-    found = await run_in_threadpool(budget_service.set_budget, app.engine, raw,
-                                    app.config.reporting_currency)
-    return JsonResponse(found, status_code=201)
+    found = await run_in_threadpool(
+        lambda: budget_service.set_budget(app.engine, raw, app.config.reporting_currency,
+                                          actor=actor(request)))
+    return JsonResponse(found.to_json(), status_code=201)
 
 
 @router.get("/budgets", summary="Budgets with spent, reserved, remaining and projection")
 async def list_budgets(request: Request, tenant: str | None = None) -> JsonResponse:
     await known_tenant(state(request).engine, tenant)
     found = await run_in_threadpool(budget_service.list_state, state(request).engine, tenant)
-    return JsonResponse({"budgets": found})
+    return JsonResponse({"budgets": [budget.to_json() for budget in found]})
 
 
 @router.delete("/budgets/{budget_id}", summary="Delete a budget")
 async def delete_budget(budget_id: str, request: Request) -> JsonResponse:
-    await run_in_threadpool(budget_service.delete, state(request).engine, budget_id)
+    await run_in_threadpool(lambda: budget_service.delete(state(request).engine, budget_id,
+                                                          actor=actor(request)))
     return JsonResponse({"deleted": budget_id})
 
 
@@ -76,7 +78,8 @@ async def list_alerts(request: Request, tenant: str | None = None,
 @router.post("/alerts/resolve", summary="Resolve alerts", openapi_extra=schema(ResolveIn))
 async def resolve_alerts(request: Request) -> JsonResponse:
     body = await model_body(request, ResolveIn)
-    count = await run_in_threadpool(alert_service.resolve, state(request).engine, body.ids)
+    count = await run_in_threadpool(lambda: alert_service.resolve(
+        state(request).engine, body.ids, actor=actor(request)))
     return JsonResponse({"resolved": count})
 
 
@@ -96,8 +99,9 @@ class GrantIn(BaseModel):
              openapi_extra=schema(GrantIn))
 async def grant_quota(request: Request) -> JsonResponse:
     raw = await object_body(request, list(GrantIn.model_fields))
-    found = await run_in_threadpool(quota_service.grant, state(request).engine, raw)
-    return JsonResponse(found, status_code=201)
+    found = await run_in_threadpool(lambda: quota_service.grant(state(request).engine, raw,
+                                                                actor=actor(request)))
+    return JsonResponse(found.to_json(), status_code=201)
 
 
 @router.get("/quotas/{tenant}", summary="A tenant's quota balance by type and source, "
@@ -105,7 +109,7 @@ async def grant_quota(request: Request) -> JsonResponse:
 async def show_quota(tenant: str, request: Request,
                      history: int = Query(100, ge=0, le=10_000)) -> JsonResponse:
     found = await run_in_threadpool(quota_service.show, state(request).engine, tenant, history)
-    return JsonResponse(found)
+    return JsonResponse(found.to_json())
 
 
 class PlanIn(BaseModel):
@@ -117,15 +121,15 @@ class PlanIn(BaseModel):
              openapi_extra=schema(PlanIn))
 async def set_plan(request: Request) -> JsonResponse:
     body = await model_body(request, PlanIn)
-    found = await run_in_threadpool(quota_service.set_plan, state(request).engine, body.id,
-                                    body.allowances)
-    return JsonResponse(found, status_code=201)
+    found = await run_in_threadpool(lambda: quota_service.set_plan(
+        state(request).engine, body.id, body.allowances, actor=actor(request)))
+    return JsonResponse(found.to_json(), status_code=201)
 
 
 @router.get("/plans", summary="Subscription plans")
 async def list_plans(request: Request) -> JsonResponse:
-    return JsonResponse({"plans": await run_in_threadpool(quota_service.list_plans,
-                                                          state(request).engine)})
+    found = await run_in_threadpool(quota_service.list_plans, state(request).engine)
+    return JsonResponse({"plans": [plan.to_json() for plan in found]})
 
 
 class SubscriptionIn(BaseModel):
@@ -136,5 +140,6 @@ class SubscriptionIn(BaseModel):
             openapi_extra=schema(SubscriptionIn))
 async def subscribe(tenant: str, request: Request) -> JsonResponse:
     body = await model_body(request, SubscriptionIn)
-    return JsonResponse(await run_in_threadpool(quota_service.subscribe, state(request).engine,
-                                                tenant, body.plan))
+    found = await run_in_threadpool(lambda: quota_service.subscribe(
+        state(request).engine, tenant, body.plan, actor=actor(request)))
+    return JsonResponse(found.to_json())

@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from meterline.api.auth import admin
-from meterline.api.http import JsonResponse, body_bytes
+from meterline.api.auth import actor, admin
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse, body_bytes
 from meterline.errors import InvalidInput
 from meterline.services import reconciliation
 
@@ -21,7 +21,9 @@ router = APIRouter(prefix="/api", tags=["reconciliation"], dependencies=[Depends
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {
                  "type": "string"}}}, "required": True}})
 async def import_bill(request: Request, file_format: str = Query(
-        "focus", alias="format", description="focus (other providers' formats: not read yet)"),
+        "focus", alias="format",
+        description="focus, or a provider's console export: aliyun, tencent, volcano, baidu, "
+                    "deepseek, openai, anthropic"),
         provider: str | None = Query(None, description="meterline's name of the provider "
                                      "(wins over the file's)")
         ) -> JsonResponse:
@@ -29,8 +31,8 @@ async def import_bill(request: Request, file_format: str = Query(
         text = (await body_bytes(request)).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("body: a bill file in UTF-8", field="body") from None
-    found = await run_in_threadpool(reconciliation.import_bill, state(request).engine, text,
-                                    file_format, provider)
+    found = await run_in_threadpool(lambda: reconciliation.import_bill(
+        state(request).engine, text, file_format, provider, actor=actor(request)))
     return JsonResponse(found, status_code=201)
 
 

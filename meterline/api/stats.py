@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import admin
-from meterline.api.http import JsonResponse
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse
 from meterline.services import stats as stats_service
 
 router = APIRouter(prefix="/api", tags=["statistics"], dependencies=[Depends(admin)])
@@ -23,8 +23,9 @@ TENANT = Query(None, description="a tenant's id; without it, every tenant in the
 @router.get("/summary", summary="Total, this month, today, calls and success rate")
 async def summary(request: Request, tenant: str | None = TENANT) -> JsonResponse:
     app = state(request)
-    return JsonResponse(await run_in_threadpool(
-        stats_service.summary, app.engine, tenant, app.config.reporting_currency))
+    found = await run_in_threadpool(stats_service.summary, app.engine, tenant,
+                                    app.config.reporting_currency)
+    return JsonResponse(found.to_json())
 
 
 @router.get("/stats", summary="Cost, calls and tokens per group over a range of days")
@@ -38,9 +39,10 @@ async def stats(request: Request, tenant: str | None = TENANT,
                                                                "tenant or day (default: model)")
                 ) -> JsonResponse:
     app = state(request)
-    return JsonResponse(await run_in_threadpool(
+    found = await run_in_threadpool(
         lambda: stats_service.stats(app.engine, tenant, app.config.reporting_currency,
-                                    start=start, end=end, group_by=group_by)))
+                                    start=start, end=end, group_by=group_by))
+    return JsonResponse(found.to_json())
 
 
 @router.get("/trend/daily", summary="Cost and calls per day over the last N days")
@@ -48,5 +50,6 @@ async def trend(request: Request, tenant: str | None = TENANT,
                 days: str | None = Query(None, description="1 to 3660 (default 30)")
                 ) -> JsonResponse:
     app = state(request)
-    return JsonResponse(await run_in_threadpool(
-        stats_service.trend, app.engine, tenant, app.config.reporting_currency, days))
+    found = await run_in_threadpool(stats_service.trend, app.engine, tenant,
+                                    app.config.reporting_currency, days)
+    return JsonResponse(found.to_json())

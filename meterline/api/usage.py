@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from meterline.api.auth import key_or_admin, tenant_key
-from meterline.api.http import JsonResponse, json_body
 from meterline.api.inputs import refuse_unknown
 from meterline.api.state import state
+from meterline.asgi.responses import JsonResponse, json_body
 from meterline.domain.events import parse_batch, parse_timestamp
 from meterline.domain.money import currency_code
 from meterline.domain.usage import Usage

@@ -12,6 +12,7 @@ from meterline.cli.main import Context, emit_json, handle_errors, json_option, p
 from meterline.domain.events import parse_timestamp
 from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
+from meterline.services import accounts as account_service
 from meterline.services.prices import set_fx
 from meterline.store import accounts, pricing
 
@@ -30,8 +31,8 @@ def tenants() -> None:
 @handle_errors
 def tenants_create(ctx: Context, name: str, currency: str, timezone: str, as_json: bool) -> None:
     """Create tenant NAME."""
-    with ctx.ready_engine().begin() as conn:
-        tenant = accounts.create_tenant(conn, name, currency, timezone)
+    tenant = account_service.create_tenant(ctx.ready_engine(), name, currency, timezone,
+                                           actor=ctx.actor)
     if as_json:
         emit_json(tenant.to_json())
     else:
@@ -75,9 +76,9 @@ def keys_create(ctx: Context, tenant: str, user: str | None, models: str | None,
     """Create an API key; the key is printed once and stored hashed."""
     expires_at = parse_timestamp(expires, "--expires") if expires else None
     allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    with ctx.ready_engine().begin() as conn:
-        secret, key = accounts.create_key(conn, tenant, user_id=user, models=allowed, name=name,
-                                          expires_at=expires_at, rpm=rpm, tpm=tpm)
+    secret, key = account_service.create_key(ctx.ready_engine(), tenant, actor=ctx.actor,
+                                             user=user, models=allowed, name=name,
+                                             expires_at=expires_at, rpm=rpm, tpm=tpm)
     if expires_at is not None and not key.usable(datetime.now(UTC)):
         click.echo(f"warning: --expires {expires_at.isoformat()} is in the past: the key is "
                    "created expired and every call with it is refused", err=True)
@@ -112,8 +113,7 @@ def keys_list(ctx: Context, tenant: str | None, as_json: bool) -> None:
 @handle_errors
 def keys_revoke(ctx: Context, key_id: str, as_json: bool) -> None:
     """Revoke the key KEY_ID."""
-    with ctx.ready_engine().begin() as conn:
-        key = accounts.revoke_key(conn, key_id)
+    key = account_service.revoke_key(ctx.ready_engine(), key_id, actor=ctx.actor)
     if as_json:
         emit_json(key.to_json())
     else:
@@ -146,7 +146,7 @@ def fx_set(ctx: Context, base: str, quote: str, rate: str, effective: str | None
     name = "--from" if effective_alias is not None else "--effective-from"
     effective = effective if effective is not None else effective_alias
     when: datetime | None = parse_timestamp(effective, name) if effective else None
-    added = set_fx(ctx.ready_engine(), base, quote, rate, when)
+    added = set_fx(ctx.ready_engine(), base, quote, rate, when, actor=ctx.actor)
     out = {"base": added.base, "quote": added.quote, "rate": format_decimal(added.rate),
            "effective_from": added.effective_from.isoformat()}
     if as_json:

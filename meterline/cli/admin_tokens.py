@@ -20,7 +20,7 @@ def admin_tokens() -> None:
 @handle_errors
 def create(ctx: Context, name: str, as_json: bool) -> None:
     """Create an admin token named NAME; the token is printed once and stored hashed."""
-    token, stored = admins.create_token(ctx.ready_engine(), name)
+    token, stored = admins.create_token(ctx.ready_engine(), name, actor=ctx.actor)
     if as_json:
         emit_json({"token": token, **stored.to_json()})
     else:
@@ -53,7 +53,7 @@ def list_(ctx: Context, as_json: bool) -> None:
 def revoke(ctx: Context, token: str, as_json: bool) -> None:
     """Revoke the admin token TOKEN (its id, or the name of one active token): it and the
     dashboard sessions it signed in are refused from now on, in every process."""
-    stored = admins.revoke_token(ctx.ready_engine(), token)
+    stored = admins.revoke_token(ctx.ready_engine(), token, actor=ctx.actor)
     if as_json:
         emit_json(stored.to_json())
     else:

@@ -9,10 +9,13 @@ from decimal import Decimal, InvalidOperation
 from meterline.domain.money import readable
 
 
-def shown(value: str | None, currency: str | None = None) -> str:
-    """An exact money string of the API, rounded for reading; ``-`` where there is none."""
+def shown(value: Decimal | str | None, currency: str | None = None) -> str:
+    """An exact amount (or money string of the API), rounded for reading; ``-`` where there is
+    none."""
     if value is None or value == "":
         return "-"
+    if isinstance(value, Decimal):
+        return readable(value, currency)
     try:
         return readable(Decimal(value), currency)
     except InvalidOperation:

@@ -9,6 +9,7 @@ import click
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.errors import InvalidInput
 from meterline.store import archive as archive_store
+from meterline.store import audit
 
 
 @click.command("archive")
@@ -46,6 +47,8 @@ def archive(ctx: Context, older: int | None, before: str | None, dry_run: bool,
         with click.progressbar(length=counts.records, label="archiving",
                                file=sys.stderr) as bar:
             counts = archive_store.archive(engine, cutoff, progress=bar.update)
+        audit.record_done(engine, ctx.actor, "usage.archive", target=cutoff.isoformat(),
+                          details=counts.to_json())
     if as_json:
         emit_json(counts.to_json())
         return

@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
 from meterline.services import bill_exports
 from meterline.services import bills as bill_service
 from meterline.services import refunds as refund_service
+from meterline.services.bills import BillView
 
 
-def _print_bill(found: dict[str, Any]) -> None:
-    who = found["tenant"] + (f"/{found['user']}" if found["user"] else "")
-    click.echo(f"bill {who} {found['cycle']}: {found['status']}, {found['currency']}")
-    for line in found["lines"]:
-        price = line["unit_price"] + (f" {line['price_currency']}"
-                                      if line.get("price_currency") != found["currency"] else "")
+def _print_bill(found: BillView) -> None:
+    bill, currency = found.bill, found.bill.currency
+    who = bill.tenant + (f"/{bill.user}" if bill.user else "")
+    click.echo(f"bill {who} {bill.cycle}: {bill.status.value}, {currency}")
+    for line in bill.lines:
+        price = format_decimal(line.unit_price) + (
+            f" {line.price_currency}" if line.price_currency not in (None, currency) else "")
         notes = [note for note in (
-            "refund" if line["status"] == "refunded" else None,
-            f"late usage of {line['adjustment_of']}" if line["adjustment_of"] else None) if note]
-        click.echo(f"{line['model']}\t{line['meter']}\t{line['quantity']}\t{price} per "
-                   f"{line['unit']}\t{line['amount']}" + (f"\t({', '.join(notes)})"
-                                                         if notes else ""))
-    click.echo(f"total {found['total']} {found['currency']}")
-    for item in found["unconverted"]:
-        click.echo(f"not billed, no FX rate: {item['amount']} {item['currency']} of "
-                   f"{item['model']}" + (f" (of {item['adjustment_of']})"
-                                         if item["adjustment_of"] else ""))
-    if found["unpriced_calls"]:
-        click.echo(f"not billed, unpriced: {found['unpriced_calls']} calls "
+            "refund" if line.status == "refunded" else None,
+            f"late usage of {line.adjustment_of}" if line.adjustment_of else None) if note]
+        click.echo(f"{line.model}\t{line.meter}\t{format_decimal(line.quantity)}\t{price} per "
+                   f"{line.unit}\t{format_decimal(line.amount)}"
+                   + (f"\t({', '.join(notes)})" if notes else ""))
+    click.echo(f"total {format_decimal(bill.total)} {currency}")
+    for item in found.unconverted:
+        click.echo(f"not billed, no FX rate: {format_decimal(item.amount)} {item.currency} of "
+                   f"{item.model}" + (f" (of {item.adjustment_of})"
+                                      if item.adjustment_of else ""))
+    if found.unpriced_calls:
+        click.echo(f"not billed, unpriced: {found.unpriced_calls} calls "
                    "(`meterline rerate` once a price exists)")
 
 
@@ -63,9 +65,9 @@ def bill(ctx: Context, tenant: str, cycle: str, user: str | None, issue: bool, p
     if action is None:
         found = bill_service.get_bill(engine, tenant, cycle, user)
     else:
-        found = bill_service.set_status(engine, tenant, cycle, action, user)
+        found = bill_service.set_status(engine, tenant, cycle, action, user, actor=ctx.actor)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
     else:
         _print_bill(found)
 
@@ -100,7 +102,7 @@ def export(ctx: Context, tenant: str, cycle: str, fmt: str, lang: str, user: str
 @handle_errors
 def refund(ctx: Context, request_id: str, reason: str | None, as_json: bool) -> None:
     """Refund usage record REQUEST_ID with a new, negative record (at most once)."""
-    found = refund_service.refund(ctx.ready_engine(), request_id, reason)
+    found = refund_service.refund(ctx.ready_engine(), request_id, reason, actor=ctx.actor)
     if as_json:
         emit_json(found)
         return

@@ -6,6 +6,7 @@ import click
 
 from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
 from meterline.services import alerts as alert_service
 from meterline.services import budgets as budget_service
@@ -43,13 +44,15 @@ def budgets_set(ctx: Context, tenant: str | None, user: str | None, key: str | N
     found = budget_service.set_budget(ctx.ready_engine(), {
         "tenant": tenant, "user": user, "key": key, "provider": provider, "model": model,
         "amount": amount, "currency": currency, "period": period, "mode": mode,
-        "thresholds": thresholds, "timezone": timezone}, ctx.config.reporting_currency)
+        "thresholds": thresholds, "timezone": timezone}, ctx.config.reporting_currency,
+        actor=ctx.actor)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
     else:
-        click.echo(f"budget {found['id']} ({found['scope']}): {found['amount']} "
-                   f"{found['currency']} per {found['period']}, {found['mode']}; "
-                   f"spent {shown(found['spent'], found['currency'])}")
+        budget = found.budget
+        click.echo(f"budget {found.id} ({found.scope}): {format_decimal(budget.limit)} "
+                   f"{budget.currency} per {budget.period}, {budget.mode}; "
+                   f"spent {shown(found.spent, budget.currency)}")
 
 
 @budgets.command("list")
@@ -61,15 +64,15 @@ def budgets_list(ctx: Context, tenant: str | None, as_json: bool) -> None:
     """List budgets with spent, reserved, remaining and the period-end projection."""
     found = budget_service.list_state(ctx.ready_engine(), tenant)
     if as_json:
-        emit_json(found)
+        emit_json([b.to_json() for b in found])
         return
     for b in found:
-        currency = b["currency"]
-        click.echo(f"{b['id']}\t{b['scope']}\t{b['period']}\t{b['mode']}\tlimit {b['amount']} "
-                   f"{currency}\tspent {shown(b['spent'], currency)}\treserved "
-                   f"{shown(b['reserved'], currency)}\tremaining "
-                   f"{shown(b['remaining'], currency)}\tprojected "
-                   f"{shown(b['projected'], currency)}")
+        currency = b.budget.currency
+        click.echo(f"{b.id}\t{b.scope}\t{b.budget.period}\t{b.budget.mode}\tlimit "
+                   f"{format_decimal(b.budget.limit)} {currency}\tspent "
+                   f"{shown(b.spent, currency)}\treserved {shown(b.reserved, currency)}\t"
+                   f"remaining {shown(b.remaining, currency)}\tprojected "
+                   f"{shown(b.projected, currency)}")
 
 
 @budgets.command("delete")
@@ -78,7 +81,7 @@ def budgets_list(ctx: Context, tenant: str | None, as_json: bool) -> None:
 @handle_errors
 def budgets_delete(ctx: Context, budget_id: str) -> None:
     """Delete budget BUDGET_ID."""
-    budget_service.delete(ctx.ready_engine(), budget_id)
+    budget_service.delete(ctx.ready_engine(), budget_id, actor=ctx.actor)
     click.echo(f"budget {budget_id} deleted")
 
 
@@ -113,7 +116,7 @@ def alerts_list(ctx: Context, tenant: str | None, only_open: bool, limit: int,
 @handle_errors
 def alerts_resolve(ctx: Context, alert_ids: tuple[str, ...]) -> None:
     """Mark ALERT_IDS resolved."""
-    count = alert_service.resolve(ctx.ready_engine(), list(alert_ids))
+    count = alert_service.resolve(ctx.ready_engine(), list(alert_ids), actor=ctx.actor)
     click.echo(f"{count} alert(s) resolved")
 
 
@@ -143,12 +146,14 @@ def quota_grant(ctx: Context, tenant: str, user: str | None, quota_type: str, am
     """Credit a tenant with quota units."""
     found = quota_service.grant(ctx.ready_engine(), {
         "tenant": tenant, "user": user, "type": quota_type, "amount": amount, "bonus": bonus,
-        "source": source, "reference": reference, "reason": reason, "expires_at": expires_at})
+        "source": source, "reference": reference, "reason": reason, "expires_at": expires_at},
+        actor=ctx.actor)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
     else:
-        click.echo(f"grant {found['id']}: {found['credited']} {found['type']} units to "
-                   f"{found['tenant']} ({found['source']})")
+        made = found.grant
+        click.echo(f"grant {made.id}: {made.credited} {made.type} units to "
+                   f"{made.tenant} ({made.source})")
 
 
 @quota.command("show")
@@ -162,17 +167,18 @@ def quota_show(ctx: Context, tenant: str, history: int, as_json: bool) -> None:
     """Show a tenant's quota balance by type and source, and its recent ledger."""
     found = quota_service.show(ctx.ready_engine(), tenant, history)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
         return
-    click.echo(f"tenant {found['tenant']}, cycle {found['cycle']} (plan allowances reset "
-               f"{found['resets_at']})")
-    for name, b in found["types"].items():
-        sources = ", ".join(f"{s} {n}" for s, n in b["by_source"].items() if n)
-        click.echo(f"{name}	available {b['available']}	reserved {b['reserved']}"
+    balance = found.balance
+    click.echo(f"tenant {found.tenant}, cycle {balance.cycle} (plan allowances reset "
+               f"{balance.resets_at.isoformat()})")
+    for name, b in balance.types.items():
+        sources = ", ".join(f"{s} {n}" for s, n in b.by_source.items() if n)
+        click.echo(f"{name}	available {b.available}	reserved {found.reserved.get(name, 0)}"
                    + (f"	({sources})" if sources else ""))
-    for entry in found["history"]:
-        click.echo(f"{entry['at']}	{entry['kind']}	{entry['type']}	{entry['delta']:+d}	"
-                   f"{entry['request_id'] or entry['note'] or ''}")
+    for entry in found.history:
+        click.echo(f"{entry.at.isoformat()}	{entry.kind}	{entry.type}	{entry.delta:+d}	"
+                   f"{entry.request_id or entry.note or ''}")
 
 
 @click.group()
@@ -194,9 +200,9 @@ def plans_set(ctx: Context, plan_id: str, allowances: tuple[str, ...]) -> None:
         if not sep:
             raise InvalidInput(f"--allow {item!r}: expected TYPE=UNITS", field="allow")
         parsed[name.strip()] = value.strip()
-    found = quota_service.set_plan(ctx.ready_engine(), plan_id, parsed)
-    click.echo(f"plan {found['id']}: " + ", ".join(f"{t} {n}" for t, n in
-                                                   found["allowances"].items()))
+    found = quota_service.set_plan(ctx.ready_engine(), plan_id, parsed, actor=ctx.actor)
+    click.echo(f"plan {found.id}: " + ", ".join(f"{t} {n}" for t, n in
+                                                found.allowances.items()))
 
 
 @plans.command("list")
@@ -207,11 +213,10 @@ def plans_list(ctx: Context, as_json: bool) -> None:
     """List plans."""
     found = quota_service.list_plans(ctx.ready_engine())
     if as_json:
-        emit_json(found)
+        emit_json([plan.to_json() for plan in found])
         return
     for plan in found:
-        click.echo(f"{plan['id']}	" + ", ".join(f"{t} {n}" for t, n in
-                                                 plan["allowances"].items()))
+        click.echo(f"{plan.id}	" + ", ".join(f"{t} {n}" for t, n in plan.allowances.items()))
 
 
 @plans.command("subscribe")
@@ -221,8 +226,8 @@ def plans_list(ctx: Context, as_json: bool) -> None:
 @handle_errors
 def plans_subscribe(ctx: Context, tenant: str, plan_id: str) -> None:
     """Put a tenant on a plan (its allowances are granted from the current cycle)."""
-    found = quota_service.subscribe(ctx.ready_engine(), tenant, plan_id)
-    click.echo(f"tenant {found['tenant']} is on plan {found['plan']}")
+    found = quota_service.subscribe(ctx.ready_engine(), tenant, plan_id, actor=ctx.actor)
+    click.echo(f"tenant {found.tenant} is on plan {found.plan}")
 
 
 def register(cli: click.Group) -> None:

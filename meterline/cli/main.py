@@ -21,7 +21,8 @@ from meterline import __version__
 from meterline.config import Config, load_config
 from meterline.errors import InvalidInput, MeterlineError
 from meterline.services.bootstrap import prepare_database
-from meterline.services.metering import Metering
+from meterline.services.metering import Metering, new_request_id
+from meterline.store.audit import CLI_ACTOR, Actor
 from meterline.store.engine import make_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +58,11 @@ class Context:
     @cached_property
     def metering(self) -> Metering:
         return Metering(self.ready_engine())
+
+    @cached_property
+    def actor(self) -> Actor:
+        """Who this run's changes are by, in the audit log: ``cli``, one request id a run."""
+        return Actor(CLI_ACTOR, new_request_id())
 
     def close(self) -> None:
         """Close the engine's pooled connections (if one was made) when the command ends."""
@@ -116,6 +122,7 @@ def _register() -> None:
     from meterline.cli import (
         accounts,
         archive,
+        audit,
         bills,
         db,
         insights,
@@ -129,7 +136,7 @@ def _register() -> None:
     )
 
     for module in (serve, db, accounts, prices, usage, limits, scan, insights, stats, bills,
-                   archive, reconcile):
+                   archive, reconcile, audit):
         module.register(cli)
 
 

@@ -19,6 +19,7 @@ from meterline.domain.money import format_decimal
 from meterline.domain.usage import Usage
 from meterline.errors import InvalidInput
 from meterline.services import prices as price_service
+from meterline.store import audit
 from meterline.store.ledger import UNPRICED
 from meterline.store.schema import usage_records
 
@@ -68,7 +69,7 @@ def _read(path: str) -> bytes:
 @handle_errors
 def prices_import(ctx: Context, file: str, fmt: str, as_json: bool) -> None:
     """Import price versions from FILE (LiteLLM's model_prices JSON or meterline's catalog)."""
-    summary = price_service.import_file(ctx.ready_engine(), _read(file), fmt)
+    summary = price_service.import_file(ctx.ready_engine(), _read(file), fmt, actor=ctx.actor)
     if as_json:
         emit_json(summary.to_json())
     else:
@@ -135,7 +136,7 @@ def prices_add(ctx: Context, /, model: str, currency: str, unit: str, effective_
             data["units"] = per_one
         if minimum is not None:
             data["minimum_charge"] = minimum
-    version = price_service.add_version(ctx.ready_engine(), data)
+    version = price_service.add_version(ctx.ready_engine(), data, actor=ctx.actor)
     if as_json:
         emit_json(version.to_json() | {"id": version.id})
     else:
@@ -173,7 +174,8 @@ def prices_update(ctx: Context, source: str | None, dry_run: bool, as_json: bool
         update = price_service.read_update_source(response.content, now)
     else:
         update = price_service.read_update_source(_read(source), now)
-    result = price_service.update_from(ctx.ready_engine(), update, now, dry_run=dry_run)
+    result = price_service.update_from(ctx.ready_engine(), update, now, dry_run=dry_run,
+                                       actor=ctx.actor)
     if as_json:
         emit_json(result)
         return
@@ -278,9 +280,11 @@ def rerate(ctx: Context, as_json: bool) -> None:
                            ) as bar:
         priced, left = metering.rerate(progress=bar.update)
         converted, unconverted = metering.convert_missing_fx(progress=bar.update)
+    found = {"priced": priced, "still_unpriced": left, "converted": converted,
+             "still_fx_missing": unconverted}
+    audit.record_done(metering.engine, ctx.actor, "usage.rerate", details=found)
     if as_json:
-        emit_json({"priced": priced, "still_unpriced": left, "converted": converted,
-                   "still_fx_missing": unconverted})
+        emit_json(found)
     else:
         click.echo(f"{priced} records priced, {left} still without a price; {converted} "
                    f"converted to the tenant's currency, {unconverted} still without an FX rate")

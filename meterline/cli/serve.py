@@ -5,24 +5,31 @@ from __future__ import annotations
 import errno
 import os
 import shlex
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import click
 import uvicorn
 
+from meterline import logs
 from meterline.api.app import DEMO_SIMULATOR_PATH
 from meterline.api.factory import serving_app
 from meterline.cli.main import Context, handle_errors, pass_context
 from meterline.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_JOURNAL_DIR,
+    LOG_FORMATS,
     Config,
     ProviderConfig,
     Secret,
 )
 from meterline.errors import MeterlineError
+from meterline.gateway.metrics import MULTIPROC_ENV
 from meterline.services.bootstrap import ensure_admin_token, prepare_database
 from meterline.services.demo import seed
 from meterline.services.metering import Metering
@@ -49,14 +56,19 @@ KEEP_ALIVE_SECONDS = 75
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--demo", is_flag=True,
               help="Demo mode: a SQLite file of its own, a demo tenant, key and usage history.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
+              help="Log lines as text or as JSON objects (with the request id). "
+                   "Default: the log_format setting, else text.")
 @pass_context
 @handle_errors
 def serve(ctx: Context, config_path: str | None, host: str, port: int, workers: int,
-          demo: bool) -> None:
+          demo: bool, log_format: str | None) -> None:
     """Serve the gateway, the usage API and the admin API."""
     if config_path is not None:
         ctx.use_config(config_path)
     config = ctx.config
+    if log_format is not None:
+        config = replace(config, log_format=log_format)
     if demo:
         config = demo_config(config, host, port)
         workers = 1  # the demo's data and simulator live in this one process
@@ -71,6 +83,8 @@ def serve(ctx: Context, config_path: str | None, host: str, port: int, workers: 
 
 def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: int,
            workers: int, demo: bool) -> None:
+    logs.configure(config.log_format)  # uvicorn applies the same again, in every worker
+    log_config = logs.logging_config(config.log_format)
     engine = make_engine(config.database_url)
     prepare_database(engine)
     token = ensure_admin_token(engine, config)
@@ -94,7 +108,7 @@ def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: i
     engine.dispose()
     if workers == 1:
         server = uvicorn.Server(uvicorn.Config(serving_app(config), host=host, port=port,
-                                               log_level="warning",
+                                               log_level="warning", log_config=log_config,
                                                timeout_keep_alive=KEEP_ALIVE_SECONDS))
         click.echo(f"meterline listening on {base}  (database: {redact_url(config.database_url)})")
         server.run(sockets=[sock])
@@ -106,10 +120,27 @@ def _start(ctx: Context, config: Config, sock: socket.socket, host: str, port: i
     click.echo(f"meterline listening on {base}  (database: {redact_url(config.database_url)})")
     os.environ["METERLINE_DATABASE_URL"] = config.database_url
     os.environ["METERLINE_WORKERS"] = str(workers)
+    os.environ["METERLINE_LOG_FORMAT"] = config.log_format
     if ctx.config_path:
         os.environ["METERLINE_CONFIG"] = ctx.config_path
-    uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
+    with metrics_directory() as directory:
+        # Read by prometheus_client as each worker imports it: every worker keeps its values
+        # in files there, and a scrape adds them all up (gateway/metrics.py).
+        os.environ[MULTIPROC_ENV] = directory
+        uvicorn.run("meterline.api.factory:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", log_config=log_config,
+                    timeout_keep_alive=KEEP_ALIVE_SECONDS)
+
+
+@contextmanager
+def metrics_directory() -> Iterator[str]:
+    """A new, empty, private directory for this run's metrics files, removed when it ends: a
+    previous run's files (or another server's) must not add to this one's counters."""
+    directory = tempfile.mkdtemp(prefix="meterline-metrics-")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

@@ -14,7 +14,7 @@ from meterline.cli.main import Context, emit_json, handle_errors, json_option, p
 from meterline.domain.events import MAX_BATCH, parse_event, parse_timestamp
 from meterline.errors import BatchRefused, InvalidInput
 from meterline.services.records import record_json
-from meterline.store import ledger
+from meterline.store import audit, ledger
 from meterline.store.accounts import get_tenant
 
 
@@ -112,6 +112,8 @@ def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
             bar.update(len(chunk))
     summary = {"events": len(events), "recorded": recorded, "duplicates": duplicates,
                "unpriced": unpriced, "fx_missing": fx_missing, "refused": len(refused)}
+    audit.record_done(metering.engine, ctx.actor, "usage.ingest", target=file.name,
+                      tenant=tenant, details={"file": str(file), **summary})
     for line in refused:
         click.echo(f"refused: {line}", err=True)
     if as_json:

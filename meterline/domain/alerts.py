@@ -1,7 +1,9 @@
 """Budget alerts: what one says, how severe it is, and the sentence a person reads.
 
 An :class:`Alert` is the record of a budget crossing a threshold (``kind="threshold"``) or being
-on course to overrun its limit (``kind="projected_overrun"``). It carries exact Decimal money and
+on course to overrun its limit (``kind="projected_overrun"``), or of a provider account whose
+balance is low (``low_balance``) or whose bill differs from what was metered
+(``bill_difference``; docs/reconcile.md). It carries exact Decimal money and
 an aware UTC time; notification adapters (``meterline.alerts``) only render and deliver it.
 """
 
@@ -16,7 +18,9 @@ from meterline.domain.money import MINOR_UNITS, format_decimal, readable
 from meterline.errors import InvalidInput
 
 LEVELS: Final = ("info", "warning", "critical")
-KINDS: Final = ("threshold", "projected_overrun")
+KINDS: Final = ("threshold", "projected_overrun", "low_balance", "bill_difference")
+#: Kinds about a provider account (``source``) rather than a budget.
+ACCOUNT_KINDS: Final = ("low_balance", "bill_difference")
 #: Spent fractions of the limit at which an alert turns ``warning`` and ``critical``.
 WARNING_FRACTION: Final = Decimal("0.8")
 CRITICAL_FRACTION: Final = Decimal(1)
@@ -43,6 +47,8 @@ class Alert:
     message: str
     created_at: datetime
     resolved: bool = False
+    #: ``provider:account`` of an account's alert (ACCOUNT_KINDS); None for a budget's.
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:

@@ -39,6 +39,9 @@ class CallStatus(StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+    #: The gateway process ended between calling the provider and recording the call; the
+    #: usage is estimated from the request (gateway/inflight.py).
+    INTERRUPTED = "interrupted"
 
 
 _STATUSES: Final = {s.value: s for s in CallStatus}
@@ -115,7 +118,7 @@ def _text(data: Mapping[str, Any], key: str, where: str, *, required: bool,
 
 def parse_event(data: object, *, where: str = "", now: datetime | None = None) -> UsageEvent:
     if not isinstance(data, Mapping):
-        raise InvalidInput(f"{where or 'event'}: must be an object", field="event")
+        raise InvalidInput(f"{where.rstrip('.') or 'event'}: must be an object", field="event")
     unknown = sorted(str(name) for name in data if name not in EVENT_FIELDS)
     if unknown:
         raise InvalidInput(f"{where}{unknown[0]}: unknown field; expected "

@@ -48,6 +48,7 @@ from meterline.errors import (
     StoreError,
 )
 from meterline.gateway.leases import Amount, GiveBack, LeaseBook, LeaseKey
+from meterline.providers.usage import service_tier
 from meterline.store import budgets as store
 from meterline.store import quotas as quota_store
 from meterline.store import reservations
@@ -99,7 +100,7 @@ def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
     model_max = version.max_output_tokens if version is not None else None
     fallback = model_max or limits.default_max_output_tokens
     output = _count(body.get("max_completion_tokens"), 0) or _count(
-        body.get("max_tokens"), 0) or fallback
+        body.get("max_tokens"), 0) or _count(body.get("max_output_tokens"), 0) or fallback
     output *= _count(body.get("n"), 1)
     # The whole prompt might be written to the cache (for an hour, where that is priced apart).
     usages = [Usage.of(input_tokens=prompt, output_tokens=output),
@@ -107,7 +108,7 @@ def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
     if version is not None and _prices_hour_writes(version):
         usages.append(Usage.of(input_tokens=prompt, cache_write_tokens=prompt,
                                cache_write_1h_tokens=prompt, output_tokens=output))
-    return usages, {}
+    return usages, service_tier(body)
 
 
 def _prices_hour_writes(version: PriceVersion) -> bool:

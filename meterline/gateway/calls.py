@@ -24,7 +24,7 @@ from meterline.gateway.idempotency import MAX_KEY
 from meterline.gateway.recorder import Call
 from meterline.gateway.routing import Target
 from meterline.gateway.state import GatewayState
-from meterline.services.metering import new_request_id
+from meterline.logs import request_id
 from meterline.store.accounts import ApiKey
 
 #: The ledger's limits (usage_records.event_id and .model).
@@ -38,11 +38,13 @@ ENDPOINTS: Mapping[str, tuple[str, str]] = {
     "speech": ("openai", "/audio/speech"),
     "videos": ("openai", "/videos"),
     "messages": ("anthropic", "/v1/messages"),
+    "responses": ("openai", "/responses"),
 }
 #: Which provider kinds can serve which endpoint (Gemini through translation, chat only).
 SERVES: Mapping[str, tuple[str, ...]] = {
     "chat": ("openai", "gemini"), "embeddings": ("openai",), "images": ("openai",),
     "speech": ("openai",), "videos": ("openai",), "messages": ("anthropic",),
+    "responses": ("openai",),
 }
 
 
@@ -230,17 +232,17 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
         raise InvalidInput(f"model: longer than {MAX_MODEL} characters", field="model")
     if not _allowed(key, model, target):
         raise Forbidden(f"this key may not use {model!r}", model=model)
-    if target.provider.kind not in SERVES[endpoint]:
-        raise InvalidInput(f"model: {model!r} is served by a {target.provider.kind}-format "
+    if target.provider.wire not in SERVES[endpoint]:
+        raise InvalidInput(f"model: {model!r} is served by a {target.provider.wire}-format "
                            f"provider, which does not serve this endpoint", field="model")
     user = _user(request, key)
     tenant = await state.tenant(key.tenant_id)
     metadata = _metadata(request)
-    stream = bool(body.get("stream")) and endpoint in ("chat", "messages")
+    stream = bool(body.get("stream")) and endpoint in ("chat", "messages", "responses")
     options = body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     call = Call(
-        request_id=new_request_id(), tenant_id=key.tenant_id, tenant_currency=tenant.currency,
+        request_id=request_id(), tenant_id=key.tenant_id, tenant_currency=tenant.currency,
         key_id=key.id, user_id=user, requested_model=model,
         model=target.model, provider=target.provider.name, endpoint=endpoint,
         started_at=started, tags=_tags(request), metadata=metadata,

@@ -24,11 +24,15 @@ import orjson
 from meterline.gateway.journal import (
     SEGMENT_PREFIX,
     SEGMENT_SUFFIX,
+    WRITER_PREFIX,
+    WRITER_SUFFIX,
     Sink,
     segments,
     sidecar,
     try_flock,
     unlink,
+    writer_lock,
+    writer_of,
 )
 from meterline.health import Tracker, backoff
 
@@ -71,6 +75,39 @@ def count_pending(directory: Path) -> int:
         backlog = size - offset
         total += lines if len(sample) >= backlog else lines * backlog // max(len(sample), 1)
     return total
+
+
+def finished_writers(directory: Path) -> list[str]:
+    """The writers of this journal that are done: their writer lock is free (the process
+    closed its journal or died) and none of their segments is left (all drained)."""
+    left = {writer_of(path) for path in segments(directory)}
+    done = []
+    for writer in _writers(directory):
+        if writer in left:
+            continue
+        try:
+            fd = os.open(writer_lock(directory, writer), os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            free = try_flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
+        # A segment made between the listing and the lock belongs to a writer alive then.
+        if free and not any(writer_of(path) == writer for path in segments(directory)):
+            done.append(writer)
+    return done
+
+
+def _writers(directory: Path) -> list[str]:
+    return sorted(entry.name[len(WRITER_PREFIX):-len(WRITER_SUFFIX)]
+                  for entry in os.scandir(directory)
+                  if entry.name.startswith(WRITER_PREFIX) and entry.name.endswith(WRITER_SUFFIX))
+
+
+def forget_writer(directory: Path, writer: str) -> None:
+    """Remove a finished writer's lock file (its unfinished calls are dealt with)."""
+    unlink(writer_lock(directory, writer))
 
 
 def _drain_segment(path: Path, sink: Sink, max_batch: int) -> int:

@@ -3,6 +3,7 @@ it — per endpoint and provider wire format (the readers live in ``meterline.pr
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,13 +22,28 @@ from meterline.providers.gemini import (
     openai_chat_to_gemini,
 )
 from meterline.providers.sse import SSEEvent, SSEParser, encode_event, json_data
-from meterline.providers.streams import is_usage_only_chunk, stream_accumulator
+from meterline.providers.streams import (
+    ResponsesStream,
+    is_usage_only_chunk,
+    stream_accumulator,
+)
 from meterline.providers.upstream_errors import provider_error_message
-from meterline.providers.usage import read_response_usage, upstream_cost
+from meterline.providers.usage import read_response_usage, service_tier, upstream_cost
 
 INPUT: Final = Meter.INPUT_TOKENS
 OUTPUT: Final = Meter.OUTPUT_TOKENS
 DONE: Final = b"data: [DONE]\n\n"
+#: Events after which a passed-on stream's answer and usage are complete.
+_TERMINAL: Final = frozenset({"message_stop", *ResponsesStream.TERMINAL})
+
+log = logging.getLogger("meterline.gateway")
+
+
+def _unreadable(incoming: Incoming, why: str) -> None:
+    """Say why a call is billed on estimates although its upstream reported usage (the
+    record itself says only ``estimated``)."""
+    log.warning("%s (%s): the upstream's usage cannot be used (%s); billed on estimates",
+                incoming.call.request_id, incoming.provider.name, why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +66,29 @@ class Outcome:
 
 def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Outgoing:
     """The request to send upstream; ``model`` is the upstream's id."""
-    kind = incoming.provider.kind
+    kind = incoming.provider.wire
     model = incoming.target.upstream_model
     if kind == "gemini":
         _, body = openai_chat_to_gemini(incoming.body)
         action = "streamGenerateContent" if incoming.stream else "generateContent"
         return Outgoing(f"/v1beta/models/{model}:{action}", orjson.dumps(body),
                         "application/json", {"alt": "sse"} if incoming.stream else None)
+    path, params = openai_path, None
+    if incoming.provider.kind == "azure":
+        # Azure OpenAI: a deployment's path and api-version, or the v1 API (model in the body).
+        version = incoming.provider.api_version
+        path = f"/openai/deployments/{model}{openai_path}" if version else f"/openai/v1{path}"
+        params = {"api-version": version} if version else None
     if incoming.form is not None:
         content, content_type = incoming.form.replacing("model", model)
-        return Outgoing(openai_path, content, content_type)
+        return Outgoing(path, content, content_type, params)
     body = {**incoming.body, "model": model}
-    if kind == "openai" and incoming.stream:
+    if kind == "openai" and incoming.stream and endpoint == "chat":
+        # (The Responses API always reports usage, in its terminal event.)
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                   "include_usage": True}
-    return Outgoing(openai_path, orjson.dumps(body), "application/json")
+    return Outgoing(path, orjson.dumps(body), "application/json", params)
 
 
 def error_message(status: int, raw: bytes) -> str:
@@ -74,7 +97,7 @@ def error_message(status: int, raw: bytes) -> str:
 
 def error_body_for_client(incoming: Incoming, status: int, raw: bytes) -> bytes:
     """Upstream errors pass through; a Gemini error is put in OpenAI's shape for the client."""
-    if incoming.provider.kind != "gemini":
+    if incoming.provider.wire != "gemini":
         return raw
     return orjson.dumps({"error": {"message": provider_error_message(status, raw),
                                    "type": "upstream_error", "code": status}})
@@ -103,7 +126,14 @@ def answer_text(kind: str, body: Any) -> str:
     out: list[str] = []
     if not isinstance(body, Mapping):
         return ""
-    if kind == "openai":
+    if kind == "openai" and body.get("object") == "response":
+        for item in body.get("output") or ():
+            _texts(item, ("arguments",), out)
+            for part in (item.get("content") or ()) if isinstance(item, Mapping) else ():
+                _texts(part, ("text", "refusal"), out)
+            for part in (item.get("summary") or ()) if isinstance(item, Mapping) else ():
+                _texts(part, ("text",), out)
+    elif kind == "openai":
         for choice in body.get("choices") or ():
             message = choice.get("message") if isinstance(choice, Mapping) else None
             _texts(message, ("reasoning_content", "content", "refusal"), out)
@@ -144,7 +174,7 @@ def _media(endpoint: str, request: Mapping[str, Any], response: Any
 
 def complete(incoming: Incoming, endpoint: str, body: Any, raw: bytes) -> Outcome:
     """A successful non-streamed answer: what the client gets and what it used."""
-    kind = incoming.provider.kind
+    kind = incoming.provider.wire
     if endpoint in ("images", "speech", "videos"):
         usage, attributes = _media(endpoint, incoming.body, body)
         return Outcome(raw, usage, attributes=attributes)
@@ -157,11 +187,14 @@ def complete(incoming: Incoming, endpoint: str, body: Any, raw: bytes) -> Outcom
         content = orjson.dumps(translated)
     cost = upstream_cost(body.get("usage")) if kind == "openai" and isinstance(body, Mapping) \
         else None
+    if reading.problem is not None:
+        _unreadable(incoming, reading.problem)
+    attributes = (service_tier(body) or service_tier(incoming.body)) if kind == "openai" else {}
     if reading.usage is not None:
-        return Outcome(content, reading.usage, upstream_cost=cost,
+        return Outcome(content, reading.usage, upstream_cost=cost, attributes=attributes,
                        media_type="application/json" if kind == "gemini" else None)
     return Outcome(content, _estimate(incoming, answer_text(kind, body)), estimated=True,
-                   upstream_cost=cost,
+                   upstream_cost=cost, attributes=attributes,
                    media_type="application/json" if kind == "gemini" else None)
 
 
@@ -174,12 +207,16 @@ class Relay:
 
     def __init__(self, incoming: Incoming) -> None:
         self.incoming = incoming
-        self.kind = incoming.provider.kind
+        self.kind = incoming.provider.wire
         self.parser = SSEParser()
-        self.accumulator = stream_accumulator(self.kind)
-        self.passthrough = self.kind == "anthropic" or (
+        # A Responses API stream is passed on as it comes: its usage is its own last event.
+        self.responses = incoming.call.endpoint == "responses"
+        self.accumulator = ResponsesStream() if self.responses \
+            else stream_accumulator(self.kind)
+        self.passthrough = self.kind == "anthropic" or self.responses or (
             self.kind == "openai" and incoming.client_wants_usage)
         self.created = int(time.time())
+        self.tier = service_tier(incoming.body) if self.kind == "openai" else {}
         self.unfinished = False
         #: The upstream's terminal event has arrived (OpenAI ``[DONE]``, Anthropic
         #: ``message_stop``): the answer and its usage are complete.
@@ -196,7 +233,8 @@ class Relay:
                 data = json_data(event)
                 if data is not None:
                     self.accumulator.feed(data)
-                    self.ended = self.ended or data.get("type") == "message_stop"
+                    self._note_tier(data)
+                    self.ended = self.ended or data.get("type") in _TERMINAL
                 else:
                     self.ended = self.ended or event.data == "[DONE]"
             self.unfinished = not chunk.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
@@ -210,6 +248,10 @@ class Relay:
         if self.kind == "anthropic":
             return lead + encode_event(orjson.dumps({"type": "error", "error": {
                 "type": "api_error", "message": error.message}}), "error")
+        if self.responses:
+            return lead + encode_event(orjson.dumps({
+                "type": "error", "code": error.code, "message": error.message,
+                "param": None}), "error")
         return lead + encode_event(orjson.dumps({"error": {
             "message": error.message, "type": "api_error", "code": error.code}}))
 
@@ -228,6 +270,7 @@ class Relay:
             self.ended = self.ended or event.data == "[DONE]"
             return encode_event(event.data, event.event)
         self.accumulator.feed(data)
+        self._note_tier(data)
         if self.kind == "openai":
             return b"" if is_usage_only_chunk(data) else encode_event(event.data, event.event)
         call = self.incoming.call
@@ -235,8 +278,20 @@ class Relay:
                                         self.created, self.incoming.client_wants_usage)
         return b"".join(encode_event(orjson.dumps(c)) for c in chunks)
 
+    def _note_tier(self, data: Mapping[str, Any]) -> None:
+        if self.kind == "openai":
+            # Chunks say it at the top; the Responses API's events in their response.
+            self.tier = service_tier(data) or service_tier(data.get("response")) or self.tier
+
+    def attributes(self) -> dict[str, str]:
+        """The price attributes of the call (the service tier the answer says was applied)."""
+        return dict(self.tier)
+
     def usage(self) -> tuple[Usage, bool]:
         billable = self.accumulator.billable_usage(self.sent_body)
+        problem = self.accumulator.usage_reading().problem
+        if problem is not None:
+            _unreadable(self.incoming, problem)
         return billable.usage, billable.estimated
 
     def upstream_cost(self) -> Decimal | None:

@@ -11,8 +11,9 @@ once exactly one gets it.
 A call that failed does not use up its key: its claim is deleted before its answer is sent, so
 the client may retry with the key. Its record carries the event id ``<key>/<request id>``, so the
 retry's record (under the bare key) is not a duplicate. A call cut off by its client gives the
-key back in the background, within milliseconds; a process that dies leaves its claims to
-expire (``limits.hold_seconds``), and until then the key answers 409.
+key back in the background, within milliseconds; the claims of a process that dies are given
+back when its calls are recorded as interrupted (gateway/inflight.py: seconds after its journal
+is drained), or else expire (``limits.hold_seconds``); until then the key answers 409.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ Directory layout (several processes, even several hosts' worth of restarts, may 
 * ``<segment>.lock``: drainers take ``LOCK_EX | LOCK_NB`` on it, so one drains a segment at once.
 * ``<segment>.bad``: complete lines that do not parse as a JSON object, set aside (and logged)
   so that they never block the lines after them. Kept for a human; never deleted.
+* ``writer-<writer>.lock``: held (shared ``flock``) by a journal from its first append until it
+  is closed. Segments are named after their writer (``seg-<time_ns>-<writer>.jsonl``), so once
+  this lock is free and no segment of the writer is left, everything it wrote was drained: what
+  it started and never finished will not finish (gateway/inflight.py).
 
 Records come back as decoded JSON: ``Decimal`` values are written as their exact string
 (``str(d)``), aware ``datetime`` values as ISO 8601 (``isoformat()``) and ``date`` as
@@ -52,6 +56,8 @@ Sink = Callable[[list[dict[str, Any]]], None]
 
 SEGMENT_PREFIX = "seg-"
 SEGMENT_SUFFIX = ".jsonl"
+WRITER_PREFIX = "writer-"
+WRITER_SUFFIX = ".lock"
 _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME
 
 
@@ -102,7 +108,14 @@ class Journal:
         self._closed = False
         self._unsynced: list[Path] = []  # segments rotated out since the last sync()
         self._dir_dirty = False  # a segment was created since the last sync()
+        self._writer = _new_writer()
+        self._writer_fd = -1
         _JOURNALS.add(self)
+
+    @property
+    def writer(self) -> str:
+        """This process's name in the journal (in its segments' names and its writer lock)."""
+        return self._writer
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -112,6 +125,8 @@ class Journal:
         with self._lock:
             if self._closed:
                 raise ValueError("journal is closed")
+            if self._writer_fd < 0:
+                self._hold_writer_lock()
             if self._fd < 0 or self._size >= self.segment_bytes:
                 self._rotate()
             fd = self._fd
@@ -153,6 +168,7 @@ class Journal:
         with self._lock:
             self._closed = True
             self._close_segment()
+            self._release_writer_lock()
 
     def __enter__(self) -> Self:
         return self
@@ -166,8 +182,21 @@ class Journal:
         """The segment this process is writing, if any."""
         return self._segment
 
+    def _hold_writer_lock(self) -> None:
+        fd = os.open(writer_lock(self.directory, self._writer),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self._writer_fd = fd
+
+    def _release_writer_lock(self) -> None:
+        # The file stays: a free lock with no segment left tells the sweeper this writer is
+        # done (it deletes the file once it has dealt with the writer's unfinished calls).
+        if self._writer_fd >= 0:
+            os.close(self._writer_fd)
+            self._writer_fd = -1
+
     def _rotate(self) -> None:
-        name = f"{SEGMENT_PREFIX}{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        name = f"{SEGMENT_PREFIX}{time.time_ns():020d}-{self._writer}"
         path = self.directory / (name + SEGMENT_SUFFIX)
         hidden = self.directory / f".{name}.new"
         fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
@@ -197,6 +226,11 @@ class Journal:
         self._lock = threading.Lock()
         self._close_segment()
         self._segment, self._unsynced, self._dir_dirty = None, [], False
+        # The parent's writer lock is the parent's: close our copy of it, take our own name.
+        if self._writer_fd >= 0:
+            os.close(self._writer_fd)
+            self._writer_fd = -1
+        self._writer = _new_writer()
 
     # -- reading (implemented in meterline.gateway.drainer) ---------------------------------
 
@@ -225,6 +259,20 @@ def segments(directory: Path) -> list[Path]:
     """The segments in ``directory``, oldest first."""
     return sorted(directory / entry.name for entry in os.scandir(directory)
                   if entry.name.startswith(SEGMENT_PREFIX) and entry.name.endswith(SEGMENT_SUFFIX))
+
+
+def _new_writer() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def writer_lock(directory: Path, writer: str) -> Path:
+    return directory / f"{WRITER_PREFIX}{writer}{WRITER_SUFFIX}"
+
+
+def writer_of(segment: Path) -> str:
+    """The writer that wrote ``segment`` (``seg-<time_ns>-<writer>.jsonl``)."""
+    stem = segment.name[len(SEGMENT_PREFIX):-len(SEGMENT_SUFFIX)]
+    return stem.partition("-")[2]
 
 
 def sidecar(segment: Path, suffix: str) -> Path:

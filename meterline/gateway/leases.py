@@ -164,12 +164,3 @@ class LeaseBook:
         with self._lock:
             return len(self._leases)
 
-    def render(self) -> str:
-        """Prometheus text lines (appended to the gateway's ``/metrics``)."""
-        return (
-            "# HELP meterline_leases_opened_total Budget and quota leases granted to this "
-            "process.\n# TYPE meterline_leases_opened_total counter\n"
-            f"meterline_leases_opened_total {self.opened_total}\n"
-            "# HELP meterline_lease_admissions_total Limited calls admitted from a lease in "
-            "memory.\n# TYPE meterline_lease_admissions_total counter\n"
-            f"meterline_lease_admissions_total {self.taken_total}\n")

@@ -5,7 +5,8 @@ answers are passed on event by event as they arrive; the usage is taken from the
 (estimated from the text where none came), and the call is recorded when the stream ends —
 completed, broken by the upstream, or abandoned by the client — and, should the response end
 before its body ever ran (a client gone before the headers), when the response ends. Every
-outcome is recorded.
+outcome is recorded; a call whose process dies before that is journaled as started and recorded
+as ``interrupted`` (gateway/inflight.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from meterline.domain.money import format_decimal
 from meterline.errors import UpstreamError, UpstreamTimeout
 from meterline.gateway import exchange as wire
 from meterline.gateway.calls import ENDPOINTS, Incoming, prepare
+from meterline.gateway.inflight import request_estimate
 from meterline.gateway.recorder import Call
 from meterline.gateway.state import GatewayState
 from meterline.gateway.upstream import UpstreamResponse
@@ -82,6 +84,7 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
         # Last step before the provider is called: from here on, every outcome is recorded,
         # and the record releases the holds and the key.
         await state.admission.admit(incoming, endpoint, *state.metering.snapshot())
+        state.recorder.start(call, request_estimate(incoming, endpoint, state.admission.limits))
     except BaseException as exc:
         if call.event_id is not None:
             state.idempotency.finish(call.tenant_id, call.event_id, call.request_id, False)
@@ -152,8 +155,18 @@ def _complete(state: GatewayState, incoming: Incoming, endpoint: str,
     if media_type.startswith("application/json"):
         try:
             body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
+        except orjson.JSONDecodeError as exc:
+            # The client's SDK could not read it either: an upstream failure, not an answer.
+            # The provider read the prompt, so that much is billed (estimated); the call's
+            # Idempotency-Key is free for the retry.
+            call.status = "error"
+            call.error = f"the provider answered {response.status_code} with a body that is " \
+                         f"not JSON ({exc})"
+            call.usage, call.estimated = wire.complete(incoming, endpoint, None, b"").usage, True
+            _finish(state, call, seconds)
+            raise UpstreamError(f"{incoming.provider.name}: {call.error}",
+                                provider=incoming.provider.name,
+                                request_id=call.request_id) from exc
     outcome = wire.complete(incoming, endpoint, body, raw)
     call.usage, call.estimated = outcome.usage, outcome.estimated
     call.attributes = outcome.attributes
@@ -190,6 +203,7 @@ class _Stream:
         call.http_status = self.response.status_code
         call.latency_ms = _elapsed_ms(self.started)
         call.usage, call.estimated = self.relay.usage()
+        call.attributes = self.relay.attributes()
         call.upstream_cost = self.relay.upstream_cost()
         _finish(self.state, call, self.upstream_seconds)
 

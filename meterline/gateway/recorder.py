@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Context, Decimal, localcontext
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter, Usage
@@ -28,7 +28,7 @@ from meterline.errors import MeterlineError, StoreError
 from meterline.gateway.idempotency import failed_event_id
 from meterline.gateway.journal import Journal
 from meterline.services.metering import Metering, Pricing, set_usage_columns
-from meterline.store import horizon, ledger
+from meterline.store import horizon, inflight, ledger
 from meterline.store.accounts import ensure_users
 from meterline.store.ledger import NewRecord
 
@@ -105,7 +105,7 @@ class Recorder:
         #: Called after journaling a call that holds budget (the drainer's ``notify``).
         self.on_held: Callable[[], None] | None = None
 
-    def price(self, call: Call) -> Pricing:
+    def price(self, call: Call, *, quiet: bool = False) -> Pricing:
         """The call's price; a call that cannot be priced is still recorded (unpriced, with a
         warning, for ``rerate``) — the answer has gone to the client, so it must not be lost."""
         usage = call.usage or Usage()
@@ -113,43 +113,65 @@ class Recorder:
             return self.metering.price(call.model, usage, call.started_at, call.attributes,
                                        call.tenant_currency)
         except (MeterlineError, ArithmeticError) as exc:
-            log.warning("could not price %s (%s): %s", call.request_id, call.model, exc)
+            if not quiet:
+                log.warning("could not price %s (%s): %s", call.request_id, call.model, exc)
             return Pricing(call.model, call.provider, None, f"not priced: {exc}", None, None,
                            None, False)
 
     def record(self, call: Call, priced: Pricing | None = None) -> Pricing:
         """Price and journal a call; returns the pricing (for the response headers)."""
         priced = priced or self.price(call)
-        usage = call.usage or Usage()
-        row: dict[str, Any] = {
-            "request_id": call.request_id, "tenant_id": call.tenant_id,
-            "event_id": _event_id(call), "user_id": call.user_id,
-            "key_id": call.key_id, "endpoint": call.endpoint, "source": "gateway",
-            "status": call.status, "occurred_at": call.started_at,
-            "recorded_at": datetime.now(UTC), "attributes": dict(call.attributes) or None,
-            "estimated": call.estimated, "http_status": call.http_status, "error": call.error,
-            "latency_ms": call.latency_ms, "ttft_ms": call.ttft_ms, "tags": call.tags,
-            "metadata": call.metadata, "upstream_cost": call.upstream_cost,
-            "cost_mismatch": False,
-        }
-        row.update(ZERO_USAGE)
-        set_usage_columns(row, usage)
-        row.update(priced.columns())
-        row["provider"] = call.provider
-        if priced.rating is None:
-            row["model"] = call.model
-        if call.upstream_cost is not None and priced.rating is not None:
-            row["cost_mismatch"] = cost_differs(priced.rating.total.number, call.upstream_cost)
-        lines = [{"meter": ln.meter, "quantity": ln.quantity, "unit": ln.unit,
-                  "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
-                 for ln in (priced.rating.lines if priced.rating else ())]
-        self.journal.append({"row": row, "lines": lines})
+        self.journal.append(journal_item(call, priced))
         if call.held and self.on_held is not None:
             self.on_held()
         return priced
 
+    def start(self, call: Call, estimate: Usage) -> None:
+        """Journal the call as started, just before the provider is called: should this
+        process die before ``record``, the call is recorded as ``interrupted`` with the
+        request's ``estimate`` (gateway/inflight.py)."""
+        interrupted = replace(call, status="interrupted", error=INTERRUPTED, usage=estimate,
+                              estimated=True)
+        self.journal.append({"started": {
+            "request_id": call.request_id, "tenant_id": call.tenant_id,
+            "writer": self.journal.writer, "started_at": call.started_at,
+            "record": journal_item(interrupted, self.price(interrupted, quiet=True))}})
 
-def _record_from_journal(item: Mapping[str, Any]) -> NewRecord:
+
+#: The error of a call whose process ended between calling the provider and recording it.
+INTERRUPTED = ("the gateway process ended before the call was recorded; usage estimated "
+               "from the request")
+
+
+def journal_item(call: Call, priced: Pricing) -> dict[str, Any]:
+    """The journal line of a call: its ledger row and charge lines."""
+    usage = call.usage or Usage()
+    row: dict[str, Any] = {
+        "request_id": call.request_id, "tenant_id": call.tenant_id,
+        "event_id": _event_id(call), "user_id": call.user_id,
+        "key_id": call.key_id, "endpoint": call.endpoint, "source": "gateway",
+        "status": call.status, "occurred_at": call.started_at,
+        "recorded_at": datetime.now(UTC), "attributes": dict(call.attributes) or None,
+        "estimated": call.estimated, "http_status": call.http_status, "error": call.error,
+        "latency_ms": call.latency_ms, "ttft_ms": call.ttft_ms, "tags": call.tags,
+        "metadata": call.metadata, "upstream_cost": call.upstream_cost,
+        "cost_mismatch": False,
+    }
+    row.update(ZERO_USAGE)
+    set_usage_columns(row, usage)
+    row.update(priced.columns())
+    row["provider"] = call.provider
+    if priced.rating is None:
+        row["model"] = call.model
+    if call.upstream_cost is not None and priced.rating is not None:
+        row["cost_mismatch"] = cost_differs(priced.rating.total.number, call.upstream_cost)
+    lines = [{"meter": ln.meter, "quantity": ln.quantity, "unit": ln.unit,
+              "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
+             for ln in (priced.rating.lines if priced.rating else ())]
+    return {"row": row, "lines": lines}
+
+
+def record_from_journal(item: Mapping[str, Any]) -> NewRecord:
     row = dict(item["row"])
     for name in _MONEY_COLUMNS:
         if row.get(name) is not None:
@@ -162,24 +184,37 @@ def _record_from_journal(item: Mapping[str, Any]) -> NewRecord:
     return NewRecord(row, lines)
 
 
-def _write(engine: Engine, records: list[NewRecord]) -> list[tuple[int, str]]:
-    """Write what is new; returns (index, why) of the records refused as older than the
-    archive's horizon (those already archived are duplicates, skipped like any other)."""
+def write_in(conn: Connection, records: Sequence[NewRecord],
+             started: Sequence[Mapping[str, Any]] = ()) -> list[tuple[int, str]]:
+    """Write what is new, and note the ``started`` calls not recorded yet (in this same
+    transaction, so a call is never both in flight and recorded); returns (index, why) of the
+    records refused as older than the archive's horizon (those already archived are
+    duplicates, skipped like any other)."""
     users: dict[str, set[str]] = {}
     for record in records:
         if record.row.get("user_id"):
             users.setdefault(record.row["tenant_id"], set()).add(record.row["user_id"])
-    with engine.begin() as conn:
-        for tenant_id in sorted(users):
-            ensure_users(conn, tenant_id, users[tenant_id])
-        guarded = horizon.guard(conn, records)
-        ledger.write_records(conn, guarded.fresh)
+    for tenant_id in sorted(users):
+        ensure_users(conn, tenant_id, users[tenant_id])
+    guarded = horizon.guard(conn, records)
+    ledger.write_records(conn, guarded.fresh)
+    ended = {record.row["request_id"] for record in records}
+    inflight.finished(conn, sorted(ended))
+    starts = [item for item in started if item["request_id"] not in ended]
+    inflight.note_started(conn, starts,
+                          [datetime.fromisoformat(item["started_at"]) for item in starts])
     if not guarded.refused:
         return []
     assert guarded.cutoff is not None
     position = {id(record): index for index, record in enumerate(records)}
     return [(position[id(record)], horizon.refusal(guarded.cutoff))
             for record in guarded.refused]
+
+
+def _write(engine: Engine, records: Sequence[NewRecord],
+           started: Sequence[Mapping[str, Any]] = ()) -> list[tuple[int, str]]:
+    with engine.begin() as conn:
+        return write_in(conn, records, started)
 
 
 def _refused_by_data(exc: StoreError) -> bool:
@@ -206,15 +241,24 @@ def ledger_sink(engine: Engine, rejected: Path) -> Any:
             handle.write(orjson.dumps({"record": item, "error": message}, default=str) + b"\n")
 
     def sink(batch: Sequence[Mapping[str, Any]]) -> None:
-        records = [_record_from_journal(item) for item in batch]
+        calls = [item for item in batch if "row" in item]
+        started = [item["started"] for item in batch if "started" in item]
+        records = [record_from_journal(item) for item in calls]
         try:
-            for index, message in _write(engine, records):
-                set_aside(batch[index], records[index], message)
+            for index, message in _write(engine, records, started):
+                set_aside(calls[index], records[index], message)
             return
         except StoreError as exc:
             if not _refused_by_data(exc):
                 raise
-        for item, record in zip(batch, records, strict=True):
+        try:
+            _write(engine, [], started)
+        except StoreError as exc:
+            if not _refused_by_data(exc):
+                raise
+            # Only the marks of calls in flight are lost: their records still come.
+            log.error("could not note %d calls in flight: %s", len(started), exc.message)
+        for item, record in zip(calls, records, strict=True):
             try:
                 for _, message in _write(engine, [record]):
                     set_aside(item, record, message)

@@ -8,24 +8,23 @@ functions stay declared on the FastAPI router, so they are documented in ``/open
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from meterline import health
-from meterline.api.auth import metrics_reader
-from meterline.api.errors import ANTHROPIC_PATHS, answer
-from meterline.api.http import JsonResponse
-from meterline.errors import MeterlineError
+from meterline.asgi.errors import ANTHROPIC_PATHS, answer
+from meterline.asgi.responses import JsonResponse
+from meterline.errors import MeterlineError, UpstreamError
 from meterline.gateway import proxy
 from meterline.gateway.calls import authenticate
 from meterline.gateway.state import GatewayState
-from meterline.services.metering import new_request_id
+from meterline.logs import request_id
 
 router = APIRouter(tags=["gateway"])
+log = logging.getLogger("meterline.gateway")
 
 
 def gateway(request: Request) -> GatewayState:
@@ -36,16 +35,24 @@ def gateway(request: Request) -> GatewayState:
 async def _answered(request: Request, handler: Callable[[], Awaitable[Response]]
                     ) -> Response:
     """Every gateway answer has ``x-meterline-request-id`` (SPEC §3), errors included: the
-    recorded call's id when the call was made (a timeout), a fresh one when it was refused."""
+    recorded call's id when the call was made (a timeout), else the request's own (the one its
+    log lines carry, meterline/logs.py). A call that failed upstream is logged: an operator
+    sees a provider's trouble, and the request id leads to the call."""
     try:
         response = await handler()
     except MeterlineError as exc:
         response = answer(exc, anthropic=request.url.path in ANTHROPIC_PATHS)
         response.headers["x-meterline-request-id"] = str(
-            exc.context.get("request_id") or new_request_id())
+            exc.context.get("request_id") or request_id())
+        if isinstance(exc, UpstreamError):
+            log.warning("%s failed upstream (%d): %s", request.url.path, response.status_code,
+                        exc.message)
         return response
+    if response.status_code >= 500:  # the provider's own failure, passed on to the client
+        log.warning("%s failed upstream: the provider answered %d", request.url.path,
+                    response.status_code)
     if "x-meterline-request-id" not in response.headers:
-        response.headers["x-meterline-request-id"] = new_request_id()
+        response.headers["x-meterline-request-id"] = request_id()
     return response
 
 
@@ -83,6 +90,11 @@ async def messages(request: Request) -> Response:
     return await _proxy(request, "messages")
 
 
+@router.post("/v1/responses", summary="OpenAI Responses API (stream and not)")
+async def responses(request: Request) -> Response:
+    return await _proxy(request, "responses")
+
+
 @router.get("/v1/models", summary="The models this key may use")
 async def models(request: Request) -> Response:
     async def listing() -> Response:
@@ -99,20 +111,10 @@ async def models(request: Request) -> Response:
     return await _answered(request, listing)
 
 
-@router.get("/metrics", summary="Prometheus metrics (metrics token or admin token)",
-            include_in_schema=False, dependencies=[Depends(metrics_reader)])
-async def metrics(request: Request) -> Response:
-    state = gateway(request)
-    pending = await run_in_threadpool(state.recorder.journal.pending)
-    return Response(state.metrics.render() + state.admission.leases.render()
-                    + health.render(state.health, pending),
-                    media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
 #: Served as plain Starlette routes (see the module's docstring).
 PROXIED = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings,
            "/v1/images/generations": images, "/v1/audio/speech": speech, "/v1/videos": videos,
-           "/v1/messages": messages}
+           "/v1/messages": messages, "/v1/responses": responses}
 
 
 def install(app: FastAPI) -> None:

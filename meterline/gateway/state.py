@@ -34,6 +34,11 @@ class GatewayState:
     health: Registry = field(default_factory=Registry)
     _tenants: dict[str, Tenant] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Its loops (``health`` is read at each scrape, so setting it later counts), leases
+        # and journal are reported from the start: with several workers, each copies its own.
+        self.metrics.follow(self)
+
     async def tenant(self, tenant_id: str) -> Tenant:
         """Tenants never change once created, so each is read from the database once."""
         found = self._tenants.get(tenant_id)

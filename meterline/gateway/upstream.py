@@ -45,6 +45,8 @@ def auth_headers(provider: ProviderConfig) -> dict[str, str]:
         return {"x-api-key": secret}
     if provider.kind == "gemini":
         return {"x-goog-api-key": secret}
+    if provider.kind == "azure":
+        return {"api-key": secret}
     return {"authorization": f"Bearer {secret}"}
 
 

@@ -12,6 +12,10 @@ provider bills in its own timezone). FOCUS writes times in UTC, so a month of Sh
 of November again. meterline's own FOCUS export writes ``x_Timezone`` (the tenant's), so it
 reads back as the cycle it was, in every timezone. Money is read from the text as decimals,
 never as floats.
+
+The providers' own console exports (``aliyun``, ``tencent``, ``volcano``, ``baidu``,
+``deepseek``, ``openai``, ``anthropic``) are read by their column layouts in
+``meterline.billing.formats``; every line keeps the row it came from (``BilledLine.raw``).
 """
 
 from __future__ import annotations
@@ -20,41 +24,32 @@ import csv
 import io
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Final, NamedTuple
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from meterline.billing.formats import READERS
+from meterline.billing.lines import MAX_AMOUNT, BilledLine
 from meterline.domain.money import MAX_PRICE_PLACES, currency_code, decimal, decimal_places
 from meterline.domain.reconcile import BilledPeriod
 from meterline.errors import InvalidInput
 
-FORMATS: Final = ("focus",)
-#: Formats of SPEC §6 that are not read yet (refused with a clear message).
-PLANNED_FORMATS: Final = ("aliyun", "tencent", "volcano", "baidu", "deepseek", "openai",
-                          "anthropic")
+#: Every bill file format read (SPEC §6).
+FORMATS: Final = ("focus", *READERS)
 _PROVIDER_COLUMNS: Final = ("ServiceProviderName", "ProviderName")
 _MODEL_COLUMNS: Final = ("x_Model", "ResourceName", "SkuId")
 _REQUIRED: Final = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd")
 _TIMEZONE: Final = "x_Timezone"
-MAX_AMOUNT: Final = Decimal(10) ** 15
 
-
-class BilledLine(NamedTuple):
-    """A billed period with the currency it is billed in."""
-
-    period: BilledPeriod
-    currency: str
+__all__ = ["FORMATS", "MAX_AMOUNT", "BilledLine", "read_bill", "read_focus"]
 
 
 def read_bill(text: str, file_format: str, provider: str | None = None) -> list[BilledLine]:
     """Every charge of the file; a bad row is refused, naming its line and column."""
-    if file_format in PLANNED_FORMATS:
-        raise InvalidInput(f"format: {file_format!r} bill files are not read yet; export the "
-                           "bill as FOCUS (most provider consoles can) and use --format focus",
-                           field="format")
     if file_format not in FORMATS:
-        raise InvalidInput(f"format: one of {', '.join(FORMATS + PLANNED_FORMATS)}, not "
-                           f"{file_format!r}", field="format")
+        raise InvalidInput(f"format: one of {', '.join(FORMATS)}, not {file_format!r}",
+                           field="format")
+    if file_format != "focus":
+        return READERS[file_format](text, provider=provider)
     return read_focus(text, provider)
 
 
@@ -115,7 +110,7 @@ def _line(row: Mapping[str, str | None], where: str, provider: str | None) -> Bi
     if end <= start:
         raise InvalidInput(f"{where}: ChargePeriodEnd is not after ChargePeriodStart",
                            field="ChargePeriodEnd")
-    return BilledLine(BilledPeriod(name, model, start, end, amount), currency)
+    return BilledLine(BilledPeriod(name, model, start, end, amount), currency, dict(row))
 
 
 def _first(row: Mapping[str, str | None], columns: tuple[str, ...]) -> str | None:

@@ -113,6 +113,14 @@ def _openai(body: Mapping[str, Any]) -> int:
                 tokens += _json_tokens(function.get("arguments"))
     for key in ("input", "prompt"):
         tokens += _openai_input(body.get(key))
+    # The Responses API: instructions, and input items (messages, tool calls and outputs).
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        tokens += estimate_tokens(instructions)
+    for item in _dicts(body.get("input")):
+        tokens += MESSAGE_OVERHEAD + _openai_content(item.get("content"))
+        for key in ("arguments", "output"):
+            tokens += _json_tokens(item.get(key))
     return tokens
 
 

@@ -35,6 +35,7 @@ from meterline.providers.usage import (
     read_anthropic_usage,
     read_gemini_usage,
     read_openai_usage,
+    read_responses_usage,
     upstream_cost,
 )
 from meterline.providers.wire import Wire, wire_of
@@ -172,6 +173,47 @@ class OpenAIStream(StreamAccumulator):
 
     def upstream_cost(self) -> Decimal | None:
         return upstream_cost(self._usage)
+
+
+class ResponsesStream(StreamAccumulator):
+    """OpenAI's Responses API stream: typed events; the usage comes once, in the terminal
+    ``response.completed`` (or ``.incomplete`` / ``.failed``) event's response."""
+
+    wire = Wire.OPENAI
+    TERMINAL: ClassVar[frozenset[str]] = frozenset(
+        {"response.completed", "response.incomplete", "response.failed"})
+    #: Events whose ``delta`` is generated text (answer, reasoning, tool arguments).
+    TEXT: ClassVar[frozenset[str]] = frozenset({
+        "response.output_text.delta", "response.refusal.delta",
+        "response.reasoning_text.delta", "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta", "response.custom_tool_call_input.delta"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._usage: object = None
+
+    def feed(self, event_data: Mapping[str, Any]) -> None:
+        if not isinstance(event_data, Mapping):
+            return
+        kind = event_data.get("type")
+        if kind in self.TEXT:
+            self._add(event_data.get("delta"))
+        elif kind == "error":
+            self._error = _error_message(event_data) or self._error
+        elif kind in self.TERMINAL:
+            response = event_data.get("response")
+            if isinstance(response, Mapping):
+                self._usage = response.get("usage")
+                if kind == "response.failed":
+                    self._error = _error_message(response.get("error")) or self._error
+            self._final = self._usage is not None
+
+    @property
+    def ended(self) -> bool:
+        return self._final or self._error is not None
+
+    def usage_reading(self) -> UsageReading:
+        return read_responses_usage(self._usage)
 
 
 def is_usage_only_chunk(chunk: Mapping[str, Any]) -> bool:

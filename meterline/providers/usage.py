@@ -122,6 +122,9 @@ def _openai(raw: object) -> UsageReading:
     else:
         prompt = _count(usage, "prompt_tokens", where, required=True)
         cached = _count(prompt_details, "cached_tokens", f"{where}.prompt_tokens_details")
+        if not cached and "cached_tokens" in usage:
+            # Moonshot's explicit context cache (moonshot-v1) reports it at the top level.
+            cached = _count(usage, "cached_tokens", where)
     if cached > prompt:
         raise _Malformed(f"{where}: {cached} cached tokens but only {prompt} prompt tokens")
     completion = _count(usage, "completion_tokens", where)  # absent for embeddings
@@ -138,6 +141,37 @@ def _openai(raw: object) -> UsageReading:
     return UsageReading(_usage(input_tokens=prompt, cached_input_tokens=cached,
                                output_tokens=completion, reasoning_tokens=reasoning),
                         warning=warning)
+
+
+def _responses(raw: object) -> UsageReading:
+    # The Responses API: input_tokens include the cached ones, output_tokens the reasoning.
+    where = "usage"
+    usage = _object(raw, where)
+    prompt = _count(usage, "input_tokens", where, required=True)
+    cached = _count(_details(usage, "input_tokens_details", where), "cached_tokens",
+                    f"{where}.input_tokens_details")
+    if cached > prompt:
+        raise _Malformed(f"{where}: {cached} cached tokens but only {prompt} input tokens")
+    output = _count(usage, "output_tokens", where)
+    reasoning = _count(_details(usage, "output_tokens_details", where), "reasoning_tokens",
+                       f"{where}.output_tokens_details")
+    if reasoning > output:
+        raise _Malformed(f"{where}: {reasoning} reasoning tokens but only {output} output tokens")
+    return UsageReading(_usage(input_tokens=prompt, cached_input_tokens=cached,
+                               output_tokens=output, reasoning_tokens=reasoning))
+
+
+def read_responses_usage(usage: object) -> UsageReading:
+    """OpenAI's Responses API (``object: "response"``)."""
+    return _reading(_responses, usage)
+
+
+def service_tier(body: object) -> dict[str, str]:
+    """The price attributes an OpenAI-format body states: its ``service_tier`` (``flex``,
+    ``priority``, ``default``; the answer's says what was applied, the request's what was
+    asked), matched against price variants. ``auto`` decides nothing."""
+    tier = body.get("service_tier") if isinstance(body, Mapping) else None
+    return {"service_tier": tier} if isinstance(tier, str) and tier not in ("", "auto") else {}
 
 
 def read_openai_usage(usage: object) -> UsageReading:
@@ -243,6 +277,8 @@ def read_response_usage(wire: str, response: object) -> UsageReading:
         return NO_USAGE
     match wire_of(wire):
         case Wire.OPENAI:
+            if response.get("object") == "response":
+                return read_responses_usage(response.get("usage"))
             return read_openai_usage(response.get("usage"))
         case Wire.ANTHROPIC:
             return read_anthropic_usage(response.get("usage"))

@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from meterline.errors import AuthError
-from meterline.store import accounts
+from meterline.errors import AuthError, Conflict
+from meterline.store import accounts, audit
 from meterline.store import sessions as session_store
 from meterline.store.accounts import AdminToken
+from meterline.store.audit import SESSION_PREFIX, Actor
 
 SESSION_LIFETIME = timedelta(hours=12)
 Clock = Callable[[], datetime]
@@ -68,6 +69,7 @@ class AdminAccess:
         with self.engine.begin() as conn:
             found = accounts.authenticate_admin(conn, token, now)
             session_store.create(conn, session_id, found, now, now + SESSION_LIFETIME)
+            audit.record(conn, Actor(found.name), "session.start", target=str(found.id))
         return f"{session_id}.{_signature(key, session_id)}"
 
     def _session_id(self, cookie: str) -> str | None:
@@ -94,14 +96,23 @@ class AdminAccess:
         """``/logout``: the session is revoked, whoever holds a copy of its cookie."""
         session_id = self._session_id(cookie)
         if session_id is not None:
+            now = self.clock()
             with self.engine.begin() as conn:
-                session_store.revoke(conn, session_id, self.clock())
+                found = session_store.find(conn, session_id, now)
+                session_store.revoke(conn, session_id, now)
+                if found is not None:  # a live session ended (not a stale cookie)
+                    audit.record(conn, Actor(SESSION_PREFIX + found.name), "session.end",
+                                 target=str(found.id))
 
 
-def create_token(engine: Engine, name: str) -> tuple[str, AdminToken]:
-    """A new admin token (shown once) and what is stored of it."""
+def create_token(engine: Engine, name: str, *, actor: Actor | None
+                 ) -> tuple[str, AdminToken]:
+    """A new admin token (shown once; never in the audit log) and what is stored of it."""
     with engine.begin() as conn:
-        return accounts.create_admin_token(conn, name)
+        token, stored = accounts.create_admin_token(conn, name)
+        audit.record(conn, actor, "admin_token.create", target=str(stored.id),
+                     details={"name": stored.name})
+    return token, stored
 
 
 def list_tokens(engine: Engine) -> list[AdminToken]:
@@ -109,7 +120,17 @@ def list_tokens(engine: Engine) -> list[AdminToken]:
         return accounts.list_admin_tokens(conn)
 
 
-def revoke_token(engine: Engine, ref: str) -> AdminToken:
+def revoke_token(engine: Engine, ref: str, *, actor: Actor | None) -> AdminToken:
     """Revoke the admin token with id (or active name) ``ref``, and its sessions."""
     with engine.begin() as conn:
-        return accounts.revoke_admin_token(conn, ref)
+        found = accounts.find_admin_token(conn, ref)
+        active = found.revoked_at is None
+        if active and accounts.active_admin_token_count(conn) <= 1:
+            # Nobody could sign in to the admin API any more (the CLI still could).
+            raise Conflict(f"admin token {found.name!r} is the last active one: create another "
+                           "first (meterline admin-tokens create)", token=str(found.id))
+        stored = accounts.revoke_admin_token(conn, ref)
+        if active:  # a revoked token again: no change
+            audit.record(conn, actor, "admin_token.revoke", target=str(stored.id),
+                         details={"name": stored.name})
+    return stored

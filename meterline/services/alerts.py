@@ -13,7 +13,9 @@ from meterline.domain.budgets import period_label
 from meterline.domain.money import format_decimal
 from meterline.services.projection import budget_projection
 from meterline.store import alerts as store
+from meterline.store import audit
 from meterline.store import budgets as budget_store
+from meterline.store.audit import Actor
 from meterline.store.pricing import load_fx
 
 
@@ -26,6 +28,7 @@ def alert_json(row: Any) -> dict[str, Any]:
         "period": row.period, "message": row.message, "created_at": row.created_at.isoformat(),
         "notified": row.notified_at is not None, "resolved": row.resolved_at is not None,
         "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
+        "source": row.source,
     }
 
 
@@ -34,7 +37,7 @@ def to_alert(row: Any) -> Alert:
                  kind=row.kind, percentage=row.percentage, amount=row.amount,
                  limit=row.limit_amount, currency=row.currency, period=row.period,
                  message=row.message, created_at=row.created_at,
-                 resolved=row.resolved_at is not None)
+                 resolved=row.resolved_at is not None, source=row.source)
 
 
 def claim_for_notification(engine: Engine) -> list[Alert]:
@@ -50,9 +53,13 @@ def list_json(engine: Engine, tenant: str | None = None, resolved: bool | None =
                                                          resolved=resolved, limit=limit)]
 
 
-def resolve(engine: Engine, ids: Sequence[str]) -> int:
+def resolve(engine: Engine, ids: Sequence[str], *, actor: Actor | None) -> int:
     with engine.begin() as conn:
-        return store.resolve(conn, ids)
+        count = store.resolve(conn, ids)
+        if count:
+            audit.record(conn, actor, "alert.resolve", details={"ids": list(ids),
+                                                                "resolved": count})
+    return count
 
 
 def check_projections(engine: Engine, now: datetime | None = None) -> int:

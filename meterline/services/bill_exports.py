@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from meterline.domain.bills import Bill, parse_cycle
 from meterline.domain.fx import FxTable
+from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
 from meterline.exports.csv import bill_csv
 from meterline.exports.focus import bill_focus
@@ -91,4 +92,4 @@ def export(engine: Engine, tenant: object, cycle: object, fmt: object, lang: obj
         content = bill_focus(bill, tz=view.tenant.timezone, rates=rates)
     return BillFile(content, MEDIA_TYPES[kind],
                     filename(bill.tenant, bill.user, str(bill.cycle), kind),
-                    str(view.to_json()["total"]), bill.status.value)
+                    format_decimal(bill.total), bill.status.value)

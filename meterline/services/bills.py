@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from meterline.domain.bills import (
     MIN_YEAR,
@@ -40,10 +40,11 @@ from meterline.domain.bills import (
 )
 from meterline.domain.money import format_decimal
 from meterline.errors import BatchRefused, Conflict, InvalidInput, UnknownUser
+from meterline.store import audit
 from meterline.store import bills as store
-from meterline.store.accounts import Tenant, get_tenant
+from meterline.store.accounts import Tenant, get_tenant, has_user
+from meterline.store.audit import Actor, Change
 from meterline.store.rollup_writes import SUM_CONTEXT, ZERO
-from meterline.store.schema import users
 
 #: model, meter, unit, per, unit_price, price currency, refund
 Key = tuple[str, str, str, int, Decimal, str, bool]
@@ -74,8 +75,7 @@ def user_of(conn: Connection, tenant: Tenant, user: object) -> str | None:
     if user is None or user == "":
         return None
     found = _text(user, "user", 128)
-    c = users.c
-    if conn.execute(select(c.id).where(c.tenant_id == tenant.id, c.id == found)).first() is None:
+    if not has_user(conn, tenant.id, found):
         raise UnknownUser(f"tenant {tenant.id!r} has no user {found!r}", field="user")
     return found
 
@@ -165,6 +165,22 @@ def _late(conn: Connection, tenant: Tenant, user: str | None, cycles: Sequence[C
     return out
 
 
+class Unconverted(NamedTuple):
+    """Lines of a model that no FX rate converted: their amount in the price ``currency``
+    (``adjustment_of``: the earlier cycle they were carried from)."""
+
+    model: str
+    currency: str
+    amount: Decimal
+    lines: int
+    adjustment_of: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "currency": self.currency,
+                "amount": format_decimal(self.amount), "lines": self.lines,
+                "adjustment_of": self.adjustment_of}
+
+
 @dataclass(frozen=True, slots=True)
 class BillView:
     """A bill as the API and CLI show it, and what they need besides (timezone, unit sizes)."""
@@ -172,7 +188,7 @@ class BillView:
     tenant: Tenant
     bill: Bill
     per: Mapping[str, int]
-    unconverted: list[dict[str, Any]]
+    unconverted: list[Unconverted]
     unpriced_calls: int
     stored: store.StoredBill | None = None
 
@@ -187,7 +203,7 @@ class BillView:
             body["unrounded"] = format_decimal(line.exact_amount)
             exact = SUM_CONTEXT.add(exact, line.exact_amount)
         out["exact_total"] = format_decimal(exact)
-        out["unconverted"] = self.unconverted
+        out["unconverted"] = [item.to_json() for item in self.unconverted]
         out["unpriced_calls"] = self.unpriced_calls
         stored = self.stored
         for name in ("issued_at", "paid_at", "voided_at"):
@@ -196,9 +212,8 @@ class BillView:
         return out
 
 
-def _unconverted(sums: _Cycle, adjustment_of: str | None) -> list[dict[str, Any]]:
-    return [{"model": model, "currency": currency, "amount": format_decimal(amount),
-             "lines": count, "adjustment_of": adjustment_of}
+def _unconverted(sums: _Cycle, adjustment_of: str | None) -> list[Unconverted]:
+    return [Unconverted(model, currency, amount, count, adjustment_of)
             for (model, currency), (amount, count) in sorted(sums.unconverted.items())]
 
 
@@ -231,10 +246,9 @@ def load(conn: Connection, tenant_name: object, cycle_name: object,
     return BillView(tenant, bill, per, unconverted, unpriced)
 
 
-def get_bill(engine: Engine, tenant: object, cycle: object,
-             user: object = None) -> dict[str, Any]:
+def get_bill(engine: Engine, tenant: object, cycle: object, user: object = None) -> BillView:
     with engine.connect() as conn:
-        return load(conn, tenant, cycle, user).to_json()
+        return load(conn, tenant, cycle, user)
 
 
 def _store(conn: Connection, view: BillView, new: Bill, at: datetime) -> BillView:
@@ -246,14 +260,35 @@ def _store(conn: Connection, view: BillView, new: Bill, at: datetime) -> BillVie
     return BillView(view.tenant, new, view.per, view.unconverted, view.unpriced_calls, stored)
 
 
+#: The audit log's action of each status a bill is moved to.
+ACTIONS: Final = {BillStatus.ISSUED: "bill.issue", BillStatus.PAID: "bill.pay",
+                  BillStatus.VOID: "bill.void"}
+
+
+def _change(before: BillView, after: BillView, batch: int | None = None) -> Change:
+    """The audit entry of a status change: the bill ``tenant/cycle`` (``/user`` for a user's)."""
+    bill = after.bill
+    details: dict[str, Any] = {"tenant": bill.tenant, "cycle": str(bill.cycle),
+                               "user": bill.user, "from": before.bill.status.value,
+                               "to": bill.status.value, "total": format_decimal(bill.total),
+                               "currency": bill.currency}
+    if batch is not None:
+        details["batch"] = batch
+    target = f"{bill.tenant}/{bill.cycle}" + (f"/{bill.user}" if bill.user else "")
+    return Change(ACTIONS[bill.status], target, bill.tenant, details)
+
+
 def set_status(engine: Engine, tenant: object, cycle: object, status: object,
-               user: object = None, now: datetime | None = None) -> dict[str, Any]:
+               user: object = None, now: datetime | None = None, *,
+               actor: Actor | None) -> BillView:
     """One bill's status change (InvalidTransition, 400, when the life cycle refuses it)."""
     target = bill_status(status)
+    at = now or datetime.now(UTC)
     with engine.begin() as conn:
         view = load(conn, tenant, cycle, user)
-        return _store(conn, view, transition(view.bill, target),
-                      now or datetime.now(UTC)).to_json()
+        done = _store(conn, view, transition(view.bill, target), at)
+        audit.record_all(conn, actor, [_change(view, done)])
+        return done
 
 
 def _item(raw: object, index: int) -> tuple[object, object, object]:
@@ -267,8 +302,19 @@ def _item(raw: object, index: int) -> tuple[object, object, object]:
     return raw.get("tenant"), raw.get("cycle"), raw.get("user")
 
 
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """The bills a batch changed, all to ``status``."""
+
+    status: BillStatus
+    bills: list[BillView]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status.value, "bills": [v.to_json() for v in self.bills]}
+
+
 def set_status_many(engine: Engine, status: object, items: object,
-                    now: datetime | None = None) -> dict[str, Any]:
+                    now: datetime | None = None, *, actor: Actor | None) -> StatusChange:
     """All or nothing: every bill changes, or none does and every refusal is listed."""
     target = bill_status(status)
     if not isinstance(items, list) or not items or len(items) > 1000:
@@ -288,19 +334,45 @@ def set_status_many(engine: Engine, status: object, items: object,
                 f"status: {len(refusals)} of {len(views)} bills cannot become {target}; "
                 "none was changed", field="status", refusals=[r.to_json() for r in refusals])
         done = [_store(conn, view, new, at) for view, new in zip(views, changed, strict=True)]
-    return {"status": target.value, "bills": [v.to_json() for v in done]}
+        audit.record_all(conn, actor, [_change(view, after, len(done))
+                                       for view, after in zip(views, done, strict=True)])
+    return StatusChange(target, done)
 
 
-def _stored_json(row: Any) -> dict[str, Any]:
-    return {"tenant": row.tenant_id, "user": row.user_id or None, "cycle": row.cycle,
-            "currency": row.currency, "status": row.status, "total": format_decimal(row.total),
-            "exact_total": format_decimal(row.exact_total), "lines": row.lines,
-            **{name: (getattr(row, name).isoformat() if getattr(row, name) else None)
-               for name in ("issued_at", "paid_at", "voided_at")}}
+@dataclass(frozen=True, slots=True)
+class StoredSummary:
+    """A stored bill as the list shows it: its totals and line count, not its lines."""
+
+    tenant: str
+    user: str | None
+    cycle: str
+    currency: str
+    status: str
+    total: Decimal
+    exact_total: Decimal
+    lines: int
+    issued_at: datetime | None
+    paid_at: datetime | None
+    voided_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "user": self.user, "cycle": self.cycle,
+                "currency": self.currency, "status": self.status,
+                "total": format_decimal(self.total),
+                "exact_total": format_decimal(self.exact_total), "lines": self.lines,
+                **{name: (at.isoformat() if at else None) for name, at in (
+                    ("issued_at", self.issued_at), ("paid_at", self.paid_at),
+                    ("voided_at", self.voided_at))}}
+
+
+def _summary(row: Any) -> StoredSummary:
+    return StoredSummary(row.tenant_id, row.user_id or None, row.cycle, row.currency,
+                         row.status, row.total, row.exact_total, row.lines, row.issued_at,
+                         row.paid_at, row.voided_at)
 
 
 def list_bills(engine: Engine, tenant: object = None, status: object = None,
-               user: object = None, limit: int = 1000) -> list[dict[str, Any]]:
+               user: object = None, limit: int = 1000) -> list[StoredSummary]:
     """Stored (issued, paid, void) bills, newest cycle first; open bills are not stored."""
     wanted = None if status in (None, "") else bill_status(status)
     if wanted is BillStatus.OPEN:
@@ -314,4 +386,4 @@ def list_bills(engine: Engine, tenant: object = None, status: object = None,
             raise InvalidInput("user: name the tenant too", field="user")
         who = None if found is None else user_of(conn, found, user)
         rows = store.list_stored(conn, found.id if found else None, who, wanted, limit)
-    return [_stored_json(row) for row in rows]
+    return [_summary(row) for row in rows]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from meterline.domain import budgets as rules
 from meterline.domain.budgets import Budget, Scope
@@ -16,10 +17,11 @@ from meterline.domain.money import currency_code, format_decimal
 from meterline.errors import FxRateMissing, InvalidInput, NotFound
 from meterline.services.inputs import optional_name
 from meterline.services.projection import budget_projection
+from meterline.store import audit
 from meterline.store import budgets as store
-from meterline.store.accounts import get_tenant
-from meterline.store.pricing import load_fx, load_pricebook
-from meterline.store.schema import api_keys, providers
+from meterline.store.accounts import find_key, get_tenant
+from meterline.store.audit import Actor
+from meterline.store.pricing import load_fx, load_pricebook, provider_names
 
 
 def _scope(conn: Connection, raw: Mapping[str, Any]) -> Scope:
@@ -28,7 +30,7 @@ def _scope(conn: Connection, raw: Mapping[str, Any]) -> Scope:
     if tenant is not None:
         get_tenant(conn, tenant)
     if key is not None:
-        row = conn.execute(select(api_keys.c.tenant_id).where(api_keys.c.id == key)).first()
+        row = find_key(conn, key)
         if row is None:
             raise NotFound(f"no API key {key!r} (give the key's id, not its secret)", key=key)
         if tenant is not None and row.tenant_id != tenant:
@@ -45,7 +47,7 @@ def _price_currencies(conn: Connection, scope: Scope, now: datetime) -> set[str]
     of the configured providers (every process records its providers at start), or of the whole
     catalog where none is configured (usage is only reported, from anywhere)."""
     book = load_pricebook(conn)
-    configured = {row.name for row in conn.execute(select(providers.c.name))}
+    configured = provider_names(conn)
     found = set()
     for model in book.models():
         provider = model.split("/", 1)[0]
@@ -72,7 +74,63 @@ def _check_fx(conn: Connection, scope: Scope, currency: str, now: datetime) -> N
                 f"{currency} RATE`", field="currency") from exc
 
 
-def set_budget(engine: Engine, raw: Mapping[str, Any], reporting_currency: str) -> dict[str, Any]:
+def _details(budget: Budget) -> dict[str, Any]:
+    """A budget as the audit log keeps it."""
+    scope = budget.scope
+    return {"scope": budget.describe(), "user": scope.user, "key": scope.key,
+            "provider": scope.provider, "model": scope.model, "period": budget.period,
+            "mode": budget.mode, "amount": format_decimal(budget.limit),
+            "currency": budget.currency,
+            "thresholds": [format_decimal(t) for t in budget.thresholds],
+            "timezone": budget.timezone}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """A budget and its current period: spent, reserved, remaining, and the projection of the
+    period's spend (``projection.budget_projection``) with the method that made it."""
+
+    budget: Budget
+    period_start: datetime
+    period_end: datetime | None
+    spent: Decimal
+    reserved: Decimal
+    remaining: Decimal
+    projected: Decimal
+    method: str
+
+    @property
+    def id(self) -> str:
+        return self.budget.id
+
+    @property
+    def scope(self) -> str:
+        return self.budget.describe()
+
+    @property
+    def projected_overrun(self) -> bool:
+        return self.projected > self.budget.limit
+
+    def to_json(self) -> dict[str, Any]:
+        budget, scope = self.budget, self.budget.scope
+        return {
+            "id": budget.id, "scope": budget.describe(), "tenant": scope.tenant,
+            "user": scope.user, "key": scope.key, "provider": scope.provider,
+            "model": scope.model, "period": budget.period, "mode": budget.mode,
+            "timezone": budget.timezone, "amount": format_decimal(budget.limit),
+            "currency": budget.currency,
+            "thresholds": [format_decimal(t) for t in budget.thresholds],
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat() if self.period_end else None,
+            "spent": format_decimal(self.spent), "reserved": format_decimal(self.reserved),
+            "remaining": format_decimal(self.remaining),
+            "projected": format_decimal(self.projected),
+            "projected_overrun": self.projected_overrun, "method": self.method,
+        }
+
+
+def set_budget(engine: Engine, raw: Mapping[str, Any], reporting_currency: str, *,
+               actor: Actor | None) -> BudgetState:
     """Create or change the budget of a scope and period; returns its state."""
     now = datetime.now(UTC)
     period = rules.choice(raw.get("period", "month"), rules.PERIODS, "period")
@@ -87,9 +145,12 @@ def set_budget(engine: Engine, raw: Mapping[str, Any], reporting_currency: str) 
         zone = raw.get("timezone") or (tenant.timezone if tenant else "UTC")
         rules.timezone(zone)
         _check_fx(conn, scope, currency, now)
+        exists = store.budget_exists(conn, scope, period)
         budget = store.save_budget(conn, scope, period=period, mode=mode, amount=amount,
                                    currency=currency, thresholds=thresholds, timezone=str(zone),
                                    now=now)
+        audit.record(conn, actor, "budget.update" if exists else "budget.create",
+                     target=budget.id, tenant=scope.tenant, details=_details(budget))
     # Read after the write's commit: a projection reads the ledger, which must not wait on
     # (or, on SQLite, hold) the write lock meanwhile.
     with engine.connect() as conn:
@@ -97,7 +158,7 @@ def set_budget(engine: Engine, raw: Mapping[str, Any], reporting_currency: str) 
 
 
 def list_state(engine: Engine, tenant: str | None = None,
-               now: datetime | None = None) -> list[dict[str, Any]]:
+               now: datetime | None = None) -> list[BudgetState]:
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
         store.release_expired(conn, now)
@@ -105,14 +166,17 @@ def list_state(engine: Engine, tenant: str | None = None,
         return describe(conn, store.list_budgets(conn, tenant), now)
 
 
-def delete(engine: Engine, budget_id: str) -> None:
+def delete(engine: Engine, budget_id: str, *, actor: Actor | None) -> None:
     """Delete a budget (its open alerts are resolved)."""
     with engine.begin() as conn:
+        budget = store.get_budget(conn, budget_id)  # NotFound: 404
         store.delete_budget(conn, budget_id)
+        audit.record(conn, actor, "budget.delete", target=budget_id, tenant=budget.scope.tenant,
+                     details=_details(budget))
 
 
 def describe(conn: Connection, found: list[Budget], now: datetime,
-             fx: FxTable | None = None) -> list[dict[str, Any]]:
+             fx: FxTable | None = None) -> list[BudgetState]:
     """Each budget with its current period: spent, reserved, remaining, and the projection
     (``projection.budget_projection``, the one every view shows) with its method."""
     bounds = {b.id: b.bounds(now) for b in found}
@@ -123,18 +187,7 @@ def describe(conn: Connection, found: list[Budget], now: datetime,
         start, end = bounds[budget.id]
         counter = counters.get((budget.id, start)) or store.Counter(Decimal(0), Decimal(0))
         projected, method = budget_projection(conn, budget, counter.spent, now, table)
-        out.append({
-            "id": budget.id, "scope": budget.describe(), "tenant": budget.scope.tenant,
-            "user": budget.scope.user, "key": budget.scope.key,
-            "provider": budget.scope.provider, "model": budget.scope.model,
-            "period": budget.period, "mode": budget.mode, "timezone": budget.timezone,
-            "amount": format_decimal(budget.limit), "currency": budget.currency,
-            "thresholds": [format_decimal(t) for t in budget.thresholds],
-            "period_start": start.isoformat(), "period_end": end.isoformat() if end else None,
-            "spent": format_decimal(counter.spent), "reserved": format_decimal(counter.reserved),
-            "remaining": format_decimal(rules.remaining(budget.limit, counter.spent,
-                                                        counter.reserved)),
-            "projected": format_decimal(projected),
-            "projected_overrun": projected > budget.limit, "method": method,
-        })
+        out.append(BudgetState(
+            budget, start, end, counter.spent, counter.reserved,
+            rules.remaining(budget.limit, counter.spent, counter.reserved), projected, method))
     return out

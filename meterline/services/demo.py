@@ -75,7 +75,8 @@ def seed(engine: Engine, metering: Metering, *, days: int = 30, per_day: int = 1
         if fresh:
             accounts.create_tenant(conn, DEMO_TENANT, "USD", "UTC")
     if fresh:
-        set_fx(engine, "CNY", "USD", "0.14", now - timedelta(days=days + 1))
+        # The demo's own seed, no admin's action: not in the audit log.
+        set_fx(engine, "CNY", "USD", "0.14", now - timedelta(days=days + 1), actor=None)
         metering.refresh(force=True)
         events = _events(metering, now, days, per_day)
         for start in range(0, len(events), 1000):

@@ -1,6 +1,7 @@
 """Optimisation hints for a tenant: where its AI spend could be lower or its setup tidier.
 
-Each hint is ``{"kind", "severity", "message", "evidence", "saving_estimate"?, "currency"?}``:
+Each hint is a :class:`Hint` (``to_json``: ``{"kind", "severity", "message",
+"saving_estimate"?, "currency"?, "evidence"}``):
 
 * ``caching`` — a model whose prompts are long on average but rarely read from the prompt cache,
   although its price has a cheaper cached-input rate;
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Engine
 
 from meterline.domain.forecast import FORECAST_CONTEXT
 from meterline.domain.fx import FxTable
@@ -32,10 +33,9 @@ from meterline.domain.rating import rate
 from meterline.domain.usage import BillingType, Meter, Usage
 from meterline.errors import FxRateMissing, InvalidInput, NotFound
 from meterline.services.inputs import whole_number
+from meterline.store import spend as store
 from meterline.store.accounts import get_tenant
 from meterline.store.pricing import load_fx, load_pricebook
-from meterline.store.schema import api_keys, usage_records
-from meterline.store.types import money_sum
 
 DEFAULT_DAYS: Final = 30
 MAX_DAYS: Final = 366
@@ -49,8 +49,6 @@ CONCENTRATION_SHARE: Final = Decimal("0.5")
 WARNING_SHARE: Final = Decimal("0.1")
 #: Name parts of a family's smaller tiers (gpt-5 -> gpt-5-mini, glm-4.5 -> glm-4.5-air).
 SMALL_TIERS: Final = frozenset({"mini", "nano", "flash", "flashx", "lite", "air", "small"})
-_TOKENS: Final = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
-                  "reasoning_tokens")
 
 
 def window_days(value: object) -> int:
@@ -76,17 +74,30 @@ class ModelUse:
         return Usage.parse(quantities)
 
 
-def _model_use(conn: Connection, tenant: str, since: datetime, now: datetime) -> list[ModelUse]:
-    c = usage_records.c
-    sums = [func.coalesce(func.sum(getattr(c, name)), 0).label(name) for name in _TOKENS]
-    rows = conn.execute(select(c.model, func.count().label("calls"), *sums,
-                               func.coalesce(func.max(c.input_tokens), 0).label("max_prompt"))
-                        .where(c.tenant_id == tenant, c.occurred_at >= since,
-                               c.occurred_at <= now)
-                        .group_by(c.model).order_by(c.model))
-    # int(): PostgreSQL sums bigints as NUMERIC.
-    return [ModelUse(r.model, int(r.calls), {n: int(getattr(r, n)) for n in _TOKENS},
-                     int(r.max_prompt)) for r in rows]
+def _model_use(totals: list[store.ModelTotals]) -> list[ModelUse]:
+    return [ModelUse(t.model, t.calls, t.tokens, t.max_prompt) for t in totals]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hint:
+    """One hint. A saving hint has ``saving_estimate`` (to four places) and its ``currency``;
+    ``evidence`` holds the figures behind the message, JSON-ready, by kind."""
+
+    kind: str
+    severity: str
+    message: str
+    evidence: dict[str, Any]
+    saving_estimate: Decimal | None = None
+    currency: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "severity": self.severity,
+                               "message": self.message}
+        if self.saving_estimate is not None:
+            out["saving_estimate"] = format_decimal(self.saving_estimate)
+            out["currency"] = self.currency
+        out["evidence"] = self.evidence
+        return out
 
 
 class _Money:
@@ -116,20 +127,24 @@ class _Money:
             return amount, currency
 
 
-def _money(value: Decimal) -> str:
+def _four_places(value: Decimal) -> Decimal:
     """Estimates and shares to four places: a saving of 12.345678901 USD is not that exact."""
     with localcontext(FORECAST_CONTEXT):
-        return format_decimal(value.quantize(Decimal("0.0001")))
+        return value.quantize(Decimal("0.0001"))
+
+
+def _money(value: Decimal) -> str:
+    return format_decimal(_four_places(value))
 
 
 def _saving(kind: str, amount: Decimal, currency: str, message: str,
-            evidence: dict[str, Any]) -> dict[str, Any]:
-    """A saving hint; its severity and rounding are settled in :func:`hints`."""
-    return {"kind": kind, "severity": "info", "message": message, "saving_estimate": amount,
-            "currency": currency, "evidence": evidence}
+            evidence: dict[str, Any]) -> Hint:
+    """A saving hint with its exact estimate; severity and rounding are settled in
+    :func:`hints`."""
+    return Hint(kind, "info", message, evidence, amount, currency)
 
 
-def _caching(uses: list[ModelUse], money: _Money) -> list[dict[str, Any]]:
+def _caching(uses: list[ModelUse], money: _Money) -> list[Hint]:
     found = []
     for use in uses:
         version = money.version(use.model)
@@ -188,7 +203,7 @@ def _cheaper_prices(version: PriceVersion, other: PriceVersion) -> bool:
     return True
 
 
-def _cheaper_model(uses: list[ModelUse], money: _Money) -> list[dict[str, Any]]:
+def _cheaper_model(uses: list[ModelUse], money: _Money) -> list[Hint]:
     found = []
     for use in uses:
         version = money.version(use.model)
@@ -235,44 +250,28 @@ def _cheaper_model(uses: list[ModelUse], money: _Money) -> list[dict[str, Any]]:
     return found
 
 
-def _unused_keys(conn: Connection, tenant: str, now: datetime) -> list[dict[str, Any]]:
-    cutoff = now - timedelta(days=UNUSED_KEY_DAYS)
-    k, c = api_keys.c, usage_records.c
-    last_used = (select(func.max(c.occurred_at)).where(c.tenant_id == tenant, c.key_id == k.id)
-                 .scalar_subquery())
-    rows = conn.execute(select(k.id, k.name, k.prefix, k.user_id, k.created_at,
-                               last_used.label("last_used"))
-                        .where(k.tenant_id == tenant, k.revoked_at.is_(None),
-                               k.created_at <= cutoff,
-                               (k.expires_at.is_(None)) | (k.expires_at > now))
-                        .order_by(k.created_at, k.id))
+def _unused_keys(keys: list[store.KeyUse], cutoff: datetime) -> list[Hint]:
     found = []
-    for row in rows:
+    for row in keys:
         last = row.last_used
         if last is not None and last >= cutoff:
             continue
         when = f"last used {last:%Y-%m-%d}" if last is not None else "never used"
         named = f" ({row.name})" if row.name else ""
-        found.append({
-            "kind": "unused_key", "severity": "warning",
-            "message": (f"API key {row.id}{named}, prefix {row.prefix}, has made no call for "
-                        f"{UNUSED_KEY_DAYS} days ({when}; created {row.created_at:%Y-%m-%d}); "
-                        "revoke it if nothing needs it, since every live key is a way in."),
-            "evidence": {"key_id": row.id, "name": row.name, "prefix": row.prefix,
-                         "user": row.user_id, "created_at": row.created_at.isoformat(),
-                         "last_used": last.isoformat() if last else None}})
+        found.append(Hint(
+            "unused_key", "warning",
+            f"API key {row.id}{named}, prefix {row.prefix}, has made no call for "
+            f"{UNUSED_KEY_DAYS} days ({when}; created {row.created_at:%Y-%m-%d}); "
+            "revoke it if nothing needs it, since every live key is a way in.",
+            {"key_id": row.id, "name": row.name, "prefix": row.prefix, "user": row.user_id,
+             "created_at": row.created_at.isoformat(),
+             "last_used": last.isoformat() if last else None}))
     return found
 
 
-def _concentration(conn: Connection, tenant: str, currency: str, since: datetime,
-                   now: datetime, days: int) -> tuple[list[dict[str, Any]], Decimal]:
+def _concentration(spend: dict[str | None, Decimal], currency: str,
+                   days: int) -> tuple[list[Hint], Decimal]:
     """The hint (if any) and the tenant's spend over the window in its currency."""
-    c = usage_records.c
-    rows = conn.execute(select(c.user_id, money_sum(c.billed_cost).label("billed"))
-                        .where(c.tenant_id == tenant, c.occurred_at >= since,
-                               c.occurred_at <= now, c.billed_currency == currency)
-                        .group_by(c.user_id))
-    spend = {r.user_id: r.billed for r in rows if r.billed}
     with localcontext(MONEY_CONTEXT):
         total = sum(spend.values(), ZERO)
     named = [(amount, user) for user, amount in spend.items() if user is not None]
@@ -283,35 +282,44 @@ def _concentration(conn: Connection, tenant: str, currency: str, since: datetime
         share = amount / total
     if share <= CONCENTRATION_SHARE:
         return [], total
-    return [{
-        "kind": "concentration", "severity": "warning" if share >= Decimal("0.8") else "info",
-        "message": (f"user {user} accounts for {share:.1%} of the tenant's spend over the last "
-                    f"{days} days ({_money(amount)} of {_money(total)} {currency}); check that "
-                    "this is expected, and consider a user budget."),
-        "evidence": {"user": user, "user_spend": format_decimal(amount),
-                     "total_spend": format_decimal(total), "share": _money(share),
-                     "users": len(spend), "days": days}}], total
+    return [Hint(
+        "concentration", "warning" if share >= Decimal("0.8") else "info",
+        f"user {user} accounts for {share:.1%} of the tenant's spend over the last "
+        f"{days} days ({_money(amount)} of {_money(total)} {currency}); check that "
+        "this is expected, and consider a user budget.",
+        {"user": user, "user_spend": format_decimal(amount),
+         "total_spend": format_decimal(total), "share": _money(share),
+         "users": len(spend), "days": days})], total
 
 
 def hints(engine: Engine, tenant: str, now: datetime | None = None,
-          days: int | str = DEFAULT_DAYS) -> list[dict[str, Any]]:
+          days: int | str = DEFAULT_DAYS) -> list[Hint]:
     """The tenant's hints over the last ``days`` days, biggest estimated saving first."""
     window = window_days(days)
     now = now or datetime.now(UTC)
     since = now - timedelta(days=window)
+    cutoff = now - timedelta(days=UNUSED_KEY_DAYS)
     with engine.connect() as conn:
         found = get_tenant(conn, tenant)
         money = _Money(load_pricebook(conn), load_fx(conn), found.currency, now)
-        uses = _model_use(conn, tenant, since, now)
-        concentration, spend = _concentration(conn, tenant, found.currency, since, now, window)
-        unused = _unused_keys(conn, tenant, now)
+        uses = _model_use(store.model_totals(conn, tenant, since, now))
+        by_user = store.billed_by_user(conn, tenant, found.currency, since, now)
+        keys = store.live_keys_created_before(conn, tenant, cutoff, now)
+    concentration, spend = _concentration(by_user, found.currency, window)
+    unused = _unused_keys(keys, cutoff)
     # Savings in the tenant's currency first (comparable), biggest first.
     savings = sorted([*_caching(uses, money), *_cheaper_model(uses, money)],
-                     key=lambda h: (h["currency"] != found.currency, -h["saving_estimate"],
-                                    h["kind"], h["evidence"]["model"]))
+                     key=lambda h: (h.currency != found.currency, -_estimate(h), h.kind,
+                                    h.evidence["model"]))
+    shown = []
     for hint in savings:
-        amount = hint["saving_estimate"]
-        if hint["currency"] == found.currency and spend > 0 and amount >= spend * WARNING_SHARE:
-            hint["severity"] = "warning"
-        hint["saving_estimate"] = _money(amount)
-    return [*savings, *concentration, *unused]
+        amount = _estimate(hint)
+        warn = hint.currency == found.currency and spend > 0 and amount >= spend * WARNING_SHARE
+        shown.append(dataclasses.replace(hint, severity="warning" if warn else hint.severity,
+                                         saving_estimate=_four_places(amount)))
+    return [*shown, *concentration, *unused]
+
+
+def _estimate(hint: Hint) -> Decimal:
+    assert hint.saving_estimate is not None  # savings always carry one
+    return hint.saving_estimate

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from meterline.catalog import genai
 from meterline.catalog.litellm import (
@@ -25,11 +25,12 @@ from meterline.catalog.shipped import CatalogEntries, parse_catalog_file
 from meterline.catalog.update import charges_same, load_update_source, plan_update
 from meterline.domain.fx import FxRate
 from meterline.domain.model_match import MatchRule
+from meterline.domain.money import format_decimal
 from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
 from meterline.errors import Conflict, InvalidInput, InvalidPrice
-from meterline.store import pricing
-from meterline.store.schema import fx_rates, price_versions
+from meterline.store import audit, pricing
+from meterline.store.audit import Actor
 
 IMPORT_FORMATS = ("litellm", "meterline")
 
@@ -48,7 +49,8 @@ class ImportSummary:
                 "conflicts": self.conflicts}
 
 
-def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual") -> PriceVersion:
+def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual", *,
+                actor: Actor | None) -> PriceVersion:
     """Add one of the operator's price versions, given in the catalog shape with ``model`` as
     ``provider/model``. One the operator already has at that start and currency is refused
     (history is never rewritten); other layers' versions at the same start are not touched."""
@@ -58,22 +60,21 @@ def add_version(engine: Engine, data: Mapping[str, Any], origin: str = "manual")
     version = PriceVersion.parse(data)
     layer = Layer.of_origin(origin)
     with engine.begin() as conn:
-        same_start = conn.execute(select(price_versions.c.id, price_versions.c.currency,
-                                         price_versions.c.layer).where(
-            price_versions.c.model_id == version.model,
-            price_versions.c.effective_from == version.effective_from)).all()
-        if any(row.currency == version.currency and row.layer == layer.label
-               for row in same_start):
+        same_start = pricing.versions_starting(conn, version.model, version.effective_from)
+        if any(currency == version.currency and label == layer.label
+               for _, currency, label in same_start):
             raise Conflict(f"{version.model} already has a {version.currency} price version "
                            f"effective from {version.effective_from.isoformat()}; versions "
                            "are never rewritten", model=version.model)
-        taken = {row.id for row in same_start}
+        taken = {taken_id for taken_id, _, _ in same_start}
         for candidate in (version.id, f"{version.id}#{version.currency}",
                           f"{version.id}#{layer.label}-{version.currency}"):
             if candidate not in taken:
                 version = replace(version, id=candidate)
                 break
         pricing.add_versions(conn, [version], origin, layer=layer)
+        audit.record(conn, actor, "price.set", target=version.id,
+                     details=version.to_json() | {"layer": layer.label})
     return version
 
 
@@ -97,8 +98,8 @@ def parse_import(raw: bytes, fmt: str, now: datetime | None = None) -> ImportRes
     return ImportResult(CatalogEntries(versions, aliases), [])
 
 
-def import_file(engine: Engine, raw: bytes, fmt: str, now: datetime | None = None
-                ) -> ImportSummary:
+def import_file(engine: Engine, raw: bytes, fmt: str, now: datetime | None = None, *,
+                actor: Actor | None) -> ImportSummary:
     """Store a price file's versions. A LiteLLM file carries no dates, so its prices count from
     now, and only where they differ from the LiteLLM layer's version in force (importing it
     twice adds nothing; higher layers are never compared with it, nor replaced by it: see
@@ -112,10 +113,18 @@ def import_file(engine: Engine, raw: bytes, fmt: str, now: datetime | None = Non
             plan = plan_update(book, result.versions, now=moment)
             added = pricing.add_versions(conn, _tagged(plan.new_versions, Layer.LITELLM),
                                          f"import:{fmt}", result.aliases)
-            return ImportSummary(added, len(plan.unchanged), result.skipped, result.duplicates,
-                                 plan.conflicts)
-        added = pricing.add_versions(conn, result.versions, f"import:{fmt}", result.aliases)
-    return ImportSummary(added, len(result.versions) - added, result.skipped, result.duplicates)
+            summary = ImportSummary(added, len(plan.unchanged), result.skipped,
+                                    result.duplicates, plan.conflicts)
+        else:
+            added = pricing.add_versions(conn, result.versions, f"import:{fmt}",
+                                         result.aliases)
+            summary = ImportSummary(added, len(result.versions) - added, result.skipped,
+                                    result.duplicates)
+        audit.record(conn, actor, "price.import", target=fmt, details={
+            "format": fmt, "bytes": len(raw), "added": summary.added,
+            "already_present": summary.already_present, "skipped": len(summary.skipped),
+            "conflicts": len(summary.conflicts)})
+    return summary
 
 
 @dataclass
@@ -157,7 +166,7 @@ def _genai_source(database: genai.GenaiCatalog, label: str) -> UpdateSource:
 
 
 def update_from(engine: Engine, source: UpdateSource, now: datetime | None = None,
-                dry_run: bool = False) -> dict[str, Any]:
+                dry_run: bool = False, *, actor: Actor | None) -> dict[str, Any]:
     """Bring the source's layer up to date: new models with their own dates, a version
     effective ``now`` for every model whose price changed. Only that layer is compared and
     written; with ``dry_run`` nothing is written."""
@@ -170,6 +179,11 @@ def update_from(engine: Engine, source: UpdateSource, now: datetime | None = Non
                                  _ORIGINS[source.layer], source.aliases, layer=source.layer)
             if source.rules is not None:
                 pricing.save_rules(conn, source.layer, source.rules)
+            audit.record(conn, actor, "price.update", target=source.layer.label, details={
+                "source": source.label, "layer": source.layer.label,
+                "added_versions": len(plan.new_versions), "new_models": len(plan.new_models),
+                "changed_models": len(plan.changed_models),
+                "conflicts": len(plan.conflicts)})
     return {"source": source.label, "layer": source.layer.label, "dry_run": dry_run,
             "new_models": plan.new_models, "changed_models": plan.changed_models,
             "unchanged": len(plan.unchanged), "added_versions": len(plan.new_versions),
@@ -224,14 +238,14 @@ def sources(book: PriceBook, at: datetime, *, model: str | None = None,
 
 
 def set_fx(engine: Engine, base: str, quote: str, rate: object,
-           effective_from: datetime | None = None) -> FxRate:
+           effective_from: datetime | None = None, *, actor: Actor | None) -> FxRate:
     fx = FxRate.parse(base, quote, rate, effective_from or datetime.now(UTC))
     with engine.begin() as conn:
-        clash = conn.execute(select(fx_rates.c.id).where(
-            fx_rates.c.base == fx.base, fx_rates.c.quote == fx.quote,
-            fx_rates.c.effective_from == fx.effective_from)).first()
-        if clash is not None:
+        if pricing.fx_rate_exists(conn, fx.base, fx.quote, fx.effective_from):
             raise Conflict(f"a {fx.base}->{fx.quote} rate effective from "
                            f"{fx.effective_from.isoformat()} exists; rates are never rewritten")
         pricing.add_fx_rate(conn, fx)
+        audit.record(conn, actor, "fx.set", target=f"{fx.base}/{fx.quote}", details={
+            "base": fx.base, "quote": fx.quote, "rate": format_decimal(fx.rate),
+            "effective_from": fx.effective_from.isoformat()})
     return fx

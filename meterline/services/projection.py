@@ -16,22 +16,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Date, case, cast, func, or_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection
 
 from meterline.domain import forecast as method
 from meterline.domain.budgets import Budget, Scope, period_bounds, projection
 from meterline.domain.fx import FxTable
 from meterline.domain.money import MONEY_CONTEXT, format_decimal
 from meterline.errors import FxRateMissing
-from meterline.store.schema import usage_records
-from meterline.store.types import money_sum
+from meterline.store import spend
 
 #: Request ids listed per currency that could not be converted (the count is always complete).
 LISTED_IDS = 20
+
+
+class Skipped(NamedTuple):
+    """Records of one currency that no FX rate converts: their cost, count and first ids."""
+
+    currency: str
+    cost: Decimal
+    records: int
+    request_ids: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"currency": self.currency, "cost": format_decimal(self.cost),
+                "records": self.records, "request_ids": self.request_ids}
 
 
 @dataclass
@@ -56,86 +67,29 @@ class DailyCosts:
         if request_id is not None and len(entry[2]) < LISTED_IDS:
             entry[2].append(request_id)
 
-    def unconverted_json(self) -> list[dict[str, Any]]:
-        return [{"currency": cur, "cost": format_decimal(cost), "records": count,
-                 "request_ids": ids}
+    def skipped(self) -> list[Skipped]:
+        return [Skipped(cur, cost, count, list(ids))
                 for cur, (cost, count, ids) in sorted(self.unconverted.items())]
-
-
-def _offset_spans(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-    """(from, UTC offset in minutes) for each stretch of constant offset in [start, end]."""
-
-    def offset(at: datetime) -> int:
-        delta = at.astimezone(zone).utcoffset()
-        return int(delta.total_seconds() // 60) if delta is not None else 0
-
-    spans = [(start, offset(start))]
-    at = start
-    while at < end:
-        step = min(at + timedelta(hours=1), end)
-        if offset(step) != spans[-1][1]:
-            low, high = at, step  # the change lies in (low, high]: narrow it to the second
-            while high - low > timedelta(seconds=1):
-                middle = low + (high - low) / 2
-                low, high = (low, middle) if offset(middle) != spans[-1][1] else (middle, high)
-            spans.append((high, offset(high)))
-        at = step
-    return spans
-
-
-def _local_day(conn: Connection, zone: ZoneInfo, start: datetime,
-               end: datetime) -> ColumnElement[Any]:
-    """SQL for the local date of ``occurred_at``: PostgreSQL knows timezones; SQLite shifts
-    the UTC time by the offset in force, which changes only at the DST transitions."""
-    at = usage_records.c.occurred_at
-    if conn.dialect.name == "postgresql":
-        return cast(func.timezone(zone.key, at), Date)
-    spans = _offset_spans(zone, start, end)
-    shifts = [f"{minutes:+d} minutes" for _, minutes in spans]
-    if len(spans) == 1:
-        return func.date(at, shifts[0])
-    whens = [(at < spans[i + 1][0], shifts[i]) for i in range(len(spans) - 1)]
-    return func.date(at, case(*whens, else_=shifts[-1]))
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def daily_costs(conn: Connection, scope: Scope, currency: str, zone: ZoneInfo, start: datetime,
                 end: datetime, fx: FxTable) -> DailyCosts:
     """Cost per local day of the records in ``scope`` with start ≤ occurred_at < end."""
-    c = usage_records.c
-    conditions = [c.occurred_at >= start, c.occurred_at < end]
-    for column, value in ((c.tenant_id, scope.tenant), (c.user_id, scope.user),
-                          (c.key_id, scope.key), (c.provider, scope.provider),
-                          (c.model, scope.model)):
-        if value is not None:
-            conditions.append(column == value)
-    day = _local_day(conn, zone, start, end).label("day")
     out = DailyCosts(currency)
     needs_fx = False
-    for group in conn.execute(
-            select(day, c.currency, c.billed_currency, money_sum(c.cost).label("cost"),
-                   money_sum(c.billed_cost).label("billed"), func.count().label("records"),
-                   func.count(c.cost).label("priced"))
-            .where(*conditions).group_by(day, c.currency, c.billed_currency)):
+    for group in spend.day_groups(conn, scope, zone, start, end):
         out.unpriced_records += group.records - group.priced
         if not group.priced:
             continue
-        if group.currency == currency:
-            out.add(_as_date(group.day), group.cost)
+        if group.currency == currency and group.cost is not None:
+            out.add(group.day, group.cost)
         elif group.billed_currency == currency and group.billed is not None:
-            out.add(_as_date(group.day), group.billed)
+            out.add(group.day, group.billed)
         else:
             needs_fx = True
     if needs_fx:
         # Converted call by call, at the rate in force at each call's time.
-        rows = conn.execute(select(c.request_id, c.occurred_at, c.cost, c.currency,
-                                   c.billed_cost, c.billed_currency).where(
-            *conditions, c.cost.is_not(None), c.currency != currency,
-            or_(c.billed_currency.is_(None), c.billed_currency != currency)))
-        for row in rows:
+        for row in spend.foreign_records(conn, scope, start, end, currency):
             converted = _convert(row, currency, fx)
             if converted is None:
                 out.skip(row.currency, row.cost, 1, row.request_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,11 +11,13 @@ from sqlalchemy import Engine
 
 from meterline.domain import quotas as rules
 from meterline.domain.events import parse_timestamp
-from meterline.domain.quotas import Grant
+from meterline.domain.quotas import Balance, Entry, Grant
 from meterline.errors import InvalidInput, NotFound
 from meterline.services.inputs import optional_name, optional_text, whole_number
+from meterline.store import audit
 from meterline.store import quotas as store
 from meterline.store.accounts import get_tenant
+from meterline.store.audit import Actor
 
 
 def _count(value: object, field: str, minimum: int) -> int:
@@ -22,7 +25,73 @@ def _count(value: object, field: str, minimum: int) -> int:
     return rules.units(whole_number(value), field=field, minimum=minimum)
 
 
-def grant(engine: Engine, raw: Mapping[str, Any]) -> dict[str, Any]:
+def _at(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """A new grant, as the API answers it and the audit log keeps it."""
+
+    grant: Grant
+
+    def to_json(self) -> dict[str, Any]:
+        g = self.grant
+        return {"id": g.id, "tenant": g.tenant, "user": g.user, "type": g.type,
+                "source": g.source, "amount": g.amount, "bonus": g.bonus,
+                "credited": g.credited, "reference": g.reference, "reason": g.reason,
+                "cycle": g.cycle, "granted_at": g.granted_at.isoformat(),
+                "expires_at": _at(g.expires_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaState:
+    """A tenant's balance by type and source, with units reserved by calls in flight, each
+    grant's remainder, and the latest entries of its quota ledger."""
+
+    tenant: str
+    balance: Balance
+    reserved: Mapping[str, int]
+    grants: list[Grant]
+    history: list[Entry]
+
+    def to_json(self) -> dict[str, Any]:
+        found = self.balance
+        return {
+            "tenant": self.tenant, "cycle": found.cycle,
+            "resets_at": found.resets_at.isoformat(),
+            "types": {t: {"available": b.available, "reserved": self.reserved.get(t, 0),
+                          "by_source": dict(b.by_source)} for t, b in found.types.items()},
+            "grants": [{"id": g.id, "user": g.user, "type": g.type, "source": g.source,
+                        "credited": g.credited, "remaining": found.remaining[g.id],
+                        "cycle": g.cycle, "reference": g.reference, "reason": g.reason,
+                        "expires_at": _at(g.expires_at)} for g in self.grants],
+            "history": [{"grant_id": e.grant_id, "type": e.type, "kind": e.kind,
+                         "delta": e.delta, "at": e.at.isoformat(),
+                         "request_id": e.request_id, "note": e.note} for e in self.history],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    allowances: Mapping[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "allowances": dict(self.allowances)}
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    tenant: str
+    plan: str
+    granted: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "plan": self.plan, "granted": self.granted}
+
+
+def grant(engine: Engine, raw: Mapping[str, Any], *, actor: Actor | None) -> Granted:
     """Credit a tenant (or one of its users) with units of a quota type."""
     now = datetime.now(UTC)
     tenant_id = optional_name(raw.get("tenant"), "tenant")
@@ -44,14 +113,13 @@ def grant(engine: Engine, raw: Mapping[str, Any]) -> dict[str, Any]:
         if not store.add_grant(conn, found):
             raise InvalidInput(f"source: the plan allowance of {quota_type} for cycle {cycle} "
                                "was already granted", field="source")
-    return {"id": found.id, "tenant": found.tenant, "user": found.user, "type": found.type,
-            "source": found.source, "amount": found.amount, "bonus": found.bonus,
-            "credited": found.credited, "reference": found.reference, "reason": found.reason,
-            "cycle": found.cycle, "granted_at": found.granted_at.isoformat(),
-            "expires_at": found.expires_at.isoformat() if found.expires_at else None}
+        shown = Granted(found)
+        audit.record(conn, actor, "quota.grant", target=found.id, tenant=found.tenant,
+                     details=shown.to_json())
+    return shown
 
 
-def show(engine: Engine, tenant_id: str, history_limit: int = 100) -> dict[str, Any]:
+def show(engine: Engine, tenant_id: str, history_limit: int = 100) -> QuotaState:
     """Balance by type and source, derived from the quota ledger, with its history."""
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -62,22 +130,11 @@ def show(engine: Engine, tenant_id: str, history_limit: int = 100) -> dict[str, 
         entries = store.history(conn, tenant.id)
         reserved = store.reserved_of(conn, tenant.id)
     found = rules.balance(grants, entries, now, tenant.timezone)
-    return {
-        "tenant": tenant.id, "cycle": found.cycle, "resets_at": found.resets_at.isoformat(),
-        "types": {t: {"available": b.available, "reserved": reserved.get(t, 0),
-                      "by_source": dict(b.by_source)} for t, b in found.types.items()},
-        "grants": [{"id": g.id, "user": g.user, "type": g.type, "source": g.source,
-                    "credited": g.credited, "remaining": found.remaining[g.id],
-                    "cycle": g.cycle, "reference": g.reference, "reason": g.reason,
-                    "expires_at": g.expires_at.isoformat() if g.expires_at else None}
-                   for g in grants],
-        "history": [{"grant_id": e.grant_id, "type": e.type, "kind": e.kind, "delta": e.delta,
-                     "at": e.at.isoformat(), "request_id": e.request_id, "note": e.note}
-                    for e in entries[-history_limit:]],
-    }
+    return QuotaState(tenant.id, found, reserved, grants, entries[-history_limit:])
 
 
-def set_plan(engine: Engine, plan_id: object, allowances: Mapping[str, Any]) -> dict[str, Any]:
+def set_plan(engine: Engine, plan_id: object, allowances: Mapping[str, Any], *,
+             actor: Actor | None) -> Plan:
     name = optional_name(plan_id, "plan")
     if name is None:
         raise InvalidInput("plan: missing", field="plan")
@@ -88,15 +145,17 @@ def set_plan(engine: Engine, plan_id: object, allowances: Mapping[str, Any]) -> 
              for t, n in allowances.items()}
     with engine.begin() as conn:
         store.set_plan(conn, name, clean, datetime.now(UTC))
-    return {"id": name, "allowances": clean}
+        audit.record(conn, actor, "plan.set", target=name, details={"allowances": clean})
+    return Plan(name, clean)
 
 
-def list_plans(engine: Engine) -> list[dict[str, Any]]:
+def list_plans(engine: Engine) -> list[Plan]:
     with engine.connect() as conn:
-        return [{"id": p.id, "allowances": p.allowances} for p in store.list_plans(conn)]
+        return [Plan(p.id, p.allowances) for p in store.list_plans(conn)]
 
 
-def subscribe(engine: Engine, tenant_id: str, plan_id: str) -> dict[str, Any]:
+def subscribe(engine: Engine, tenant_id: str, plan_id: str, *,
+              actor: Actor | None) -> Subscription:
     now = datetime.now(UTC)
     with engine.begin() as conn:
         tenant = get_tenant(conn, tenant_id)
@@ -104,4 +163,6 @@ def subscribe(engine: Engine, tenant_id: str, plan_id: str) -> dict[str, Any]:
             raise NotFound(f"no plan {plan_id!r}", plan=plan_id)
         store.subscribe(conn, tenant.id, plan_id, now)
         granted = store.ensure_plan_grants(conn, tenant.id, now, tenant.timezone)
-    return {"tenant": tenant_id, "plan": plan_id, "granted": granted}
+        audit.record(conn, actor, "plan.subscribe", target=plan_id, tenant=tenant.id,
+                     details={"plan": plan_id, "granted": granted})
+    return Subscription(tenant_id, plan_id, granted)

@@ -32,13 +32,14 @@ from meterline.domain.reconcile import (
 )
 from meterline.errors import FxRateMissing, InvalidInput
 from meterline.providers.bill_files import read_bill
-from meterline.store import pricing, provider_bills
+from meterline.store import audit, pricing, provider_bills
+from meterline.store.audit import Actor
 from meterline.store.schema import usage_daily
 from meterline.store.types import money_sum
 
 
 def import_bill(engine: Engine, text: str, file_format: str,
-                provider: str | None = None) -> dict[str, Any]:
+                provider: str | None = None, *, actor: Actor | None) -> dict[str, Any]:
     """Store a provider bill file's charges (replacing what was stored for its days)."""
     lines = read_bill(text, file_format, provider)
     if not lines:
@@ -48,15 +49,19 @@ def import_bill(engine: Engine, text: str, file_format: str,
         totals[line.currency] = MONEY_CONTEXT.add(totals.get(line.currency, ZERO),
                                                   line.period.amount)
     with engine.begin() as conn:
-        stored = provider_bills.replace(conn, [(line.period, line.currency) for line in lines],
-                                        file_format)
-    return {
-        "format": file_format, "rows": len(lines), "lines": stored,
-        "providers": sorted({line.period.provider for line in lines}),
-        "from": min(line.period.start for line in lines).isoformat(),
-        "until": max(line.period.end for line in lines).isoformat(),
-        "totals": {currency: format_decimal(total) for currency, total in sorted(totals.items())},
-    }
+        stored = provider_bills.replace(
+            conn, [(line.period, line.currency, line.raw) for line in lines], file_format)
+        names = sorted({line.period.provider for line in lines})
+        summary = {
+            "format": file_format, "rows": len(lines), "lines": stored, "providers": names,
+            "from": min(line.period.start for line in lines).isoformat(),
+            "until": max(line.period.end for line in lines).isoformat(),
+            "totals": {currency: format_decimal(total)
+                       for currency, total in sorted(totals.items())},
+        }
+        audit.record(conn, actor, "provider_bill.import", target=",".join(names),
+                     details=summary)
+    return summary
 
 
 def report(engine: Engine, cycle: object, *, provider: str | None = None,

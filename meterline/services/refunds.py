@@ -16,22 +16,17 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine
 
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter
 from meterline.errors import Conflict, InvalidInput, NotFound, StoreError
 from meterline.services.metering import new_request_id
 from meterline.services.records import record_json
-from meterline.store import archive, horizon, ledger
+from meterline.store import audit, horizon, ledger
+from meterline.store.audit import Actor
 from meterline.store.ledger import NewRecord
 from meterline.store.rollup_writes import REFUND_SOURCE
-from meterline.store.schema import (
-    charge_lines,
-    charge_lines_archive,
-    usage_records,
-    usage_records_archive,
-)
 
 REFUNDED: Final = "refunded"
 EVENT_PREFIX: Final = "refund:"
@@ -39,19 +34,12 @@ MAX_REASON: Final = 1000
 WRITE_ATTEMPTS: Final = 3
 
 
-def _stored(conn: Connection, request_id: str) -> tuple[Any, Table]:
-    """A record, hot or archived, and the table of its charge lines."""
-    for records, lines in ((usage_records, charge_lines),
-                           (usage_records_archive, charge_lines_archive)):
-        row = conn.execute(select(records).where(records.c.request_id == request_id)).first()
-        if row is not None:
-            return row, lines
-    raise NotFound(f"request_id: no usage record {request_id!r}", field="request_id")
-
-
 def _original(conn: Connection, request_id: str) -> tuple[Any, list[Any]]:
-    """The record to refund and its charge lines."""
-    row, lines = _stored(conn, request_id)
+    """The record to refund (hot or archived) and its charge lines."""
+    found = ledger.find_record(conn, request_id)
+    if found is None:
+        raise NotFound(f"request_id: no usage record {request_id!r}", field="request_id")
+    row, lines = found
     if row.source == REFUND_SOURCE:
         raise InvalidInput(f"request_id: {request_id} is itself a refund (of "
                            f"{row.event_id.removeprefix(EVENT_PREFIX)}); refund the original "
@@ -60,8 +48,7 @@ def _original(conn: Connection, request_id: str) -> tuple[Any, list[Any]]:
         raise Conflict(f"request_id: {request_id} is unpriced, so nothing was charged yet; "
                        "price it with `meterline rerate` first, then refund it",
                        field="request_id")
-    return row, list(conn.execute(select(lines).where(lines.c.request_id == request_id)
-                                  .order_by(lines.c.line_no)))
+    return row, lines
 
 
 def _negated(value: Any) -> Any:
@@ -92,7 +79,7 @@ def refund_record(original: Any, lines: list[Any], reason: str | None,
 
 
 def refund(engine: Engine, request_id: object, reason: object = None,
-           now: datetime | None = None) -> dict[str, Any]:
+           now: datetime | None = None, *, actor: Actor | None) -> dict[str, Any]:
     """Refund a usage record: ``{"refund": record, "refund_of", "duplicate"}``; asked again,
     the answer is the same refund with ``duplicate`` true (nothing is refunded twice)."""
     if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 40:
@@ -110,13 +97,18 @@ def refund(engine: Engine, request_id: object, reason: object = None,
                 guarded = horizon.guard(conn, [record])
                 inserted = ledger.write_records(conn, [*guarded.fresh, *guarded.refused])
                 event_id = record.row["event_id"]
-                c = (everywhere := archive.all_records()).c
-                stored = conn.execute(select(everywhere).where(
-                    c.tenant_id == original.tenant_id, c.event_id == event_id)).one()
+                stored = ledger.record_of_event(conn, original.tenant_id, event_id)
                 found = ledger.lines_of(conn, [stored.request_id],
                                         archived=True)[stored.request_id]
-            return {"refund_of": request_id, "duplicate": event_id not in inserted,
-                    "refund": record_json(stored, found)}
+                shown = record_json(stored, found)
+                duplicate = event_id not in inserted
+                if not duplicate:  # asked again: nothing changed
+                    audit.record(conn, actor, "usage.refund", target=request_id,
+                                 tenant=stored.tenant_id, details={
+                                     "reason": reason or None,
+                                     "refund_request_id": stored.request_id,
+                                     "cost": shown["cost"], "currency": shown["currency"]})
+            return {"refund_of": request_id, "duplicate": duplicate, "refund": shown}
         except StoreError as exc:
             # A lock conflict with another writer: the database decides duplicates, so
             # writing again is safe.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -19,7 +19,7 @@ from meterline.services.inputs import whole_number
 from meterline.store.accounts import get_tenant, list_tenants
 from meterline.store.pricing import load_fx
 from meterline.store.rollup_writes import SUM_CONTEXT, ZERO
-from meterline.store.schema import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
+from meterline.store.stats import LATENCY_BOUNDS_MS, LATENCY_BUCKETS
 
 UTC_ZONE = ZoneInfo("UTC")
 MAX_DAYS = 3660
@@ -121,6 +121,18 @@ def rounded_average(total: Decimal, count: int) -> Decimal:
     return context.divide(total, Decimal(count)).quantize(AVERAGE_PLACES, context=context)
 
 
+class Unconverted(NamedTuple):
+    """What no FX rate converted, in its price currency."""
+
+    currency: str
+    amount: Decimal
+    calls: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"currency": self.currency, "amount": format_decimal(self.amount),
+                "calls": self.calls}
+
+
 class Tally:
     """Adds amounts up in the view's currency; what it cannot convert is kept apart."""
 
@@ -176,9 +188,8 @@ class Tally:
                     continue
         return None
 
-    def unconverted_json(self) -> list[dict[str, Any]]:
-        return [{"currency": c, "amount": format_decimal(a), "calls": n}
-                for c, (a, n) in sorted(self._unconverted.items())]
+    def unconverted(self) -> list[Unconverted]:
+        return [Unconverted(c, a, n) for c, (a, n) in sorted(self._unconverted.items())]
 
 
 def _percentile_from_buckets(buckets: list[int], share: Decimal) -> int | None:

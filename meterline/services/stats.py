@@ -17,6 +17,7 @@ any tenant has reached.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from meterline.errors import InvalidInput
 from meterline.services.reporting import (
     Group,
     Tally,
+    Unconverted,
     View,
     load_view,
     parse_day,
@@ -41,8 +43,101 @@ GROUP_BY = (*store.DAILY_GROUPS, *store.METER_GROUPS, *store.RAW_GROUPS)
 DEFAULT_TREND_DAYS = 30
 
 
+def _unconverted_json(found: list[Unconverted]) -> list[dict[str, Any]]:
+    return [item.to_json() for item in found]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """All-time total, this month and today in ``currency``; calls and the share that
+    succeeded (None without calls); what could not be priced or converted."""
+
+    tenant: str | None
+    currency: str
+    total: Decimal
+    month: Decimal
+    today: Decimal
+    calls: int
+    success_rate: float | None
+    unpriced_calls: int
+    unconverted: list[Unconverted]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant, "currency": self.currency,
+            "total": format_decimal(self.total), "month": format_decimal(self.month),
+            "today": format_decimal(self.today), "calls": self.calls,
+            "success_rate": self.success_rate, "unpriced_calls": self.unpriced_calls,
+            "unconverted": _unconverted_json(self.unconverted),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Cost, calls and tokens per group over the days ``start`` to ``end`` (both included),
+    biggest cost first."""
+
+    tenant: str | None
+    currency: str
+    start: date
+    end: date
+    group_by: str
+    total_cost: Decimal
+    calls: int
+    unpriced_calls: int
+    unconverted: list[Unconverted]
+    groups: list[Group]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant, "currency": self.currency, "start": self.start.isoformat(),
+            "end": self.end.isoformat(), "group_by": self.group_by,
+            "total_cost": format_decimal(self.total_cost), "calls": self.calls,
+            "unpriced_calls": self.unpriced_calls,
+            "unconverted": _unconverted_json(self.unconverted),
+            "groups": [g.to_json() for g in self.groups],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    day: date
+    cost: Decimal
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Cost and calls of each day of the window (zero-filled), with its total, average (the
+    one rounded figure), and the dearest and cheapest days."""
+
+    tenant: str | None
+    currency: str
+    days: list[Day]
+    total: Decimal
+    average: Decimal
+    max: Decimal
+    min: Decimal
+    max_date: date
+    min_date: date
+    unpriced_calls: int
+    unconverted: list[Unconverted]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant, "currency": self.currency,
+            "days": [{"date": d.day.isoformat(), "cost": format_decimal(d.cost),
+                      "calls": d.calls} for d in self.days],
+            "total": format_decimal(self.total), "average": format_decimal(self.average),
+            "max": format_decimal(self.max), "min": format_decimal(self.min),
+            "max_date": self.max_date.isoformat(), "min_date": self.min_date.isoformat(),
+            "unpriced_calls": self.unpriced_calls,
+            "unconverted": _unconverted_json(self.unconverted),
+        }
+
+
 def summary(engine: Engine, tenant: str | None, reporting_currency: str,
-            now: datetime | None = None) -> dict[str, Any]:
+            now: datetime | None = None) -> Summary:
     """All-time total, this month and today, calls and the share that succeeded."""
     with engine.connect() as conn:
         view = load_view(conn, tenant, reporting_currency, now)
@@ -60,18 +155,14 @@ def summary(engine: Engine, tenant: str | None, reporting_currency: str,
             month = SUM_CONTEXT.add(month, amount)
             if row.day == local_today:
                 today = SUM_CONTEXT.add(today, amount)
-    return {
-        "tenant": view.tenant_id, "currency": view.currency,
-        "total": format_decimal(tally.total), "month": format_decimal(month),
-        "today": format_decimal(today), "calls": calls,
-        "success_rate": round(successes / calls, 4) if calls else None,
-        "unpriced_calls": tally.unpriced, "unconverted": tally.unconverted_json(),
-    }
+    return Summary(view.tenant_id, view.currency, tally.total, month, today, calls,
+                   round(successes / calls, 4) if calls else None, tally.unpriced,
+                   tally.unconverted())
 
 
 def stats(engine: Engine, tenant: str | None, reporting_currency: str, *,
           start: str | None = None, end: str | None = None, group_by: str | None = None,
-          now: datetime | None = None) -> dict[str, Any]:
+          now: datetime | None = None) -> Breakdown:
     """Cost, calls and tokens per group over a range of days (both ends included)."""
     group_by = group_by or "model"
     if group_by not in GROUP_BY:
@@ -103,12 +194,8 @@ def stats(engine: Engine, tenant: str | None, reporting_currency: str, *,
         tally.add(row, row.calls)
         calls += row.calls
     ordered = sorted(groups.values(), key=lambda g: (g.cost.copy_negate(), -g.calls, str(g.key)))
-    return {
-        "tenant": view.tenant_id, "currency": view.currency, "start": first.isoformat(),
-        "end": last.isoformat(), "group_by": group_by, "total_cost": format_decimal(tally.total),
-        "calls": calls, "unpriced_calls": tally.unpriced,
-        "unconverted": tally.unconverted_json(), "groups": [g.to_json() for g in ordered],
-    }
+    return Breakdown(view.tenant_id, view.currency, first, last, group_by, tally.total, calls,
+                     tally.unpriced, tally.unconverted(), ordered)
 
 
 def _groups(view: View, rows: Iterable[Any], count: str) -> dict[Any, Group]:
@@ -144,7 +231,7 @@ def _raw_groups(view: View, group_by: str, first: date, last: date,
 
 
 def trend(engine: Engine, tenant: str | None, reporting_currency: str,
-          days: object = None, now: datetime | None = None) -> dict[str, Any]:
+          days: object = None, now: datetime | None = None) -> Trend:
     """Cost and calls of each of the last ``days`` days (today included), zero-filled."""
     count = parse_days(days if days is not None else DEFAULT_TREND_DAYS)
     with engine.connect() as conn:
@@ -163,14 +250,8 @@ def trend(engine: Engine, tenant: str | None, reporting_currency: str,
     series = [(first + timedelta(days=n)) for n in range(count)]
     values = [costs.get(day, ZERO) for day in series]
     highest, lowest = max(values), min(values)
-    return {
-        "tenant": view.tenant_id, "currency": view.currency,
-        "days": [{"date": day.isoformat(), "cost": format_decimal(costs.get(day, ZERO)),
-                  "calls": calls.get(day, 0)} for day in series],
-        "total": format_decimal(tally.total),
-        "average": format_decimal(rounded_average(tally.total, count)),
-        "max": format_decimal(highest), "min": format_decimal(lowest),
-        "max_date": series[values.index(highest)].isoformat(),
-        "min_date": series[values.index(lowest)].isoformat(),
-        "unpriced_calls": tally.unpriced, "unconverted": tally.unconverted_json(),
-    }
+    return Trend(view.tenant_id, view.currency,
+                 [Day(day, costs.get(day, ZERO), calls.get(day, 0)) for day in series],
+                 tally.total, rounded_average(tally.total, count), highest, lowest,
+                 series[values.index(highest)], series[values.index(lowest)], tally.unpriced,
+                 tally.unconverted())

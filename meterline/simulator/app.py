@@ -12,6 +12,7 @@ from meterline.simulator.common import SimState, begin, json_response
 from meterline.simulator.gemini import gemini_routes
 from meterline.simulator.openai import chat_routes, openai_error
 from meterline.simulator.openai_media import media_routes
+from meterline.simulator.responses import responses_routes
 
 OPENAI_MODELS = (
     "gpt-5-mini",
@@ -82,6 +83,7 @@ def create_simulator(require_key: str | None = None, record: int = 64) -> Starle
     sim = SimState(require_key=require_key, record=record)
     routes = [
         *chat_routes(sim),
+        *responses_routes(sim),
         *anthropic_routes(sim),
         *media_routes(sim),
         *_model_routes(sim),

@@ -76,6 +76,7 @@ def authorized(request: Request, key: str) -> bool:
         headers.get("authorization") == f"Bearer {key}"
         or headers.get("x-api-key") == key
         or headers.get("x-goog-api-key") == key
+        or headers.get("api-key") == key  # Azure OpenAI
         or request.query_params.get("key") == key
     )
 

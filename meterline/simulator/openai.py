@@ -70,12 +70,19 @@ def openai_usage(p: Plan, model: str) -> dict[str, Any]:
     return usage
 
 
-def _completion(cid: str, model: str, p: Plan) -> dict[str, Any]:
+def served_tier(body: dict[str, Any]) -> str:
+    """The tier an answer says it was served in: the one asked for, ``auto`` as ``default``."""
+    tier = body.get("service_tier")
+    return tier if isinstance(tier, str) and tier not in ("", "auto") else "default"
+
+
+def _completion(cid: str, model: str, p: Plan, tier: str) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
+        "service_tier": tier,
         "system_fingerprint": FINGERPRINT,
         "choices": [
             {
@@ -108,13 +115,15 @@ def _content_tails(words: int) -> tuple[bytes, ...]:
     )
 
 
-def _stream(sim: SimState, cid: str, model: str, p: Plan, include_usage: bool) -> EventStream:
+def _stream(sim: SimState, cid: str, model: str, p: Plan, include_usage: bool,
+            tier: str) -> EventStream:
     # Every chunk starts alike: serialise that once and end it per chunk.
     start = {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
+        "service_tier": tier,
         "system_fingerprint": FINGERPRINT,
     }
     prefix = b"data: " + orjson.dumps(start)[:-1]
@@ -137,6 +146,8 @@ def _stream(sim: SimState, cid: str, model: str, p: Plan, include_usage: bool) -
 
 def chat_routes(sim: SimState) -> list[Route]:
     async def chat_completions(request: Request) -> Response:
+        if "deployment" in request.path_params and not request.query_params.get("api-version"):
+            return openai_error(404, "Resource not found")  # as Azure answers it
         body = await begin(request, sim, openai_error)
         if isinstance(body, Response):
             return body
@@ -161,7 +172,10 @@ def chat_routes(sim: SimState) -> list[Route]:
         if body.get("stream") is True:
             options = body.get("stream_options")
             include = isinstance(options, dict) and options.get("include_usage") is True
-            return _stream(sim, cid, model, p, include)
-        return json_response(_completion(cid, model, p))
+            return _stream(sim, cid, model, p, include, served_tier(body))
+        return json_response(_completion(cid, model, p, served_tier(body)))
 
-    return [Route("/v1/chat/completions", chat_completions, methods=["POST"])]
+    # Azure OpenAI serves the same at a deployment's path (with api-version) and at its v1 API.
+    return [Route(path, chat_completions, methods=["POST"])
+            for path in ("/v1/chat/completions", "/openai/v1/chat/completions",
+                         "/openai/deployments/{deployment}/chat/completions")]

@@ -19,8 +19,15 @@ from sqlalchemy.exc import IntegrityError
 
 from meterline.domain.money import currency_code
 from meterline.errors import AuthError, Conflict, InvalidInput, NotFound, UnknownTenant
-from meterline.store.schema import admin_tokens, api_keys, sessions, tenants, users
-from meterline.store.upsert import insert_ignore
+from meterline.store.schema import (
+    admin_tokens,
+    api_keys,
+    server_secrets,
+    sessions,
+    tenants,
+    users,
+)
+from meterline.store.upsert import insert_ignore, upsert
 
 KEY_PREFIX = "ml-"
 
@@ -166,13 +173,54 @@ def list_keys(conn: Connection, tenant_id: str | None = None) -> list[ApiKey]:
     return [_key(r) for r in conn.execute(query)]
 
 
+def find_key(conn: Connection, key_id: str) -> ApiKey | None:
+    """A key by its id (never its secret), or None."""
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    return None if row is None else _key(row)
+
+
+def has_user(conn: Connection, tenant_id: str, user_id: str) -> bool:
+    """Whether the tenant has had this user (users are recorded as their calls arrive)."""
+    c = users.c
+    return conn.execute(select(c.id).where(c.tenant_id == tenant_id,
+                                           c.id == user_id)).first() is not None
+
+
 def revoke_key(conn: Connection, key_id: str) -> ApiKey:
     row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
     if row is None:
         raise NotFound(f"unknown key {key_id!r}", key=key_id)
     if row.revoked_at is None:
         conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=_now()))
+        bump_key_generation(conn)
     return _key(conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one())
+
+
+#: The ``server_secrets`` row whose value changes whenever a stored key stops being what the
+#: gateways cached (a revocation): each gateway process reads it about once a second and forgets
+#: its cached keys when it changed (gateway/keys.py). It is not secret; the table is simply the
+#: one small name/value table every process shares.
+KEY_GENERATION = "api_key_generation"
+
+
+def bump_key_generation(conn: Connection) -> None:
+    """Tell every gateway process to forget its cached keys. Call it in the transaction that
+    changes a key, so that no process can read the new generation before the change."""
+    # A random value rather than a counter: no read-modify-write, so concurrent bumps need no
+    # retry, and any two values differ.
+    statement = upsert(conn, server_secrets)
+    conn.execute(statement.values(name=KEY_GENERATION, value=secrets.token_hex(16),
+                                  created_at=_now())
+                 .on_conflict_do_update(index_elements=["name"],
+                                        set_={"value": statement.excluded.value,
+                                              "created_at": statement.excluded.created_at}))
+
+
+def key_generation(conn: Connection) -> str | None:
+    """The current key generation (None until the first key is revoked)."""
+    value: str | None = conn.execute(select(server_secrets.c.value)
+                                     .where(server_secrets.c.name == KEY_GENERATION)).scalar()
+    return value
 
 
 def authenticate_key(conn: Connection, secret: str) -> ApiKey:

@@ -1,5 +1,6 @@
-"""Alerts in the database: created once per budget, period, kind and threshold; listed,
-resolved, and claimed for notification by whichever process gets there first."""
+"""Alerts in the database: created once per budget (or provider account), period, kind and
+threshold; listed, resolved, and claimed for notification by whichever process gets there
+first."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from meterline.store.upsert import insert_ignore
 
 THRESHOLD = "threshold"
 PROJECTED = "projected_overrun"
+LOW_BALANCE = "low_balance"
+BILL_DIFFERENCE = "bill_difference"
 #: Percentages are shown, not added up: two places, rounded.
 _PERCENT = Context(prec=60, rounding=ROUND_HALF_UP)
 
@@ -61,9 +64,28 @@ def _row(budget: Budget, period_start: datetime, kind: str, threshold: Decimal, 
             "created_at": now}
 
 
+def account_alert(source: str, scope: str, kind: str, *, level: str, threshold: Decimal,
+                  percentage: Decimal, amount: Decimal, limit: Decimal, currency: str,
+                  period: str, period_start: datetime, message: str,
+                  now: datetime) -> dict[str, Any]:
+    """An alert of a provider account (``source`` is ``provider:account``), not of a budget."""
+    return {"id": "alr_" + secrets.token_hex(8), "budget_id": None, "tenant_id": None,
+            "source": source, "scope": scope, "kind": kind, "level": level,
+            "threshold": threshold, "percentage": percentage, "amount": amount,
+            "limit_amount": limit, "currency": currency, "period": period,
+            "period_start": period_start, "message": message, "created_at": now}
+
+
+def percentage(part: Decimal, whole: Decimal) -> Decimal:
+    """``part`` of ``whole`` in percent, two places (as shown)."""
+    return _percentage(part, whole)
+
+
 def add(conn: Connection, row: dict[str, Any]) -> bool:
-    """Insert an alert unless this budget, period, kind and threshold already has one."""
-    done = conn.execute(insert_ignore(conn, alerts, ["budget_id", "period_start", "kind",
+    """Insert an alert unless this budget (or account), period, kind and threshold already has
+    one."""
+    owner = "source" if row.get("source") is not None else "budget_id"
+    done = conn.execute(insert_ignore(conn, alerts, [owner, "period_start", "kind",
                                                      "threshold"]).returning(alerts.c.id), row)
     return done.first() is not None
 

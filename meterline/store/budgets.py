@@ -167,6 +167,12 @@ def get_budget(conn: Connection, budget_id: str) -> Budget:
     return _budget(row)
 
 
+def budget_exists(conn: Connection, scope: Scope, period: str) -> bool:
+    """Whether the scope has a budget of this period (saving it then changes that one)."""
+    return conn.execute(select(budgets.c.id).where(
+        budgets.c.scope_key == scope.key_text, budgets.c.period == period)).first() is not None
+
+
 def list_budgets(conn: Connection, tenant_id: str | None = None) -> list[Budget]:
     query = select(budgets).order_by(budgets.c.created_at, budgets.c.id)
     if tenant_id is not None:

@@ -9,6 +9,7 @@ the ledger and answers for the key from then on. The claims of a process that di
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, union_all, update
@@ -61,6 +62,13 @@ def release(conn: Connection, tenant_id: str, key: str, request_id: str) -> None
     c = idempotency_claims.c
     conn.execute(delete(idempotency_claims).where(
         c.tenant_id == tenant_id, c.key == key, c.request_id == request_id))
+
+
+def release_calls(conn: Connection, request_ids: Sequence[str]) -> None:
+    """Give back the keys held by these calls (recorded as interrupted: they will not end)."""
+    if request_ids:
+        conn.execute(delete(idempotency_claims).where(
+            idempotency_claims.c.request_id.in_(list(request_ids))))
 
 
 def delete_expired(conn: Connection, now: datetime) -> None:

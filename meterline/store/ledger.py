@@ -21,7 +21,12 @@ from sqlalchemy import Connection, select, update
 from meterline.domain.money import convert_lines, format_decimal
 from meterline.domain.rating import ChargeLine
 from meterline.store import archive, budgets, bulk, quotas, rollups
-from meterline.store.schema import charge_lines, usage_records
+from meterline.store.schema import (
+    charge_lines,
+    charge_lines_archive,
+    usage_records,
+    usage_records_archive,
+)
 
 PRICED = "priced"
 UNPRICED = "unpriced"
@@ -157,6 +162,25 @@ def lines_of(conn: Connection, request_ids: Sequence[str],
             "meter": r.meter, "quantity": format_decimal(r.quantity), "unit": r.unit,
             "unit_price": format_decimal(r.unit_price), "amount": format_decimal(r.amount)})
     return out
+
+
+def find_record(conn: Connection, request_id: str) -> tuple[Any, list[Any]] | None:
+    """A record, hot or archived, with its charge line rows in order; None if there is none."""
+    for records, lines in ((usage_records, charge_lines),
+                           (usage_records_archive, charge_lines_archive)):
+        row = conn.execute(select(records).where(records.c.request_id == request_id)).first()
+        if row is not None:
+            return row, list(conn.execute(select(lines).where(lines.c.request_id == request_id)
+                                          .order_by(lines.c.line_no)))
+    return None
+
+
+def record_of_event(conn: Connection, tenant_id: str, event_id: str) -> Any:
+    """The record of a tenant's event, hot or archived (it must exist)."""
+    source = archive.all_records()
+    c = source.c
+    return conn.execute(select(source).where(c.tenant_id == tenant_id,
+                                             c.event_id == event_id)).one()
 
 
 def list_records(conn: Connection, *, tenant_id: str | None = None, user_id: str | None = None,

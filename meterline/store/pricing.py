@@ -138,6 +138,27 @@ def save_providers(conn: Connection, found: list[tuple[str, str, str]]) -> None:
                                                    created_at=now))
 
 
+def provider_names(conn: Connection) -> set[str]:
+    """The configured providers (every process records its own at start)."""
+    return {row.name for row in conn.execute(select(providers.c.name))}
+
+
+def versions_starting(conn: Connection, model: str, effective_from: datetime
+                      ) -> list[tuple[str, str, str]]:
+    """(id, currency, layer) of every stored version of ``model`` starting at that moment."""
+    c = price_versions.c
+    return [(row.id, row.currency, row.layer) for row in conn.execute(
+        select(c.id, c.currency, c.layer).where(c.model_id == model,
+                                                c.effective_from == effective_from))]
+
+
+def fx_rate_exists(conn: Connection, base: str, quote: str, effective_from: datetime) -> bool:
+    c = fx_rates.c
+    return conn.execute(select(c.id).where(c.base == base, c.quote == quote,
+                                           c.effective_from == effective_from)
+                        ).first() is not None
+
+
 def add_fx_rate(conn: Connection, rate: FxRate) -> None:
     conn.execute(insert_ignore(conn, fx_rates, ["base", "quote", "effective_from"]),
                  [{"base": rate.base, "quote": rate.quote, "rate": rate.rate,

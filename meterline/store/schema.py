@@ -295,6 +295,10 @@ alerts = Table(
     Column("resolved_at", UtcDateTime, nullable=True),
     # Once per budget, period, kind and threshold, however many processes see the crossing.
     UniqueConstraint("budget_id", "period_start", "kind", "threshold"),
+    # A provider account's alerts (low balance, bill differences) have no budget: ``source``
+    # is ``provider:account``, and the same once-only rule holds for it.
+    Column("source", String(200), nullable=True),
+    Index("uq_alerts_source", "source", "period_start", "kind", "threshold", unique=True),
 )
 
 # -- quotas (prepaid allowances) ---------------------------------------------------------------
@@ -523,6 +527,8 @@ provider_bill_lines = Table(
     Column("amount", Money, nullable=False),
     Column("source", String(16), nullable=False),
     Column("imported_at", UtcDateTime, nullable=False),
+    # The provider's rows the line sums (a list of JSON objects; None for older imports).
+    Column("raw", Json, nullable=True),
 )
 
 # -- the archive (store/archive.py) -------------------------------------------------------------
@@ -550,4 +556,61 @@ archive_state = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("cutoff", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=True),
+)
+
+# -- the audit log (store/audit.py) -------------------------------------------------------------
+
+# Admin actions, one row each, newest the highest id: who (an admin token's name,
+# ``session:<name>`` for a dashboard session, ``cli``), what (``bill.issue``, ``key.revoke``, …),
+# on which object, with the request's meaningful fields (never a secret). Rows are only added.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("actor", String(80), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("tenant_id", String(64), nullable=True, index=True),
+    Column("target", Text, nullable=True),
+    Column("details", Json, nullable=False),
+    Column("request_id", String(40), nullable=True),
+)
+
+# -- bill syncs and balances (store/sync_runs.py, store/provider_bills.py) -----------------------
+
+# One row per sync of a provider account's bill (``meterline sync --provider``, ``POST
+# /api/sync``, the daily schedule), newest the highest id. A scheduled run is claimed by its
+# (provider, account, cycle, day, trigger) row, so among several processes one runs a day's
+# sync; other runs have no day (NULLs never clash). ``error`` is scrubbed of credentials.
+sync_runs = Table(
+    "sync_runs", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("cycle", String(7), nullable=False),
+    Column("day", Date, nullable=True),
+    Column("trigger", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False, index=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("lines", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("progress", Json, nullable=True),
+    Column("summary", Json, nullable=True),
+    UniqueConstraint("provider", "account", "cycle", "day", "trigger"),
+)
+
+# What each provider account held, as its provider said it, appended on every sync.
+provider_balances = Table(
+    "provider_balances", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("run_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Index("ix_provider_balances_account_at", "provider", "account", "at"),
 )

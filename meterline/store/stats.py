@@ -15,8 +15,17 @@ from typing import Any, Final
 from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, literal, select
 
 from meterline.store.archive import all_records
-from meterline.store.schema import LATENCY_BUCKETS, usage_daily, usage_daily_meters
+from meterline.store.schema import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_BUCKETS,
+    usage_daily,
+    usage_daily_meters,
+)
 from meterline.store.types import money_sum
+
+# The latency histogram's buckets are re-exported: services read rollup rows through here.
+__all__ = ["DAILY_GROUPS", "LATENCY_BOUNDS_MS", "LATENCY_BUCKETS", "METER_GROUPS", "RAW_GROUPS",
+           "daily", "meters", "raw_records"]
 
 #: What ``group_by`` names, as the rollup column it groups on.
 DAILY_GROUPS: Final = {"provider": "provider", "model": "model", "user": "user_id",

@@ -13,8 +13,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from meterline.api.state import state
+from meterline.domain.money import format_decimal
 from meterline.services import bills as bill_service
 from meterline.services import reconciliation
+from meterline.services.bills import BillView
 from meterline.web.layout import field, link, page, render, signed_in, table
 
 router = APIRouter(include_in_schema=False)
@@ -40,21 +42,23 @@ async def bill_page(request: Request, tenant: str | None = None, cycle: str | No
         lambda bill: form + _bill(bill))
 
 
-def _bill(bill: dict[str, Any]) -> str:
+def _bill(found: BillView) -> str:
+    bill = found.bill
     exports = " ".join(
-        link(f"/api/bills/{quote(bill['tenant'], safe='')}/{bill['cycle']}/export", label,
-             format=fmt, lang=lang, user=bill["user"])
+        link(f"/api/bills/{quote(bill.tenant, safe='')}/{bill.cycle}/export", label,
+             format=fmt, lang=lang, user=bill.user)
         for label, fmt, lang in (("CSV", "csv", "en"), ("CSV 中文", "csv", "zh"),
                                  ("XLSX", "xlsx", "en"), ("FOCUS", "focus", "en")))
     lines = table(("Model", "Meter", "Quantity", "Unit", "Unit price", "Amount", "Status",
                    "Adjusts"),
-                  ((ln["model"], ln["meter"], ln["quantity"], ln["unit"], ln["unit_price"],
-                    ln["amount"], ln["status"], ln["adjustment_of"]) for ln in bill["lines"]),
+                  ((ln.model, ln.meter, format_decimal(ln.quantity), ln.unit,
+                    format_decimal(ln.unit_price), format_decimal(ln.amount), ln.status,
+                    ln.adjustment_of) for ln in bill.lines),
                   numeric=(2, 4, 5))
-    whose = f"{bill['tenant']}" + (f" / {bill['user']}" if bill["user"] else "")
-    return (f"<h2>{escape(whose)}, {escape(bill['cycle'])}: {escape(bill['total'])} "
-            f"{escape(bill['currency'])} ({escape(bill['status'])})</h2><p>Export: {exports}</p>"
-            f"{lines}")
+    whose = f"{bill.tenant}" + (f" / {bill.user}" if bill.user else "")
+    return (f"<h2>{escape(whose)}, {escape(str(bill.cycle))}: "
+            f"{escape(format_decimal(bill.total))} {escape(bill.currency)} "
+            f"({escape(bill.status.value)})</h2><p>Export: {exports}</p>{lines}")
 
 
 @router.get("/reconcile")

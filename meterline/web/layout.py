@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from meterline.api.auth import SESSION_COOKIE
-from meterline.api.errors import answer as answer_of
-from meterline.api.errors import public_message
 from meterline.api.state import state
+from meterline.asgi.errors import answer as answer_of
+from meterline.asgi.errors import public_message
 from meterline.errors import AuthError, MeterlineError
 
 COOKIE: Final = SESSION_COOKIE

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from meterline.api.state import state
+from meterline.domain.money import format_decimal
 from meterline.services import alerts as alert_service
 from meterline.services import budgets as budget_service
 from meterline.web.layout import field, render, table
@@ -31,9 +32,10 @@ async def limits_page(request: Request, tenant: str | None = None) -> Response:
         budgets = table(
             ("Scope", "Period", "Mode", "Limit", "Spent", "Reserved", "Remaining", "Projected",
              "Currency", "Overrun?"),
-            ((b["scope"], b["period"], b["mode"], b["amount"], b["spent"], b["reserved"],
-              b["remaining"], b["projected"], b["currency"],
-              "yes" if b["projected_overrun"] else "") for b in found["budgets"]),
+            ((b.scope, b.budget.period, b.budget.mode, *map(format_decimal, (
+                b.budget.limit, b.spent, b.reserved, b.remaining, b.projected)),
+              b.budget.currency, "yes" if b.projected_overrun else "")
+             for b in found["budgets"]),
             numeric=(3, 4, 5, 6, 7))
         alerts = table(("When", "Level", "Scope", "Message"),
                        ((a["created_at"], a["level"], a["scope"], a["message"])

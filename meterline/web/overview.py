@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from meterline.api.state import state
-from meterline.domain.money import ZERO
+from meterline.domain.money import ZERO, format_decimal
 from meterline.services import stats as stats_service
 from meterline.services.records import record_json
+from meterline.services.stats import Trend
 from meterline.store import ledger
 from meterline.store.accounts import list_tenants
 from meterline.web.layout import link, render, table
@@ -47,16 +48,16 @@ async def overview(request: Request, tenant: str | None = None) -> Response:
 
 def _show(data: dict[str, Any]) -> str:
     summary = data["summary"]
-    currency = summary["currency"]
+    currency = summary.currency
     scope = data["tenant"] or "all tenants"
     tenants = " ".join(link("/", t, tenant=t) for t in data["tenants"])
-    rate = summary["success_rate"]
+    rate = summary.success_rate
     cards = "".join(
         f"<div class=card>{escape(label)}<b>{escape(value)}</b></div>" for label, value in (
-            ("Today", f"{summary['today']} {currency}"),
-            ("This month", f"{summary['month']} {currency}"),
-            ("Total", f"{summary['total']} {currency}"),
-            ("Calls", str(summary["calls"])),
+            ("Today", f"{format_decimal(summary.today)} {currency}"),
+            ("This month", f"{format_decimal(summary.month)} {currency}"),
+            ("Total", f"{format_decimal(summary.total)} {currency}"),
+            ("Calls", str(summary.calls)),
             ("Succeeded", f"{rate * 100:.1f} %" if rate is not None else "-")))
     calls = table(("When", "Tenant", "User", "Model", "Status", "Cost", "Currency"),
                   ((c["timestamp"], c["tenant"], c["user"], c["model"], c["status"],
@@ -67,22 +68,24 @@ def _show(data: dict[str, Any]) -> str:
             f"{calls if data['calls'] else '<p>No calls yet.</p>'}")
 
 
-def _chart(trend: dict[str, Any]) -> str:
+def _chart(trend: Trend) -> str:
     """The daily costs as an inline SVG bar chart, and the days with calls as a table."""
-    days = trend["days"]
-    top = max((Decimal(d["cost"]) for d in days), default=ZERO) or Decimal(1)
+    days = trend.days
+    top = max((d.cost for d in days), default=ZERO) or Decimal(1)
 
-    def height(cost: str) -> Decimal:  # pixels, for drawing only
-        return (max(Decimal(cost), ZERO) * BAR_HEIGHT / top).quantize(PIXEL)
+    def height(cost: Decimal) -> Decimal:  # pixels, for drawing only
+        return (max(cost, ZERO) * BAR_HEIGHT / top).quantize(PIXEL)
 
     bars = "".join(
-        f"<rect x={i * BAR_WIDTH} y={BAR_HEIGHT - height(d['cost'])} width={BAR_WIDTH - 2} "
-        f"height={height(d['cost'])} fill='#4a7'>"
-        f"<title>{escape(d['date'])}: {escape(d['cost'])}</title></rect>"
+        f"<rect x={i * BAR_WIDTH} y={BAR_HEIGHT - height(d.cost)} width={BAR_WIDTH - 2} "
+        f"height={height(d.cost)} fill='#4a7'>"
+        f"<title>{escape(d.day.isoformat())}: {escape(format_decimal(d.cost))}</title></rect>"
         for i, d in enumerate(days))
     busy = table(("Day", "Cost", "Calls"),
-                 ((d["date"], d["cost"], d["calls"]) for d in reversed(days) if d["calls"]),
+                 ((d.day.isoformat(), format_decimal(d.cost), d.calls)
+                  for d in reversed(days) if d.calls),
                  numeric=(1, 2))
     return (f"<svg width={len(days) * BAR_WIDTH} height={BAR_HEIGHT} role=img "
-            f"aria-label='daily cost'>{bars}</svg><p>Total {escape(trend['total'])} "
-            f"{escape(trend['currency'])}, average {escape(trend['average'])} a day</p>{busy}")
+            f"aria-label='daily cost'>{bars}</svg><p>Total "
+            f"{escape(format_decimal(trend.total))} {escape(trend.currency)}, average "
+            f"{escape(format_decimal(trend.average))} a day</p>{busy}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -172,3 +173,43 @@ def test_tenants_are_isolated(client: httpx.Client, tenant_key: str) -> None:
     key_a = client.get("/api/keys", params={"tenant": "acme"}, headers=ADMIN).json()["keys"][0]
     assert client.post(f"/api/keys/{key_a['id']}/revoke", headers=other).status_code == 401
     assert client.post("/v1/billing/quote", json=QUOTE, headers=mine).status_code == 200
+
+
+def _admin_operations(client: httpx.Client) -> list[tuple[str, str]]:
+    """Every admin API operation in the app's own OpenAPI schema, path parameters filled."""
+    schema = client.get("/openapi.json").json()
+    operations = []
+    for path, methods in schema["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "x", path)
+        operations += [(method.upper(), concrete) for method in methods
+                       if method in ("get", "post", "put", "patch", "delete")]
+    return operations
+
+
+def test_every_admin_operation_refuses_every_wrong_credential(client: httpx.Client,
+                                                              tenant_key: str) -> None:
+    # A revoked admin token, and a dashboard session that was signed out.
+    made = client.post("/api/admin-tokens", json={"name": "leaver"}, headers=ADMIN).json()
+    assert client.post(f"/api/admin-tokens/{made['id']}/revoke",
+                       headers=ADMIN).status_code == 200
+    client.post("/login", data={"token": "test-admin-token"}, follow_redirects=False)
+    session = client.cookies.get("meterline_session")
+    assert session
+    client.post("/logout", follow_redirects=False)
+    client.cookies.clear()
+    credentials = [({}, "missing admin token"),
+                   (bearer("wrong-token"), "invalid admin token"),
+                   (bearer(tenant_key), "invalid admin token"),
+                   (bearer(made["token"]), "revoked"),
+                   ({"Cookie": f"meterline_session={session}"}, "sign in again")]
+    operations = _admin_operations(client)
+    assert len(operations) >= 40, operations  # the whole admin API, not a sample
+    for method, path in operations:
+        for headers, says in credentials:
+            answer = client.request(method, path, headers=headers)
+            assert answer.status_code == 401, (method, path, headers, answer.text)
+            assert says in answer.json()["error"]["message"], (method, path, answer.text)
+    assert [t["id"] for t in client.get("/api/tenants", headers=ADMIN).json()["tenants"]] == [
+        "acme"]

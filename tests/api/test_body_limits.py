@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from meterline.api.bodies import LOGIN_MAX_BODY_BYTES
-from meterline.api.http import MAX_BODY_BYTES
+from meterline.asgi.responses import MAX_BODY_BYTES
 from tests.conftest import ADMIN_TOKEN
 
 #: path -> its limit: the sign-in form, a tenant-key endpoint, an admin endpoint and the

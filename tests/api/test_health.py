@@ -18,7 +18,7 @@ def test_health_readiness_and_schema(client: httpx.Client) -> None:
     assert (found["status"], found["revision"]) == ("ready", head_revision())
     assert found["revision"]  # a real revision, not None
     assert set(found["loops"]) == {"price_refresh", "hold_sweep", "lease_sweep", "alerts",
-                                   "journal_drainer"}
+                                   "interrupted_calls", "journal_drainer", "bill_sync"}
     assert all(loop["failures"] == 0 for loop in found["loops"].values())
     assert found["journal"] == {"pending": 0}
 

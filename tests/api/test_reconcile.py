@@ -109,8 +109,8 @@ def test_bad_bills_and_parameters_are_refused_naming_the_field(client: httpx.Cli
     bad = BILL.replace("0.0022", "lots")
     assert "line 3" in refused(client.post("/api/provider-bills", content=bad.encode(),
                                            headers=ADMIN), 400, "BilledCost")
-    assert "not read yet" in refused(client.post(
-        "/api/provider-bills", params={"format": "aliyun"}, content=b"x", headers=ADMIN),
+    assert "one of focus, aliyun" in refused(client.post(
+        "/api/provider-bills", params={"format": "azure"}, content=b"x", headers=ADMIN),
         400, "format")
     refused(client.post("/api/provider-bills", content=b"\xff\xfe", headers=ADMIN), 400, "body")
     refused(client.get("/api/reconcile", params={"cycle": "2026-13"}, headers=ADMIN), 400,

@@ -57,6 +57,15 @@ def test_refusals(client: httpx.Client, ok, run_cli, fails) -> None:
     fails(run_cli("admin-tokens", "revoke", "999"), 1, "no admin token")
 
 
+def test_the_last_active_token_is_not_revoked(client: httpx.Client, ok, run_cli, fails) -> None:
+    # Revoking it would lock every admin out of the API and the dashboard.
+    fails(run_cli("admin-tokens", "revoke", "config"), 1, "last active", "admin-tokens create")
+    answer = client.post("/api/admin-tokens/config/revoke", headers=ADMIN)
+    assert answer.status_code == 409 and "last active" in answer.json()["error"]["message"]
+    ok("admin-tokens", "create", "spare")
+    assert ok("admin-tokens", "revoke", "config", "--json")["revoked_at"]
+
+
 def test_a_rotated_configured_token_is_revoked_for_good(config: Config, client: httpx.Client,
                                                         ok, fails, run_cli) -> None:
     """The operator rotates ``admin_token``: the new one is stored at start beside the old;

@@ -40,7 +40,9 @@ def test_sync_and_reconcile_refuse_bad_input(run_cli: Any, fails: Any, tmp_path:
     fails(run_cli("sync", "--file", str(tmp_path / "none.csv")), 2, "none.csv")
     bill = tmp_path / "bill.csv"
     bill.write_text(BILL)
-    fails(run_cli("sync", "--file", str(bill), "--format", "tencent"), 2, "not read yet")
+    fails(run_cli("sync", "--file", str(bill), "--format", "tencent"), 2, "tencent file",
+          "Usage Start Time")
+    fails(run_cli("sync", "--file", str(bill), "--cycle", "2026-10"), 2, "--cycle")
     bill.write_text(BILL.replace("0.00125", "cheap"))
     fails(run_cli("sync", "--file", str(bill)), 2, "line 2", "BilledCost")
     fails(run_cli("reconcile", "--cycle", "October"), 2, "cycle")

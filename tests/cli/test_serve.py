@@ -91,3 +91,22 @@ def test_serve_on_a_port_in_use_stores_and_prints_nothing(run):
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: address already in use")
     # and the fixture checks that the database was never touched
+
+
+# --- the log format (meterline/logs.py) ----------------------------------------------------------
+
+def test_serve_has_a_log_format_option(run):
+    flat = " ".join(run("serve", "--help").stdout.split())
+    assert "--log-format [text|json]" in flat
+
+
+def test_serve_refuses_an_unknown_log_format_before_starting(run, tmp_path):
+    refused = run("serve", "--log-format", "xml")
+    assert refused.exit_code == 2
+    assert "--log-format" in refused.stderr and "Traceback" not in refused.output
+    config = tmp_path / "meterline.toml"
+    config.write_text('log_format = "xml"\n')
+    result = run("serve", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: config: log_format must be one of text, json")
+    assert "Traceback" not in result.output

@@ -152,8 +152,8 @@ def test_calls_far_from_the_limit_are_admitted_from_a_lease(gateway_factory: Any
         served = [chat(client) for _ in range(10)]
         during = budget(gw, created["id"])
     metrics = gw.admin.get("/metrics").text
-    assert "meterline_leases_opened_total 1\n" in metrics
-    assert "meterline_lease_admissions_total 9\n" in metrics
+    assert "meterline_leases_opened_total 1.0\n" in metrics
+    assert "meterline_lease_admissions_total 9.0\n" in metrics
     # While the lease is open it holds far more than the calls cost: never less than the truth.
     costs = [money(gw.record(r.headers["x-meterline-request-id"])["cost"]) for r in served]
     assert money(during["spent"]) + money(during["reserved"]) > sum(costs)

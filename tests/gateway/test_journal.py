@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from meterline.gateway.drainer import Drainer
-from meterline.gateway.journal import Journal, encode
+from meterline.gateway.drainer import Drainer, finished_writers, forget_writer
+from meterline.gateway.journal import Journal, encode, writer_of
 
 WRITER = Path(__file__).with_name("journal_writer.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -201,7 +201,48 @@ def test_checkpoint_survives_a_restart(tmp_path: Path) -> None:
     assert Journal(tmp_path).drain(sink) == 3
     assert sink.ids == new
     assert segment_files(tmp_path) == []  # the closed segment was drained, then deleted
-    assert list(tmp_path.iterdir()) == []
+    # What is left says the first writer is done (gateway/inflight.py removes it).
+    assert [p.name for p in tmp_path.iterdir()] == [f"writer-{first.writer}.lock"]
+
+
+def test_a_writer_is_finished_once_closed_and_drained(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    assert finished_writers(tmp_path) == []
+    append_n(journal, 2)
+    other = Journal(tmp_path)
+    append_n(other, 1)
+    assert journal.writer != other.writer
+    assert all(writer_of(path) == journal.writer for path in segment_files(tmp_path)[:1])
+    assert finished_writers(tmp_path) == []  # both alive
+    journal.close()
+    assert finished_writers(tmp_path) == []  # closed, but its lines are not drained yet
+    assert other.drain(Collect()) == 3
+    assert finished_writers(tmp_path) == [journal.writer]
+    forget_writer(tmp_path, journal.writer)
+    assert finished_writers(tmp_path) == []
+    other.close()
+    assert finished_writers(tmp_path) == []  # its segment is still there, drained
+    assert Journal(tmp_path).drain(Collect()) == 0  # a journal that never wrote: no writer
+    assert finished_writers(tmp_path) == [other.writer]
+
+
+def test_a_killed_writer_is_finished_once_its_lines_are_drained(tmp_path: Path) -> None:
+    code = ("import os, sys\n"
+            "from pathlib import Path\n"
+            "from meterline.gateway.journal import Journal\n"
+            "journal = Journal(Path(sys.argv[1]))\n"
+            "journal.append({'request_id': 'killed-0'})\n"
+            "print(journal.writer, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    writer = done.stdout.strip()
+    assert finished_writers(tmp_path) == []  # its segment is still there
+    sink = Collect()
+    assert Journal(tmp_path).drain(sink) == 1
+    assert sink.ids == ["killed-0"]
+    assert finished_writers(tmp_path) == [writer]
 
 
 def test_unreadable_checkpoint_replays_the_segment(tmp_path: Path,
@@ -376,6 +417,9 @@ def test_a_forked_child_writes_its_own_segment(tmp_path: Path) -> None:
     assert journal.drain(sink) == 3
     assert sorted(sink.ids) == ["child-0", "parent-0", "parent-1"]
     assert segment_files(tmp_path) == [journal.segment]
+    # The child wrote under a name of its own, and is done; the parent still writes.
+    (child,) = finished_writers(tmp_path)
+    assert child != journal.writer and child.startswith(f"{pid}-")
 
 
 def test_leftover_sidecars_of_deleted_segments_are_swept(tmp_path: Path) -> None:

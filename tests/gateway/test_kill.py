@@ -79,7 +79,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path):
         yield url
 
 
-def test_calls_survive_sigkill_right_after_the_answer(database, upstream, tmp_path):
+def serve_env(database: str, upstream, tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``meterline serve`` on ``database`` in front of ``upstream``, its
+    journal in ``tmp_path``."""
     journal = tmp_path / "journal"
     config = tmp_path / "meterline.toml"
     config.write_text(f"""
@@ -101,6 +103,11 @@ api_key_env = "{KEY_ENV}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
     env.update({"METERLINE_DATABASE_URL": database, "METERLINE_ADMIN_TOKEN": ADMIN_TOKEN,
                 "METERLINE_CONFIG": str(config), KEY_ENV: UPSTREAM_KEY})
+    return env
+
+
+def test_calls_survive_sigkill_right_after_the_answer(database, upstream, tmp_path):
+    env = serve_env(database, upstream, tmp_path)
     log = tmp_path / "gateway.log"
 
     first = Gateway(env, log)

@@ -1,16 +1,20 @@
 """``GET /metrics``: Prometheus counters of requests, tokens and cost by provider and model, and
-the upstream latency histogram, after real calls through the gateway."""
+the upstream latency histogram, after real calls through the gateway (prometheus_client, a
+registry per app). Several worker processes: tests/cli/test_serve_workers.py."""
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from collections import Counter
 from decimal import Decimal
 
 import openai
 import pytest
 
 from meterline.config import Secret
+from meterline.gateway.metrics import Metrics
 from tests.gateway.conftest import money
 
 LINE = re.compile(r"^([a-z_]+)(\{[^}]*\})? (\S+)$")
@@ -35,6 +39,11 @@ def scrape(gateway) -> dict[tuple[str, frozenset], str]:
 
 def sample(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
+
+
+def number(samples, name, **labels) -> float | None:
+    found = sample(samples, name, **labels)
+    return None if found is None else float(found)
 
 
 def test_metrics_after_calls(gateway_factory):
@@ -66,37 +75,38 @@ def test_metrics_after_calls(gateway_factory):
     deadline = time.monotonic() + 5
     while True:  # a stream is counted as it ends, just after its last bytes went out
         samples = scrape(gateway)
-        done = sample(samples, "meterline_requests_total", provider="openai", model=NANO,
+        done = number(samples, "meterline_requests_total", provider="openai", model=NANO,
                       status="success")
-        if done == "3" or time.monotonic() > deadline:
+        if done == 3 or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    assert done == "3"
-    assert sample(samples, "meterline_requests_total", provider="openai", model=NANO,
-                  status="error") == "1"
-    assert sample(samples, "meterline_requests_total", provider="anthropic",
-                  model="anthropic/claude-sonnet-4-6", status="success") == "1"
+    assert done == 3
+    assert number(samples, "meterline_requests_total", provider="openai", model=NANO,
+                  status="error") == 1
+    assert number(samples, "meterline_requests_total", provider="anthropic",
+                  model="anthropic/claude-sonnet-4-6", status="success") == 1
     # Tokens: prompts of 1, 3 and 2 words; answers of 16, 4 and 2 tokens.
-    assert sample(samples, "meterline_tokens_total", provider="openai", model=NANO,
-                  direction="input") == "6"
-    assert sample(samples, "meterline_tokens_total", provider="openai", model=NANO,
-                  direction="output") == "22"
-    assert sample(samples, "meterline_tokens_total", provider="anthropic",
-                  model="anthropic/claude-sonnet-4-6", direction="input") == "7"
+    assert number(samples, "meterline_tokens_total", provider="openai", model=NANO,
+                  direction="input") == 6
+    assert number(samples, "meterline_tokens_total", provider="openai", model=NANO,
+                  direction="output") == 22
+    assert number(samples, "meterline_tokens_total", provider="anthropic",
+                  model="anthropic/claude-sonnet-4-6", direction="input") == 7
     nano_cost = sum((money(r["cost"]) for r in records if r["model"] == NANO), Decimal(0))
     assert nano_cost == Decimal("0.000050")  # (6 * 1 + 22 * 2) per 1M
-    assert Decimal(sample(samples, "meterline_cost_total", provider="openai", model=NANO,
-                          currency="USD")) == nano_cost
-    assert Decimal(sample(samples, "meterline_cost_total", provider="anthropic",
-                          model="anthropic/claude-sonnet-4-6", currency="USD")) \
-        == money(records[-1]["cost"])
+    # The ledger's cost is exact; the metric is a float, as every Prometheus value is.
+    assert math.isclose(number(samples, "meterline_cost_total", provider="openai", model=NANO,
+                               currency="USD"), nano_cost, rel_tol=1e-9)
+    assert math.isclose(number(samples, "meterline_cost_total", provider="anthropic",
+                               model="anthropic/claude-sonnet-4-6", currency="USD"),
+                        money(records[-1]["cost"]), rel_tol=1e-9)
 
     # The latency histogram: every call that got an answer from the upstream, cumulative buckets.
-    count = int(sample(samples, "meterline_upstream_latency_seconds_count", provider="openai"))
+    count = number(samples, "meterline_upstream_latency_seconds_count", provider="openai")
     assert count == 4
     buckets = sorted(
         ((float("inf") if dict(labels)["le"] == "+Inf" else float(dict(labels)["le"])),
-         int(value))
+         float(value))
         for (name, labels), value in samples.items()
         if name == "meterline_upstream_latency_seconds_bucket"
         and dict(labels)["provider"] == "openai")
@@ -104,10 +114,61 @@ def test_metrics_after_calls(gateway_factory):
     counts = [n for _, n in buckets]
     assert counts == sorted(counts) and counts[-1] == count
     assert buckets[-1][0] == float("inf")
-    total = float(sample(samples, "meterline_upstream_latency_seconds_sum", provider="openai"))
+    total = number(samples, "meterline_upstream_latency_seconds_sum", provider="openai")
     assert 0 < total < 10
-    assert sample(samples, "meterline_upstream_latency_seconds_count",
-                  provider="anthropic") == "1"
+    assert number(samples, "meterline_upstream_latency_seconds_count",
+                  provider="anthropic") == 1
+
+
+def test_the_exposition_keeps_its_names_and_shows_each_series_once(gateway):
+    """Dashboards and alerts rely on the names (and types) the hand-written exposition had."""
+    with gateway.openai() as client:
+        client.chat.completions.create(model=NANO, messages=[{"role": "user", "content": "hi"}])
+    text = gateway.admin.get("/metrics").text
+    for name, kind in (("meterline_requests_total", "counter"),
+                       ("meterline_tokens_total", "counter"),
+                       ("meterline_cost_total", "counter"),
+                       ("meterline_upstream_latency_seconds", "histogram"),
+                       ("meterline_leases_opened_total", "counter"),
+                       ("meterline_lease_admissions_total", "counter"),
+                       ("meterline_background_failures", "gauge"),
+                       ("meterline_background_last_success_seconds", "gauge"),
+                       ("meterline_journal_pending", "gauge")):
+        assert f"# TYPE {name} {kind}\n" in text, name
+    samples = scrape(gateway)
+    for loop in ("price_refresh", "hold_sweep", "lease_sweep", "alerts", "journal_drainer"):
+        assert number(samples, "meterline_background_failures", loop=loop) == 0, loop
+        assert number(samples, "meterline_background_last_success_seconds", loop=loop) >= 0
+    assert number(samples, "meterline_journal_pending") >= 0
+    series = [line.rsplit(" ", 1)[0] for line in text.splitlines()
+              if line and not line.startswith("#")]
+    assert [s for s, n in Counter(series).items() if n > 1] == []
+    # Series a multiprocess scrape cannot show are left out here too.
+    assert "_created" not in text
+
+
+def test_apps_in_one_process_count_apart():
+    """Tests (and any program) build many apps in one process: each has a registry of its own,
+    where the global one would refuse the second app's metrics."""
+    first, second = Metrics(), Metrics()
+    first.observe(provider="p", model="m", status="success", input_tokens=1, output_tokens=1,
+                  cost=Decimal("0.1"), currency="USD", upstream_seconds=0.1)
+    assert b'meterline_requests_total{model="m",provider="p",status="success"} 1.0' \
+        in first.render()
+    assert b"meterline_requests_total{" not in second.render()
+
+
+def test_observing_odd_numbers_never_fails_the_call():
+    """A counter refuses to go down; a call's answer must not fail on that."""
+    metrics = Metrics()
+    metrics.observe(provider="p", model="m", status="success", input_tokens=-1,
+                    output_tokens=2, cost=Decimal("-0.5"), currency="USD",
+                    upstream_seconds=-0.1)
+    text = metrics.render().decode()
+    assert 'meterline_requests_total{model="m",provider="p",status="success"} 1.0' in text
+    assert 'meterline_tokens_total{direction="output",model="m",provider="p"} 2.0' in text
+    assert 'meterline_tokens_total{direction="input",model="m",provider="p"} 0.0' in text
+    assert 'meterline_cost_total{currency="USD",model="m",provider="p"} 0.0' in text
 
 
 # --- who may read them (issue 12.9: /metrics was open on the public port) ----------------------

@@ -153,7 +153,7 @@ def _lease_admissions(url: str) -> int:
 
 def _lease_metric(url: str, name: str) -> int:
     text = httpx.get(f"{url}/metrics", headers=ADMIN).text
-    found = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
+    found = re.search(rf"^{name} (\d+)(\.0)?$", text, re.MULTILINE)
     assert found is not None, text
     return int(found.group(1))
 

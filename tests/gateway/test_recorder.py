@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
-import pytest
 from sqlalchemy import Engine, func, select
 
 from meterline.domain.usage import Usage
 from meterline.gateway.journal import Journal
 from meterline.gateway.recorder import Call, Recorder, ledger_sink
-from meterline.services.bootstrap import prepare_database
 from meterline.services.metering import Metering
-from meterline.store import accounts
-from meterline.store.engine import make_engine
 from meterline.store.schema import usage_records
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    prepare_database(engine)
-    with engine.begin() as conn:
-        accounts.create_tenant(conn, "acme")
-    yield engine
-    engine.dispose()
 
 
 def call(request_id: str, **fields: object) -> Call:

@@ -56,12 +56,13 @@ def test_a_bad_row_is_named_with_its_line_and_column(row: str, field: str, needl
     assert "line 3" in refused.value.message
 
 
-def test_formats_not_read_yet_and_unknown_ones_are_refused() -> None:
-    with pytest.raises(InvalidInput, match="not read yet") as planned:
-        read_bill("", "aliyun")
-    with pytest.raises(InvalidInput, match="one of focus") as unknown:
+def test_unknown_formats_and_files_without_the_columns_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="one of focus, aliyun, tencent") as unknown:
         read_bill("", "pdf")
-    assert planned.value.field == unknown.value.field == "format"
+    assert unknown.value.field == "format"
+    with pytest.raises(InvalidInput, match="aliyun file: no column") as empty:
+        read_bill("", "aliyun")
+    assert empty.value.field == "file"
     with pytest.raises(InvalidInput, match="missing column"):
         read_bill("BilledCost,BillingCurrency\n1,USD\n", "focus")
     with pytest.raises(InvalidInput, match="--provider"):

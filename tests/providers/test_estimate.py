@@ -170,3 +170,15 @@ def test_longer_prompts_estimate_more() -> None:
 def test_unknown_wire_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown wire format 'bedrock'"):
         estimate_prompt_tokens({}, "bedrock")
+
+
+def test_a_responses_api_request_counts_instructions_and_input_items() -> None:
+    text = estimate_prompt_tokens({"input": "one two three four"}, "openai")
+    assert text == estimate_tokens("one two three four")
+    items = {"instructions": "be brief", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "one two three four"},
+                                     {"type": "input_image", "image_url": "data:..."}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"}]}
+    assert estimate_prompt_tokens(items, "openai") == (
+        estimate_tokens("be brief") + 2 * MESSAGE_OVERHEAD + text + IMAGE_TOKENS
+        + estimate_tokens("42"))

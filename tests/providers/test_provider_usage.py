@@ -323,3 +323,31 @@ def test_openai_usage_object_shape() -> None:
     # And it reads back as the same canonical usage (less the cache writes OpenAI cannot say).
     assert openai_usage(openai_usage_object(usage)) == Usage.of(
         input_tokens=12040, cached_input_tokens=11880, output_tokens=1552, reasoning_tokens=1242)
+
+
+def test_a_responses_api_body_is_read_with_its_own_usage_shape() -> None:
+    body = {"object": "response", "usage": {
+        "input_tokens": 100, "input_tokens_details": {"cached_tokens": 60},
+        "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 15}}}
+    assert read_response_usage("openai", body).usage == Usage.of(
+        input_tokens=100, cached_input_tokens=60, output_tokens=20, reasoning_tokens=15)
+    wrong = {"object": "response", "usage": {"input_tokens": 5, "output_tokens": 2,
+                                             "input_tokens_details": {"cached_tokens": 9}}}
+    reading = read_response_usage("openai", wrong)
+    assert reading.usage is None and "cached" in (reading.problem or "")
+    more = {"object": "response", "usage": {"input_tokens": 5, "output_tokens": 2,
+                                            "output_tokens_details": {"reasoning_tokens": 3}}}
+    assert "reasoning" in (read_response_usage("openai", more).problem or "")
+    assert read_response_usage("openai", {"object": "response", "usage": None}).usage is None
+
+
+def test_moonshots_top_level_cached_tokens_are_cached_input() -> None:
+    # moonshot-v1's explicit context cache; Kimi K2 uses prompt_tokens_details like OpenAI.
+    usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
+             "cached_tokens": 800}
+    assert read_openai_usage(usage).usage == Usage.of(input_tokens=1000, cached_input_tokens=800,
+                                                      output_tokens=10)
+    nested = {"prompt_tokens": 1000, "completion_tokens": 10,
+              "prompt_tokens_details": {"cached_tokens": 300}}
+    assert read_openai_usage(nested).usage == Usage.of(input_tokens=1000,
+                                                       cached_input_tokens=300, output_tokens=10)

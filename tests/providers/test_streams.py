@@ -10,13 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meterline.domain.usage import Usage
+from meterline.domain.usage import Meter, Usage
 from meterline.providers.sse import SSEParser, json_data
 from meterline.providers.streams import (
     AnthropicStream,
     BillableUsage,
     GeminiStream,
     OpenAIStream,
+    ResponsesStream,
     StreamAccumulator,
     is_usage_only_chunk,
     stream_accumulator,
@@ -323,3 +324,25 @@ def test_accumulators_never_raise_on_odd_chunks(wire: str, events: list[dict[str
     billed = stream.billable_usage({"messages": events})
     assert billed.usage == reading.usage or billed.estimated
     orjson.dumps(billed.usage.to_json())
+
+
+def test_a_responses_stream_bills_its_terminal_usage_else_the_text_seen() -> None:
+    stream = ResponsesStream()
+    stream.feed({"type": "response.created", "response": {"usage": None}})
+    stream.feed({"type": "response.output_text.delta", "delta": "hello there"})
+    stream.feed({"type": "response.function_call_arguments.delta", "delta": '{"a":1}'})
+    assert stream.usage() is None and not stream.final and not stream.ended
+    assert stream.text() == 'hello there{"a":1}'
+    cut = stream.billable_usage({"input": "four words of prompt"})
+    assert cut.estimated and cut.usage.get(Meter.OUTPUT_TOKENS) > 0
+    stream.feed({"type": "response.completed", "response": {"usage": {
+        "input_tokens": 30, "input_tokens_details": {"cached_tokens": 10},
+        "output_tokens": 12, "output_tokens_details": {"reasoning_tokens": 4}}}})
+    assert stream.final and stream.ended
+    assert stream.billable_usage({}) == BillableUsage(
+        Usage.of(input_tokens=30, cached_input_tokens=10, output_tokens=12,
+                 reasoning_tokens=4), False, None)
+    failed = ResponsesStream()
+    failed.feed({"type": "response.failed", "response": {
+        "usage": None, "error": {"code": "server_error", "message": "it broke"}}})
+    assert failed.error == "it broke" and failed.ended

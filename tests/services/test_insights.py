@@ -21,7 +21,7 @@ from meterline.domain.prices import PriceVersion
 from meterline.errors import InvalidInput, UnknownTenant
 from meterline.services import demo
 from meterline.services.bootstrap import prepare_database
-from meterline.services.hints import hints
+from meterline.services.hints import Hint, hints
 from meterline.services.insights import daily_costs, forecast, series_by_day
 from meterline.services.metering import Metering
 from meterline.store import accounts, pricing
@@ -85,8 +85,8 @@ def ingest(engine: Engine, tenant: str, events: list[dict[str, Any]],
     return results
 
 
-def by_kind(found: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [h for h in found if h["kind"] == kind]
+def by_kind(found: list[Hint], kind: str) -> list[Hint]:
+    return [h for h in found if h.kind == kind]
 
 
 # -- caching -----------------------------------------------------------------------------------
@@ -95,12 +95,12 @@ def test_caching_fires_on_long_prompts_rarely_cached(engine):
     ingest(engine, "acme", calls("a", 20, "lab/big", prompt=3000))
     [hint] = by_kind(hints(engine, "acme", now=NOW), "caching")
     # Half of 60,000 full-price input tokens at 2 - 0.2 per 1M: 0.054 USD.
-    assert (hint["saving_estimate"], hint["currency"]) == ("0.054", "USD")
-    assert hint["evidence"]["model"] == "lab/big" and hint["severity"] in ("info", "warning")
-    assert (hint["evidence"]["average_input_tokens"], hint["evidence"]["cache_share"]) == (
+    assert (hint.saving_estimate, hint.currency) == (D("0.054"), "USD")
+    assert hint.evidence["model"] == "lab/big" and hint.severity in ("info", "warning")
+    assert (hint.evidence["average_input_tokens"], hint.evidence["cache_share"]) == (
         3000, "0")
     for needle in ("lab/big", "20 calls", "3,000 input tokens", "0.0%", "0.054 USD"):
-        assert needle in hint["message"], (needle, hint["message"])
+        assert needle in hint.message, (needle, hint.message)
 
 
 @pytest.mark.parametrize("events", [
@@ -119,14 +119,15 @@ def test_caching_stays_silent_where_it_would_not_help(engine, events):
 def test_cheaper_model_suggests_the_family_tier(engine):
     ingest(engine, "acme", calls("a", 20, "lab/big", prompt=3000))
     [hint] = by_kind(hints(engine, "acme", now=NOW), "cheaper_model")
-    evidence = hint["evidence"]
+    evidence = hint.evidence
     # 60,000 input + 2,000 output tokens: 0.136 USD on lab/big, 0.0272 on lab/big-mini.
     assert (evidence["suggested"], evidence["current_cost"], evidence["suggested_cost"]) == (
         "lab/big-mini", "0.136", "0.0272")
-    assert (hint["saving_estimate"], hint["currency"]) == ("0.1088", "USD")
+    assert (hint.saving_estimate, hint.currency) == (D("0.1088"), "USD")
+    assert hint.to_json()["saving_estimate"] == "0.1088"
     # lab/small-ctx is cheaper still, but 1,000 tokens of context cannot hold these prompts.
     assert evidence["alternatives"] == [] and evidence["max_input_tokens"] == 3000
-    assert "lab/big-mini" in hint["message"] and "3,000 tokens" in hint["message"]
+    assert "lab/big-mini" in hint.message and "3,000 tokens" in hint.message
 
 
 def test_cheaper_model_needs_a_context_window_that_fits(engine):
@@ -134,25 +135,25 @@ def test_cheaper_model_needs_a_context_window_that_fits(engine):
     assert by_kind(hints(engine, "quiet", now=NOW), "cheaper_model") == []
     ingest(engine, "acme", calls("short", 20, "lab/big-mini", prompt=500))
     [hint] = by_kind(hints(engine, "acme", now=NOW), "cheaper_model")
-    assert hint["evidence"]["suggested"] == "lab/small-ctx"
+    assert hint.evidence["suggested"] == "lab/small-ctx"
 
 
 def test_cheaper_model_trusts_a_family_tier_of_unknown_context_window(engine):
     # lab/big (2/8) is cheaper too, but lab/wide's own smaller tier comes first.
     ingest(engine, "acme", calls("w", 20, "lab/wide", prompt=3000))
     [hint] = by_kind(hints(engine, "acme", now=NOW), "cheaper_model")
-    assert hint["evidence"]["suggested"] == "lab/wide-flash"
-    assert hint["evidence"]["suggested_context_window"] is None
-    assert "lab/big" in hint["evidence"]["alternatives"]
-    assert "smaller tier of the same family" in hint["message"]
+    assert hint.evidence["suggested"] == "lab/wide-flash"
+    assert hint.evidence["suggested_context_window"] is None
+    assert "lab/big" in hint.evidence["alternatives"]
+    assert "smaller tier of the same family" in hint.message
 
 
 def test_cheaper_model_needs_both_prices_lower(engine):
     # lab/nocache (3/9) -> lab/big (2/8) qualifies; lab/pricey-out (1/20) does not.
     ingest(engine, "acme", calls("n", 20, "lab/nocache", prompt=3000))
     [hint] = by_kind(hints(engine, "acme", now=NOW), "cheaper_model")
-    assert hint["evidence"]["suggested"] == "lab/big"
-    assert "lab/pricey-out" not in hint["evidence"]["alternatives"]
+    assert hint.evidence["suggested"] == "lab/big"
+    assert "lab/pricey-out" not in hint.evidence["alternatives"]
     # An embedding model is never offered a chat model (nor the other way round).
     ingest(engine, "quiet", [{"id": f"e-{i}", "timestamp": NOW.isoformat(),
                               "model": "lab/embed", "usage": {"input_tokens": 5000}}
@@ -177,11 +178,11 @@ def test_unused_keys(engine):
     ingest(engine, "acme", calls("stale", 1, "lab/big", prompt=10, at=NOW - timedelta(days=45)),
            key_id=made["stale"])
     found = by_kind(hints(engine, "acme", now=NOW), "unused_key")
-    assert [h["evidence"]["key_id"] for h in found] == [made["stale"], made["idle"]]
+    assert [h.evidence["key_id"] for h in found] == [made["stale"], made["idle"]]
     stale, idle = found
-    assert stale["evidence"]["last_used"].startswith("2026-02-03")
-    assert idle["evidence"]["last_used"] is None and "never used" in idle["message"]
-    assert made["idle"] in idle["message"] and "(idle)" in idle["message"]
+    assert stale.evidence["last_used"].startswith("2026-02-03")
+    assert idle.evidence["last_used"] is None and "never used" in idle.message
+    assert made["idle"] in idle.message and "(idle)" in idle.message
 
 
 # -- concentration ---------------------------------------------------------------------------------
@@ -190,8 +191,8 @@ def test_concentration_fires_above_half_of_spend(engine):
     ingest(engine, "acme", calls("al", 7, "lab/big", prompt=1000, user="alice")
            + calls("bo", 3, "lab/big", prompt=1000, user="bob"))
     [hint] = by_kind(hints(engine, "acme", now=NOW), "concentration")
-    assert hint["evidence"]["user"] == "alice" and hint["evidence"]["share"] == "0.7"
-    assert "alice" in hint["message"] and "70.0%" in hint["message"]
+    assert hint.evidence["user"] == "alice" and hint.evidence["share"] == "0.7"
+    assert "alice" in hint.message and "70.0%" in hint.message
 
 
 @pytest.mark.parametrize("users", [("alice", "bob"), ("alice",)], ids=["even", "single-user"])
@@ -239,12 +240,12 @@ def test_forecast_counts_what_it_can_convert_and_lists_the_rest(engine):
            + calls("new", 2, "labcn/chat", prompt=1_000_000, output=0))  # 2 CNY = 0.28 USD
     ingest(engine, "acme", [{"id": "x", "timestamp": NOW.isoformat(), "model": "lab/unknown",
                              "usage": {"input_tokens": 5}}])
-    everyone = forecast(engine, now=NOW, reporting_currency="USD")
+    everyone = forecast(engine, now=NOW, reporting_currency="USD").to_json()
     assert (everyone["currency"], everyone["spent"]) == ("USD", "4.28")
     [skipped] = everyone["unconverted"]
     assert (skipped["currency"], skipped["cost"], skipped["records"]) == ("CNY", "3", 3)
     assert len(skipped["request_ids"]) == 3 and everyone["unpriced_records"] == 1
-    cn = forecast(engine, "shop-cn", now=NOW)
+    cn = forecast(engine, "shop-cn", now=NOW).to_json()
     assert (cn["currency"], cn["timezone"], cn["spent"], cn["unconverted"]) == (
         "CNY", "Asia/Shanghai", "5", [])
     with pytest.raises(UnknownTenant):
@@ -263,7 +264,7 @@ def test_forecast_and_monthly_budgets_on_a_steady_spend(engine):
                                                  else "lab/big"), period=period, mode="alert",
                                      amount=D(amount), currency="USD", thresholds=[D(1)],
                                      timezone="UTC", now=NOW)
-    made = forecast(engine, "acme", now=NOW)
+    made = forecast(engine, "acme", now=NOW).to_json()
     # Half of today is left and 11 days follow: 4 + 0.2 × 11.5.
     assert (made["spent"], made["projected"], made["daily_level"]) == ("4", "6.3", "0.2")
     assert (made["month"], made["days_elapsed"], made["days_in_month"]) == ("2026-03", 20, 31)
@@ -281,7 +282,7 @@ def test_forecast_and_monthly_budgets_on_a_steady_spend(engine):
     assert (day["spent"], day["projected"], day["method"]) == ("0.2", "0.4", "linear")
     assert day["projected_overrun"] is False
     # As of an earlier moment the forecast sees nothing that came after it.
-    earlier = forecast(engine, "acme", now=datetime(2026, 3, 5, 9, tzinfo=UTC))
+    earlier = forecast(engine, "acme", now=datetime(2026, 3, 5, 9, tzinfo=UTC)).to_json()
     assert earlier["spent"] == "0.8" and earlier["month"] == "2026-03"
 
 
@@ -320,7 +321,7 @@ def test_backtest_on_the_demo_history(database_url, monkeypatch):
     engine = make_engine(database_url)
     try:
         result, series = _demo_backtest(engine, monkeypatch, DEMO_NOW)
-        made = forecast(engine, "demo", now=DEMO_NOW)
+        made = forecast(engine, "demo", now=DEMO_NOW).to_json()
         with engine.connect() as conn:
             by_hand: dict[date, Decimal] = defaultdict(Decimal)
             for row in conn.execute(select(usage_records.c.occurred_at,

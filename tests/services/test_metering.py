@@ -277,7 +277,7 @@ def test_bad_events_are_reported_and_the_rest_recorded(engine: Engine) -> None:
     assert "cost" not in results[1]
     assert results[2]["id"] is None and "id: missing" in results[2]["error"]
     assert results[3]["id"] == "bad-time" and "timestamp" in results[3]["error"]
-    assert results[4]["id"] is None and "must be an object" in results[4]["error"]
+    assert results[4]["id"] is None and results[4]["error"] == "events[4]: must be an object"
     assert (results[5]["id"], results[5]["cost"]) == ("good-2", "0.00045")
     assert sorted(records(engine, "acme")) == ["good-1", "good-2"]
     assert lines_total(engine) == D("0.0009")

@@ -60,19 +60,19 @@ def test_today_and_month_are_the_tenants(engine: Engine) -> None:
     assert metering.convert_missing_fx() == (2, 0)
     shop = stats.summary(engine, "shop-cn", "USD", now=NOW)
     # 1000 × 1/1M + 500 × 2/1M = 0.002 USD, 0.014 CNY
-    assert (shop["currency"], shop["total"], shop["month"], shop["today"]) == (
-        "CNY", "0.028", "0.014", "0.014")
+    assert (shop.currency, shop.total, shop.month, shop.today) == (
+        "CNY", D("0.028"), D("0.014"), D("0.014"))
     acme = stats.summary(engine, "acme", "USD", now=NOW)
-    assert (acme["total"], acme["month"], acme["today"]) == ("0.002", "0.002", "0.002")
+    assert (acme.total, acme.month, acme.today) == (D("0.002"), D("0.002"), D("0.002"))
     # every tenant: each one's own today; the trend ends on the latest date any has reached
     everyone = stats.summary(engine, None, "USD", now=NOW)
-    assert (everyone["total"], everyone["today"], everyone["calls"]) == ("0.006", "0.004", 3)
+    assert (everyone.total, everyone.today, everyone.calls) == (D("0.006"), D("0.004"), 3)
     trend = stats.trend(engine, None, "USD", 2, now=NOW)
-    assert [(d["date"], d["cost"], d["calls"]) for d in trend["days"]] == [
+    assert [(d["date"], d["cost"], d["calls"]) for d in trend.to_json()["days"]] == [
         ("2026-02-28", "0.004", 2), ("2026-03-01", "0.002", 1)]
     by_day = stats.stats(engine, "shop-cn", "USD", group_by="day", start="2026-02-01", now=NOW)
-    assert [(g["key"], g["cost"]) for g in by_day["groups"]] == [
-        ("2026-02-28", "0.014"), ("2026-03-01", "0.014")]
+    assert [(g.key, g.cost) for g in by_day.groups] == [
+        ("2026-02-28", D("0.014")), ("2026-03-01", D("0.014"))]
 
 
 def add_rate(engine: Engine, base: str, quote: str, rate: str) -> None:
@@ -86,8 +86,9 @@ def test_rerated_and_converted_records_reach_the_statistics(engine: Engine) -> N
     metering.ingest("shop-cn", [event("later", "2026-02-10T10:00:00Z", model="acme/chat-2"),
                                 event("known", "2026-02-10T11:00:00Z")])
     before = stats.summary(engine, "shop-cn", "USD", now=NOW)
-    assert (before["total"], before["unpriced_calls"], before["calls"]) == ("0", 1, 2)
-    assert before["unconverted"] == [{"currency": "USD", "amount": "0.002", "calls": 1}]
+    assert (before.total, before.unpriced_calls, before.calls) == (D(0), 1, 2)
+    assert before.to_json()["unconverted"] == [{"currency": "USD", "amount": "0.002",
+                                                "calls": 1}]
     with engine.begin() as conn:
         pricing.add_versions(conn, [PriceVersion.parse({
             "model": "acme/chat-2", "currency": "CNY", "effective_from": "2026-01-01",
@@ -97,17 +98,16 @@ def test_rerated_and_converted_records_reach_the_statistics(engine: Engine) -> N
     assert metering.convert_missing_fx() == (1, 0)
     after = stats.summary(engine, "shop-cn", "USD", now=NOW)
     # 0.002 USD × 7.25 + (1000 × 3 + 500 × 4) / 1M CNY
-    assert (after["total"], after["unpriced_calls"], after["unconverted"]) == (
-        "0.0195", 0, [])
+    assert (after.total, after.unpriced_calls, after.unconverted) == (D("0.0195"), 0, [])
     by_model = stats.stats(engine, "shop-cn", "USD", group_by="model", start="2026-02-01",
                            now=NOW)
-    assert {g["key"]: g["cost"] for g in by_model["groups"]} == {
-        "acme/chat-1": "0.0145", "acme/chat-2": "0.005"}
+    assert {g.key: g.cost for g in by_model.groups} == {
+        "acme/chat-1": D("0.0145"), "acme/chat-2": D("0.005")}
     # in USD, for all tenants: the USD price as it is, the CNY price at the day's rate
     everyone = stats.summary(engine, None, "USD", now=NOW)
     reciprocal = Context(prec=28).divide(D(1), D("7.25"))  # what FxTable uses
     # the day's CNY converted once, to 10 places (money.convert_at)
-    assert D(everyone["total"]) == SUM_CONTEXT.add(D("0.002"), convert_at(D("0.005"), reciprocal))
+    assert everyone.total == SUM_CONTEXT.add(D("0.002"), convert_at(D("0.005"), reciprocal))
     with engine.begin() as conn:
         incremental = rollups.all_rows(conn, usage_daily, "shop-cn")
         rollups.rebuild(conn, "shop-cn")
@@ -134,7 +134,7 @@ def test_latency_per_group(engine: Engine) -> None:
     with engine.begin() as conn:
         ledger.write_records(conn, [record(f"r{i}", ms, ["x"] if i % 2 else None)
                                     for i, ms in enumerate(latencies)])
-    [model] = stats.stats(engine, "acme", "USD", group_by="model", now=NOW)["groups"]
+    [model] = stats.stats(engine, "acme", "USD", group_by="model", now=NOW).to_json()["groups"]
     assert model["calls"] == 101
     assert model["latency_avg_ms"] == round((sum(range(10, 1000, 10)) + 90_000) / 100)
     # from the histogram: the 50th of 100 is the last of (300, 500]; the 95th is the 20th of
@@ -143,7 +143,7 @@ def test_latency_per_group(engine: Engine) -> None:
     assert model["latency_p95_ms"] == 750 + 250 * 20 // 24
     # from the raw records (tags): exact, nearest rank
     tagged = {g["key"]: g for g in stats.stats(engine, "acme", "USD", group_by="tag",
-                                               now=NOW)["groups"]}
+                                               now=NOW).to_json()["groups"]}
     odd = [ms for i, ms in enumerate(latencies) if i % 2 and ms is not None]
     assert tagged["x"]["calls"] == 50 and tagged["x"]["latency_p50_ms"] == sorted(odd)[24]
     assert tagged[None]["calls"] == 51 and tagged[None]["latency_p95_ms"] == 950

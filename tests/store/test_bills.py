@@ -22,11 +22,13 @@ from meterline.services import refunds as refund_service
 from meterline.services.metering import Metering
 from meterline.store import accounts, rollups
 from meterline.store import bills as store
+from meterline.store.audit import Actor
 from meterline.store.rollup_writes import SUM_CONTEXT
 from meterline.store.schema import usage_daily_meters, usage_records
 from meterline.store.types import money_sum
 
 D = Decimal
+ACTOR = Actor("test")
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def metering(engine: Engine) -> Metering:
         accounts.create_tenant(conn, "acme", "USD", "Asia/Shanghai")
     price_service.add_version(engine, {
         "model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
-        "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}})
+        "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}}, actor=ACTOR)
     found = Metering(engine)
     found.refresh(force=True)
     return found
@@ -71,7 +73,8 @@ def ledger_total(engine: Engine, cycles: list[str], user: str | None = None) -> 
 
 
 def bill(engine: Engine, cycle: str, user: str | None = None) -> dict[str, Any]:
-    return bill_service.get_bill(engine, "acme", cycle, user)
+    """The bill as the API answers it (SPEC §5)."""
+    return bill_service.get_bill(engine, "acme", cycle, user).to_json()
 
 
 def test_a_cycle_is_the_tenants_local_month(engine: Engine, metering: Metering) -> None:
@@ -89,7 +92,7 @@ def test_late_usage_is_an_adjustment_of_the_next_open_cycle_once(
     ingest(metering, event("o1", "2026-10-03T01:00:00Z"),
            event("o2", "2026-10-20T01:00:00Z", "bob", 777777),
            event("n1", "2026-11-02T01:00:00Z", tokens=5))
-    issued = bill_service.set_status(engine, "acme", "2026-10", "issued")
+    issued = bill_service.set_status(engine, "acme", "2026-10", "issued", actor=ACTOR).to_json()
     assert issued["status"] == "issued" and issued["issued_at"] is not None
     assert D(issued["exact_total"]) == ledger_total(engine, ["2026-10"])
     assert sum(D(line["amount"]) for line in issued["lines"]) == D(issued["total"])
@@ -105,7 +108,8 @@ def test_late_usage_is_an_adjustment_of_the_next_open_cycle_once(
         ledger_total(engine, ["2026-10"]) - D(issued["exact_total"]))
     assert bill(engine, "2026-11") == november  # reading computes the same bill again
 
-    issued_nov = bill_service.set_status(engine, "acme", "2026-11", "issued")
+    issued_nov = bill_service.set_status(engine, "acme", "2026-11", "issued",
+                                         actor=ACTOR).to_json()
     assert D(issued_nov["exact_total"]) == D(november["total"])
     december = bill(engine, "2026-12")
     assert december["lines"] == [] and december["total"] == "0"  # nothing counted twice
@@ -124,9 +128,9 @@ def test_late_usage_is_an_adjustment_of_the_next_open_cycle_once(
 def test_refunds_are_their_own_negative_lines(engine: Engine, metering: Metering) -> None:
     october_id, november_id = ingest(metering, event("o", "2026-10-03T01:00:00Z"),
                                      event("n", "2026-11-03T01:00:00Z", tokens=3000))
-    before = bill_service.set_status(engine, "acme", "2026-10", "issued")
-    first = refund_service.refund(engine, october_id, "goodwill")
-    again = refund_service.refund(engine, october_id)
+    before = bill_service.set_status(engine, "acme", "2026-10", "issued", actor=ACTOR).to_json()
+    first = refund_service.refund(engine, october_id, "goodwill", actor=ACTOR)
+    again = refund_service.refund(engine, october_id, actor=ACTOR)
     assert first["duplicate"] is False and again["duplicate"] is True
     assert again["refund"]["request_id"] == first["refund"]["request_id"]
     record = first["refund"]
@@ -135,7 +139,7 @@ def test_refunds_are_their_own_negative_lines(engine: Engine, metering: Metering
     assert record["usage"] == {} and D(record["cost"]) == -D(before["exact_total"])
     assert record["metadata"] == {"refund_of": october_id, "refund_reason": "goodwill"}
     assert all(D(line["quantity"]) < 0 for line in record["lines"])
-    refund_service.refund(engine, november_id)
+    refund_service.refund(engine, november_id, actor=ACTOR)
 
     assert bill(engine, "2026-10") == before
     lines = bill(engine, "2026-11")["lines"]
@@ -163,24 +167,24 @@ def test_what_cannot_be_refunded(engine: Engine, metering: Metering) -> None:
     (request_id,) = ingest(metering, event("o", "2026-10-03T01:00:00Z"))
     (unpriced,) = ingest(metering, {"id": "u", "timestamp": "2026-10-03T01:00:00Z",
                                     "model": "test/unknown", "usage": {"input_tokens": 5}})
-    refund = refund_service.refund(engine, request_id)["refund"]["request_id"]
+    refund = refund_service.refund(engine, request_id, actor=ACTOR)["refund"]["request_id"]
     with pytest.raises(InvalidInput) as bad:
-        refund_service.refund(engine, refund)
+        refund_service.refund(engine, refund, actor=ACTOR)
     assert bad.value.field == "request_id" and "itself a refund" in bad.value.message
     with pytest.raises(Conflict) as conflict:
-        refund_service.refund(engine, unpriced)
+        refund_service.refund(engine, unpriced, actor=ACTOR)
     assert "rerate" in conflict.value.message
     with pytest.raises(NotFound):
-        refund_service.refund(engine, "req_nothing")
+        refund_service.refund(engine, "req_nothing", actor=ACTOR)
     with pytest.raises(InvalidInput) as bad:
-        refund_service.refund(engine, "")
+        refund_service.refund(engine, "", actor=ACTOR)
     assert bad.value.field == "request_id"
 
 
 def test_void_writes_a_cycle_off(engine: Engine, metering: Metering) -> None:
     ingest(metering, event("o", "2026-10-03T01:00:00Z"), event("s", "2026-09-03T01:00:00Z"))
-    bill_service.set_status(engine, "acme", "2026-09", "issued")
-    void = bill_service.set_status(engine, "acme", "2026-10", "void")
+    bill_service.set_status(engine, "acme", "2026-09", "issued", actor=ACTOR)
+    void = bill_service.set_status(engine, "acme", "2026-10", "void", actor=ACTOR).to_json()
     assert void["status"] == "void" and void["voided_at"] is not None
     assert D(void["total"]) == ledger_total(engine, ["2026-10"])  # unrounded: never issued
     ingest(metering, event("late-oct", "2026-10-09T01:00:00Z"),
@@ -188,13 +192,13 @@ def test_void_writes_a_cycle_off(engine: Engine, metering: Metering) -> None:
     november = bill(engine, "2026-11")  # September's late usage, not October's
     assert {ln["adjustment_of"] for ln in november["lines"]} == {"2026-09"}
     assert [ln["quantity"] for ln in november["lines"]] == ["6", "3"]
-    issued = bill_service.set_status(engine, "acme", "2026-11", "issued")
-    voided = bill_service.set_status(engine, "acme", "2026-11", "void")
+    issued = bill_service.set_status(engine, "acme", "2026-11", "issued", actor=ACTOR).to_json()
+    voided = bill_service.set_status(engine, "acme", "2026-11", "void", actor=ACTOR).to_json()
     assert voided["status"] == "void" and voided["lines"] == issued["lines"]
     assert voided["issued_at"] == issued["issued_at"]
     assert bill(engine, "2026-12")["lines"] == []  # voided adjustments are not carried again
     with pytest.raises(InvalidTransition) as refused:
-        bill_service.set_status(engine, "acme", "2026-11", "paid")
+        bill_service.set_status(engine, "acme", "2026-11", "paid", actor=ACTOR)
     assert refused.value.field == "status" and refused.value.allowed == []
 
 
@@ -210,7 +214,8 @@ def test_user_bills_add_up_to_the_tenant_bill(engine: Engine, metering: Metering
         per_user = SUM_CONTEXT.add(per_user, D(found["total"]))
     assert per_user == D(tenant["total"]) == ledger_total(engine, ["2026-10"])
     # A user's bill is its own: issuing it leaves the tenant's open.
-    assert bill_service.set_status(engine, "acme", "2026-10", "issued", "ann")["user"] == "ann"
+    assert bill_service.set_status(engine, "acme", "2026-10", "issued", "ann",
+                                   actor=ACTOR).bill.user == "ann"
     assert bill(engine, "2026-10")["status"] == "open"
     with pytest.raises(UnknownUser):
         bill(engine, "2026-10", "nobody")
@@ -219,7 +224,7 @@ def test_user_bills_add_up_to_the_tenant_bill(engine: Engine, metering: Metering
 def test_a_ledger_that_lost_billed_usage_is_a_conflict_not_a_credit(
         engine: Engine, metering: Metering) -> None:
     ingest(metering, event("o", "2026-10-03T01:00:00Z"))
-    bill_service.set_status(engine, "acme", "2026-10", "issued")
+    bill_service.set_status(engine, "acme", "2026-10", "issued", actor=ACTOR)
     with engine.begin() as conn:
         conn.execute(delete(usage_daily_meters))
     with pytest.raises(Conflict) as lost:
@@ -229,14 +234,14 @@ def test_a_ledger_that_lost_billed_usage_is_a_conflict_not_a_credit(
 
 def test_a_snapshot_is_stored_once(engine: Engine, metering: Metering) -> None:
     ingest(metering, event("o", "2026-10-03T01:00:00Z"))
-    bill_service.set_status(engine, "acme", "2026-10", "issued")
+    bill_service.set_status(engine, "acme", "2026-10", "issued", actor=ACTOR)
     with engine.connect() as conn:
         stored = store.get(conn, "acme", None, "2026-10")
     assert stored is not None and stored.pers == (1, 1)
     with engine.begin() as conn, pytest.raises(Conflict):
         store.insert_snapshot(conn, stored.bill, stored.pers, datetime.now(UTC))
     with pytest.raises(InvalidTransition):
-        bill_service.set_status(engine, "acme", "2026-10", "issued")
+        bill_service.set_status(engine, "acme", "2026-10", "issued", actor=ACTOR)
     listed = bill_service.list_bills(engine, "acme", "issued")
-    assert [(b["cycle"], b["status"], b["lines"]) for b in listed] == [("2026-10", "issued", 2)]
+    assert [(b.cycle, b.status, b.lines) for b in listed] == [("2026-10", "issued", 2)]
     assert bill_service.list_bills(engine, status="paid") == []

@@ -41,7 +41,8 @@ def test_upgrade_creates_every_table_and_column(engine: Engine) -> None:
             "usage_daily", "usage_daily_meters", "bills", "bill_lines",
             "usage_records_archive", "charge_lines_archive", "archive_state",
             "idempotency_claims", "provider_bill_lines", "model_rules", "catalog_syncs",
-            "sessions", "server_secrets", "calls_started",
+            "sessions", "server_secrets", "calls_started", "audit_log", "sync_runs",
+            "provider_balances",
         }
         for table in metadata.sorted_tables:
             columns = {c["name"] for c in inspector.get_columns(table.name)}

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from meterline.api.http import JsonResponse
+from meterline.asgi.responses import JsonResponse
 from meterline.errors import (
     AuthError,
     BodyTooLarge,
@@ -36,6 +36,7 @@ from meterline.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from meterline.logs import HEADER, request_id
 from meterline.store.engine import RETRY_AFTER_SECONDS
 
 log = logging.getLogger("meterline.api")
@@ -131,12 +132,14 @@ def install(app: FastAPI) -> None:
         return JsonResponse(error_body(message, "invalid_request_error", "invalid_request",
                                          where or None), status_code=400)
 
-    async def on_http(_: Request, exc: Exception) -> JsonResponse:
+    async def on_http(request: Request, exc: Exception) -> JsonResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {401: "invalid_api_key", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error")
-        return JsonResponse(error_body(str(exc.detail), "invalid_request_error", code),
-                              status_code=exc.status_code, headers=exc.headers)
+        body = error_body(str(exc.detail), "invalid_request_error", code)
+        if request.url.path in ANTHROPIC_PATHS:  # e.g. a 405: Anthropic's SDKs read their shape
+            body = {"type": "error", **body}
+        return JsonResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def on_data_error(_: Request, exc: Exception) -> JsonResponse:
         # The database refused a value the validation let through (a NUL byte, an over-long
@@ -151,7 +154,9 @@ def install(app: FastAPI) -> None:
 
     async def on_unexpected(_: Request, exc: Exception) -> JsonResponse:
         log.exception("unexpected error", exc_info=exc)
-        return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500)
+        # Sent outside meterline.logs.RequestContext, which names every other answer.
+        return JsonResponse(error_body("internal error", "api_error", "internal_error"), 500,
+                            headers={HEADER: request_id()})
 
     app.add_exception_handler(MeterlineError, on_meterline)
     app.add_exception_handler(RequestValidationError, on_validation)
