@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meterline.api.app import create_app
 from meterline.config import load_config
@@ -152,3 +155,38 @@ def test_unknown_models_policy_must_be_known(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"providers\[0\]\.unknown_models must be one of "
                                            r"refuse, record_unpriced"):
         load_config(path, env={})
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+_VALUES = st.one_of(st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=10),
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.lists(st.integers(-5, 5), max_size=3))
+_SECTIONS = st.sampled_from(["", "database", "gateway", "ingest", "limits", "sync", "alerts",
+                             "nonsense"])
+_KEYS = st.sampled_from(["url", "journal_dir", "key_cache_seconds", "concurrency",
+                         "hold_seconds", "lease_calls", "redis_url", "at", "timezone",
+                         "admin_token", "log_format", "reporting_currency", "typo"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(_SECTIONS, st.dictionaries(_KEYS, _VALUES, max_size=4), max_size=4))
+def test_any_config_file_is_read_or_refused_as_bad_input(
+        tmp_path_factory: pytest.TempPathFactory, sections: dict[str, dict[str, object]]) -> None:
+    text = "".join(("" if name == "" else f"[{name}]\n")
+                   + "".join(f"{k} = {_toml_value(v)}\n" for k, v in items.items())
+                   for name, items in sorted(sections.items()))
+    path = tmp_path_factory.mktemp("config") / "meterline.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_config(path, env={})
+    except InvalidInput as exc:
+        assert exc.message

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -76,6 +77,18 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> datetime:
                            field=field) from None
 
 
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _json_scalar(value: object) -> bool:
+    """A JSON leaf the journal's encoder writes: no 65-bit integer, no NaN, no Python object."""
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, int):
+        return value in _INT64
+    return isinstance(value, float) and math.isfinite(value)
+
+
 def metadata_object(value: object, field: str = "metadata") -> dict[str, Any]:
     """A metadata object, checked to be one the journal and the ledger can store."""
     if not isinstance(value, Mapping):
@@ -84,8 +97,15 @@ def metadata_object(value: object, field: str = "metadata") -> dict[str, Any]:
     for _ in range(MAX_METADATA_DEPTH):
         below: list[Mapping[str, Any] | list[Any]] = []
         for item in level:
+            if isinstance(item, Mapping) and not all(isinstance(k, str) for k in item):
+                raise InvalidInput(f"{field}: object keys must be strings", field=field)
             children = item.values() if isinstance(item, Mapping) else item
-            below += [c for c in children if isinstance(c, Mapping | list)]
+            for child in children:
+                if isinstance(child, Mapping | list):
+                    below.append(child)
+                elif not _json_scalar(child):
+                    raise InvalidInput(f"{field}: {child!r} is not a JSON value the ledger "
+                                       "can store", field=field)
         if not below:
             return dict(value)
         level = below

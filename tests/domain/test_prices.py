@@ -664,3 +664,23 @@ def test_every_field_a_version_writes_is_a_field_it_reads() -> None:
         context_window=100, units={"images": "1"},
     )
     assert set(full.to_json()) <= set(VERSION_FIELDS)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    | st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3),
+    max_leaves=12)
+_PRICE_KEYS = st.sampled_from(["billing_type", "currency", "unit", "prices", "effective_from",
+                               "variants", "tiers", "windows", "minimum_charge",
+                               "max_output_tokens", "input_tokens", "match", "days"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_PRICE_KEYS, _JSON, max_size=6))
+def test_any_price_document_is_parsed_or_refused_naming_the_field(data: dict[str, Any]) -> None:
+    try:
+        PriceVersion.parse(data, model="test/m")
+    except InvalidInput as exc:
+        assert exc.message

@@ -6,10 +6,12 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meterline.domain.reconcile import BilledPeriod
 from meterline.errors import InvalidInput
-from meterline.providers.bill_files import BilledLine, read_bill
+from meterline.providers.bill_files import FORMATS, BilledLine, read_bill
 
 HEADER = ("BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,ServiceProviderName,"
           "ProviderName,x_Model,ResourceName,SkuId\n")
@@ -84,3 +86,38 @@ def test_periods_are_days_of_the_timezone_a_row_names(zone: str, start: str, end
     with pytest.raises(InvalidInput) as refused:
         read_bill(text.replace(zone, "Mars/Olympus"), "focus")
     assert refused.value.field == "x_Timezone" and "line 2" in refused.value.message
+
+
+# -- any file: read, or refused naming why ---------------------------------------------------
+
+_CELLS = st.one_of(st.text(max_size=12), st.decimals(allow_nan=False, places=6).map(str),
+                   st.sampled_from(["2026-10-01", "2026-10-01T00:00:00Z", "USD", "CNY", "-1",
+                                    "1e400", ""]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(file_format=st.sampled_from(FORMATS), text=st.text(max_size=300))
+def test_any_text_is_read_or_refused_as_bad_input(file_format: str, text: str) -> None:
+    try:
+        lines = read_bill(text, file_format)
+    except InvalidInput as exc:
+        assert exc.message
+    else:
+        assert all(isinstance(line, BilledLine) for line in lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(file_format=st.sampled_from(FORMATS), rows=st.lists(st.lists(_CELLS, max_size=8),
+                                                             max_size=4))
+def test_any_rows_under_the_formats_header_are_read_or_refused(file_format: str,
+                                                               rows: list[list[str]]) -> None:
+    # FOCUS's required columns (other formats refuse the header), then rows of odd cells.
+    header = "BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd,x_Model"
+    lines = [header, *(",".join(c.replace(",", " ").replace("\n", " ") for c in row)
+                       for row in rows)]
+    try:
+        read = read_bill("\n".join(lines), file_format)
+    except InvalidInput as exc:
+        assert exc.message
+    else:
+        assert all(isinstance(line, BilledLine) for line in read)
