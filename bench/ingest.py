@@ -62,6 +62,20 @@ def cpu_seconds() -> tuple[float, float]:
     return busy / tick, postgres / tick
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time so far of the live processes of group ``pgid`` (the server and its workers):
+    other jobs on the machine do not count in it, as they do in the machine's busy time."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def batches(count: int, run: str) -> list[bytes]:
     out = []
     for start in range(0, count, 1000):
@@ -85,7 +99,8 @@ def run_server(url: str, workers: int, folder: Path) -> tuple[subprocess.Popen[b
            "METERLINE_CONFIG": "", "METERLINE_JOURNAL_DIR": str(folder / "journal")}
     proc = subprocess.Popen([sys.executable, "-m", "meterline.cli", "serve", "--port", str(port),
                              "--workers", str(workers)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own group: its CPU is counted apart
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -100,8 +115,10 @@ def run_server(url: str, workers: int, folder: Path) -> tuple[subprocess.Popen[b
     raise RuntimeError(f"server did not start: {detail}")
 
 
-def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int, float, float]:
-    """Seconds, failed batches, and CPU seconds used meanwhile (all processes, PostgreSQL)."""
+def measure(base: str, bodies: list[bytes], clients: int,
+            server: int) -> tuple[float, int, float, float, float]:
+    """Seconds, failed batches, and CPU seconds used meanwhile (all processes, PostgreSQL, the
+    server's process group ``server``)."""
     auth = {"Authorization": f"Bearer {ADMIN}"}
     httpx.post(f"{base}/api/tenants", json={"name": "bench"}, headers=auth).raise_for_status()
     key = httpx.post(f"{base}/api/keys", json={"tenant": "bench"}, headers=auth).json()["key"]
@@ -125,13 +142,14 @@ def measure(base: str, bodies: list[bytes], clients: int) -> tuple[float, int, f
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     started, (busy, postgres) = time.perf_counter(), cpu_seconds()
+    served = group_cpu_seconds(server)
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     busy_after, postgres_after = cpu_seconds()
     return (time.perf_counter() - started, errors, busy_after - busy,
-            postgres_after - postgres)
+            postgres_after - postgres, group_cpu_seconds(server) - served)
 
 
 def main() -> None:
@@ -157,7 +175,8 @@ def main() -> None:
                 proc, base = run_server(url, workers, Path(tmp))
                 try:
                     bodies = batches(args.events, schema)
-                    seconds, errors, cpu, pg_cpu = measure(base, bodies, args.clients)
+                    seconds, errors, cpu, pg_cpu, server_cpu = measure(
+                        base, bodies, args.clients, proc.pid)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=30)
@@ -166,14 +185,17 @@ def main() -> None:
                             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
             per_k = 1000_000 / args.events  # CPU seconds → ms per 1000 events
             rows.append((backend, workers, args.clients, args.events, seconds,
-                         args.events / seconds, errors, cpu * per_k, pg_cpu * per_k))
+                         args.events / seconds, errors, cpu * per_k, pg_cpu * per_k,
+                         server_cpu * per_k))
     # CPU columns: milliseconds of CPU per 1000 events while measuring, on every core (server,
-    # database and this client together) and in PostgreSQL's processes alone.
+    # database, this client and whatever else runs on the machine), in PostgreSQL's processes
+    # alone, and in the server's processes alone (the number to compare between runs on a
+    # shared machine).
     print(f"\n{'backend':<11}{'workers':>8}{'clients':>8}{'events':>9}{'seconds':>9}"
-          f"{'events/s':>10}{'errors':>8}{'cpu ms/1k':>11}{'pg ms/1k':>10}")
-    for backend, workers, clients, events, seconds, rate, errors, cpu, pg_cpu in rows:
+          f"{'events/s':>10}{'errors':>8}{'cpu ms/1k':>11}{'pg ms/1k':>10}{'server ms/1k':>14}")
+    for backend, workers, clients, events, seconds, rate, errors, cpu, pg_cpu, server in rows:
         print(f"{backend:<11}{workers:>8}{clients:>8}{events:>9}{seconds:>9.2f}{rate:>10.0f}"
-              f"{errors:>8}{cpu:>11.1f}{pg_cpu:>10.1f}")
+              f"{errors:>8}{cpu:>11.1f}{pg_cpu:>10.1f}{server:>14.1f}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ KNOWN_SETTINGS: Mapping[str, frozenset[str]] = {
                    "log_format", "bill_sources", "sync"}),
     "database": frozenset({"url"}),
     "providers": frozenset({"name", "kind", "base_url", "api_key_env", "timeout_seconds",
-                            "allow_unknown_models", "unknown_models", "api_version"}),
+                            "allow_unknown_models", "unknown_models", "api_version",
+                            "cost_field", "cost_currency"}),
     "routes": frozenset({"model", "target"}),
     "gateway": frozenset({"journal_dir", "key_cache_seconds"}),
     "ingest": frozenset({"concurrency"}),
@@ -81,6 +82,15 @@ class ProviderConfig:
     allow_unknown_models: bool = False
     #: Azure OpenAI: the ``api-version`` of the deployments API; none: Azure's v1 API.
     api_version: str | None = None
+    #: Where the provider's answers carry the call's own cost, as a dotted path from the
+    #: answer's (or stream event's) top; "" when they carry none (docs/providers.md).
+    cost_field: str = "usage.cost"
+    #: The currency of that cost; None: the currency of meterline's price of the call.
+    cost_currency: str | None = None
+
+    @property
+    def cost_path(self) -> tuple[str, ...]:
+        return tuple(self.cost_field.split(".")) if self.cost_field else ()
 
     @property
     def wire(self) -> str:
@@ -275,8 +285,26 @@ def _providers(raw: object, env: Mapping[str, str]) -> tuple[ProviderConfig, ...
             raise InvalidInput(f"config: {where}.api_version is for kind = \"azure\" (a "
                                "string such as \"2024-10-21\")", field=f"{where}.api_version")
         out.append(ProviderConfig(name, kind, base.rstrip("/"), Secret(key) if key else None,
-                                  float(timeout), _unknown_models(item, where), version))
+                                  float(timeout), _unknown_models(item, where), version,
+                                  *_cost_source(item, where)))
     return tuple(out)
+
+
+def _cost_source(item: Mapping[str, Any], where: str) -> tuple[str, str | None]:
+    """``cost_field`` (a dotted path such as "usage.cost.total_cost", or "" for none) and
+    ``cost_currency`` (a currency code) of a provider entry."""
+    path = item.get("cost_field", "usage.cost")
+    if not isinstance(path, str) or (path and not all(
+            part.isidentifier() for part in path.split("."))):
+        raise InvalidInput(f"config: {where}.cost_field must be a dotted path such as "
+                           "\"usage.cost\" (or \"\" for none)", field=f"{where}.cost_field")
+    currency = item.get("cost_currency")
+    if currency is not None:
+        if not isinstance(currency, str):
+            raise InvalidInput(f"config: {where}.cost_currency must be a currency code such "
+                               "as \"USD\"", field=f"{where}.cost_currency")
+        currency = currency_code(currency, field=f"{where}.cost_currency")
+    return path, currency
 
 
 #: What a provider does with a model no price layer knows: refuse it (a typo must not cost

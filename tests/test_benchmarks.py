@@ -51,9 +51,11 @@ def test_ingest() -> None:
     head, rows = table(lines, "backend")
     assert head[:6] == ["backend", "workers", "clients", "events", "seconds", "events/s"]
     assert [row[0] for row in rows] == ["sqlite", "postgresql"]
+    assert head[-2:] == ["server", "ms/1k"]
     for row in rows:
-        assert len(row) == 9, row
+        assert len(row) == 10, row
         assert row[3] == "1000"
+        assert float(row[-1]) > 0, row  # the server's CPU per 1000 events
         assert row[head.index("errors")] == "0", row
 
 
@@ -129,3 +131,30 @@ def test_soak() -> None:
     metered = next(line for line in lines if line.startswith("metered: "))
     assert "MISMATCH" not in metered, metered
     assert any(line.startswith("verdict: smoke run") for line in lines), lines
+
+
+def test_gateway_inprocess() -> None:
+    lines = run_bench("gateway/inprocess.py", "--calls", "20", "--concurrency", "1", "2",
+                      "--python-tools")
+    head, rows = table(lines, "mode")
+    assert head == ["mode", "conc", "calls", "loop", "cpu", "ms/1000", "process", "cpu",
+                    "ms/1000", "calls/s"]
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        ("plain", "1", "20"), ("plain", "2", "20"), ("stream", "1", "20"), ("stream", "2", "20")]
+    for row in rows:
+        assert len(row) == 6, row
+        assert all(float(value) > 0 for value in row[3:]), row
+
+
+def test_dashboard() -> None:
+    lines = run_bench("dashboard.py", "--records", "3000", "--tenants", "3", "--runs", "2")
+    head, rows = table(lines, "page")
+    assert head == ["page", "median_ms", "p95_ms", "status", "<300ms"]
+    assert [row[0] for row in rows] == [
+        "overview_7d", "overview_30d", "overview_90d", "usage_first_page", "usage_10th_page",
+        "usage_one_tenant", "call_detail", "bills", "bill", "reconcile", "limits", "keys",
+        "prices"]
+    for row in rows:
+        assert len(row) == len(head), row
+        assert float(row[1]) > 0 and float(row[2]) > 0, row
+        assert row[3] == "200", row  # every page rendered (its speed is not checked here)

@@ -136,15 +136,16 @@ class Floor:
 
 
 class Meterline:
-    """``meterline serve --workers 1`` with a fresh SQLite database and journal in ``workdir``,
-    run from the source tree ``source`` (put first on PYTHONPATH: a scratch copy with a change
-    can be measured against the same upstream)."""
+    """``meterline serve --workers N`` (``workers``, 1 unless asked) with a fresh SQLite database
+    and journal in ``workdir``, run from the source tree ``source`` (put first on PYTHONPATH: a
+    scratch copy with a change can be measured against the same upstream)."""
 
     name = "meterline"
 
     def __init__(self, workdir: Path, upstream: str, source: Path = REPO,
-                 lag_dir: Path | None = None) -> None:
+                 lag_dir: Path | None = None, workers: int = 1) -> None:
         self.lag_dir = lag_dir
+        self.workers = workers
         self.dir = workdir / "meterline"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "meterline.db"
@@ -179,7 +180,7 @@ journal_dir = "{self.dir / 'journal'}"
         env = probed(env, lag_dir)
         self.child: Child = start_child(
             "meterline", [sys.executable, "-m", "meterline.cli", "serve", "--port",
-                          str(self.port), "--workers", "1"],
+                          str(self.port), "--workers", str(workers)],
             self.dir / "server.log", env=env, cwd=self.dir)
         try:
             wait_until(lambda: httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200,

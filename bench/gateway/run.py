@@ -263,7 +263,7 @@ def run_target(name: str, wrk: str | None, upstream: str, nginx: Child,
         elif name == "floor":
             target = Floor(workdir, upstream, lag_dir)
         elif name == "meterline":
-            target = Meterline(workdir, upstream, args.meterline_src, lag_dir)
+            target = Meterline(workdir, upstream, args.meterline_src, lag_dir, args.workers)
         else:
             target = LiteLLM(workdir, upstream)
     except (LiteLLMUnavailable, RuntimeError, OSError, httpx.HTTPError) as exc:
@@ -497,7 +497,8 @@ def environment(args: argparse.Namespace, busy: float, wrk: str | None,
         f"nginx: {version_of([nginx, '-v'])}, worker_processes 1, fixed bodies" if nginx else
         "upstream: the Python stand-in for nginx (uvicorn, fixed bodies; NOT nginx)",
         f"meterline: {meterline_revision(args.meterline_src)}, python {platform.python_version()}, "
-        f"`meterline serve --workers 1`, SQLite, journal on, price set for the fake models",
+        f"`meterline serve --workers {args.workers}`, SQLite, journal on, price set for the "
+        f"fake models",
     ]
     if "floor" in args.targets:
         lines.append("floor: bench/gateway/floor.py, uvicorn (one worker) + raw ASGI + aiohttp "
@@ -547,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also run py-spy on meterline during an extra plain c=32 run and "
                              "summarize where its CPU goes")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="meterline's worker processes (`meterline serve --workers N`); the "
+                             "goals are stated for one")
     parser.add_argument("--meterline-src", type=Path, default=REPO, metavar="DIR",
                         help="source tree to run meterline from (e.g. a scratch copy with a "
                              "change, to compare)")
@@ -563,8 +567,8 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, value)
     if args.skip_litellm:
         args.targets = [t for t in args.targets if t != "litellm"]
-    if any(c < 1 for c in args.concurrency) or args.duration < 1:
-        parser.error("--concurrency values and --duration must be at least 1")
+    if any(c < 1 for c in args.concurrency) or args.duration < 1 or args.workers < 1:
+        parser.error("--concurrency values, --duration and --workers must be at least 1")
     args.meterline_src = args.meterline_src.resolve()
     if not (args.meterline_src / "meterline" / "__init__.py").exists():
         parser.error(f"--meterline-src: {args.meterline_src} has no meterline package")

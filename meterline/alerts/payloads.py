@@ -52,6 +52,8 @@ def headline(alert: Alert) -> str:
         return f"[{state}] meterline low balance: {alert.scope}"
     if alert.kind == "bill_difference":
         return f"[{state}] meterline bill differs from metered: {alert.scope}"
+    if alert.kind == "sync_failed":
+        return f"[{state}] meterline bill sync failed: {alert.scope}"
     percent = display_percentage(alert.percentage)
     what = f"at {percent}%" if alert.kind == "threshold" else f"projected to reach {percent}%"
     return f"[{state}] meterline budget {what}: {alert.scope}"
@@ -63,6 +65,8 @@ def _account_facts(alert: Alert) -> list[tuple[str, str]]:
 
     if alert.kind == "low_balance":
         amounts = [("Balance", money(alert.amount)), ("Low balance", money(alert.limit))]
+    elif alert.kind == "sync_failed":
+        amounts = [("Attempts", format_decimal(alert.amount))]
     else:
         amounts = [("Billed", money(alert.amount)), ("Metered", money(alert.limit))]
     return [("Account", alert.scope), *amounts, ("Period", alert.period),

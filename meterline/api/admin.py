@@ -19,7 +19,7 @@ from meterline.domain.prices import VERSION_FIELDS
 from meterline.errors import InvalidInput
 from meterline.services import accounts as account_service
 from meterline.services import prices as price_service
-from meterline.services.records import record_json
+from meterline.services.records import UsageRecordView
 from meterline.store import accounts, audit, ledger, pricing
 
 router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(admin)])
@@ -136,7 +136,7 @@ async def price_sources(request: Request, model: str | None = None,
     book = state(request).metering.book
     rows = price_service.sources(book, datetime.now(UTC), model=model, provider=provider,
                                  disagreeing=disagree)
-    return JsonResponse({"models": rows})
+    return JsonResponse({"models": [row.to_json() for row in rows]})
 
 
 @router.post("/prices", status_code=201, summary="Add a price version (catalog entry shape)")
@@ -203,7 +203,7 @@ async def list_usage(
                                        request_id=request_id, since=since, until=until,
                                        limit=limit, archived=archived)
             lines = ledger.lines_of(conn, [r.request_id for r in rows], archived=archived)
-        return [record_json(r, lines[r.request_id]) for r in rows]
+        return [UsageRecordView.of_row(r, lines[r.request_id]).to_json() for r in rows]
     return JsonResponse({"records": await run_in_threadpool(work)})
 
 

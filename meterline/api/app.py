@@ -27,6 +27,7 @@ from meterline.api import sync as sync_api
 from meterline.api.bodies import BodyLimit
 from meterline.api.state import AppState
 from meterline.asgi import errors
+from meterline.asgi.fastpath import ProxiedCalls
 from meterline.billing import schedule
 from meterline.config import Config
 from meterline.gateway import inflight
@@ -220,6 +221,8 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     app.state.meterline = app_state
     app.state.gateway = gateway
     errors.install(app)
+    # Innermost: proxied calls skip the framework's routing layers (meterline/asgi/fastpath.py).
+    app.add_middleware(ProxiedCalls, endpoints=gateway_routes.PROXIED, owner=app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContext)  # outermost: a request id for every log line and answer
     app.include_router(health.router)
@@ -233,7 +236,7 @@ def create_app(config: Config, *, prepare: bool = True, workers: int = 1,
     app.include_router(reconcile_api.router)
     app.include_router(audit_api.router)
     app.include_router(sync_api.router)
-    app.include_router(web.router())
+    web.install(app)  # the dashboard: its pages, and its files under /static/
     gateway_routes.install(app)
     if config.demo:
         # The demo's upstream providers are simulated by the server itself.

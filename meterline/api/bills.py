@@ -136,4 +136,4 @@ async def refund(request_id: str, request: Request) -> JsonResponse:
     found = await run_in_threadpool(
         lambda: refund_service.refund(state(request).engine, request_id, body.get("reason"),
                                       actor=actor(request)))
-    return JsonResponse(found, status_code=200 if found["duplicate"] else 201)
+    return JsonResponse(found.to_json(), status_code=200 if found.duplicate else 201)

@@ -50,7 +50,12 @@ async def object_body(request: Request, allowed: Collection[str]) -> dict[str, A
 
 async def model_body(request: Request, model: type[M]) -> M:
     """The body validated as ``model``; a bad field is a 400 naming it."""
-    raw = await object_body(request, list(model.model_fields))
+    return validated(model, await object_body(request, list(model.model_fields)))
+
+
+def validated(model: type[M], raw: dict[str, Any]) -> M:
+    """``raw`` as ``model``; a bad field is a 400 naming it (the API's bodies and the
+    dashboard's forms)."""
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

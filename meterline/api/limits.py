@@ -70,9 +70,9 @@ async def list_alerts(request: Request, tenant: str | None = None,
                       resolved: bool | None = None,
                       limit: int = Query(100, ge=1, le=10_000)) -> JsonResponse:
     await known_tenant(state(request).engine, tenant)
-    found = await run_in_threadpool(alert_service.list_json, state(request).engine, tenant,
+    found = await run_in_threadpool(alert_service.list_alerts, state(request).engine, tenant,
                                     resolved, limit)
-    return JsonResponse({"alerts": found})
+    return JsonResponse({"alerts": [stored.to_json() for stored in found]})
 
 
 @router.post("/alerts/resolve", summary="Resolve alerts", openapi_extra=schema(ResolveIn))

@@ -33,7 +33,7 @@ async def import_bill(request: Request, file_format: str = Query(
         raise InvalidInput("body: a bill file in UTF-8", field="body") from None
     found = await run_in_threadpool(lambda: reconciliation.import_bill(
         state(request).engine, text, file_format, provider, actor=actor(request)))
-    return JsonResponse(found, status_code=201)
+    return JsonResponse(found.to_json(), status_code=201)
 
 
 @router.get("/reconcile", summary="Metered cost against the providers' bills")
@@ -46,5 +46,6 @@ async def reconcile(request: Request, cycle: str = Query(description="YYYY-MM"),
     found = await run_in_threadpool(
         lambda: reconciliation.report(app.engine, cycle, provider=provider, tolerance=tolerance,
                                       currency=currency,
-                                      reporting_currency=app.config.reporting_currency))
-    return JsonResponse(found)
+                                      reporting_currency=app.config.reporting_currency,
+                                      book=app.metering.book))
+    return JsonResponse(found.to_json())

@@ -15,6 +15,8 @@ from meterline.api.inputs import model_body, schema
 from meterline.api.state import state
 from meterline.asgi.responses import JsonResponse
 from meterline.billing import runs
+from meterline.store.audit import Actor
+from meterline.store.sync_runs import Run
 
 router = APIRouter(prefix="/api", tags=["reconciliation"], dependencies=[Depends(admin)])
 
@@ -32,23 +34,32 @@ class SyncRequest(BaseModel):
                      "background); 202 with its run")
 async def start_sync(request: Request) -> JsonResponse:
     body = await model_body(request, SyncRequest)
+    found, work = await begin_sync(request, body.provider, body.account, body.cycle,
+                                   actor(request))
+    return JsonResponse(found.to_json(), status_code=202, background=work,
+                        headers={"location": f"/api/sync/{found.id}"})
+
+
+async def begin_sync(request: Request, provider: str, account: str | None,
+                     cycle: str | None, who: Actor) -> tuple[Run, BackgroundTask]:
+    """Plan and begin a run (bad input and a busy account refused before it starts): the run
+    as ``GET /api/sync/{id}`` shows it, and the work to send once the answer is — the sync
+    goes on in the background, its outcome read from its run, never awaited. ``POST /api/sync``
+    and the dashboard's "sync cloud bills" button (web/reconcile.py) both start syncs here."""
     app = state(request)
     clock = app.access.clock
-    who = actor(request)
 
     def start() -> tuple[runs.Planned, int]:
-        planned = runs.plan(app.config, body.provider, body.account, body.cycle, clock())
+        planned = runs.plan(app.config, provider, account, cycle, clock())
         run_id = runs.begin(app.engine, planned, "api", actor=who, now=clock())
         assert run_id is not None  # a run without a day is never claimed already
         return planned, run_id
 
     planned, run_id = await run_in_threadpool(start)
     found = await run_in_threadpool(runs.one, app.engine, run_id)
-    # Sent once the answer is: the sync's outcome is read from its run, never awaited here.
     work = BackgroundTask(runs.execute_quietly, app.engine, app.config, run_id, planned,
                           actor=who, now=clock)
-    return JsonResponse(found, status_code=202, background=work,
-                        headers={"location": f"/api/sync/{run_id}"})
+    return found, work
 
 
 @router.get("/sync", summary="Bill sync runs, newest first")
@@ -59,15 +70,16 @@ async def list_runs(request: Request, provider: str | None = None,
                                                                         "id")) -> JsonResponse:
     found = await run_in_threadpool(lambda: runs.history(
         state(request).engine, provider=provider, account=account, limit=limit, before=before))
-    return JsonResponse({"runs": found})
+    return JsonResponse({"runs": [run.to_json() for run in found]})
 
 
 @router.get("/sync/{run_id}", summary="One bill sync run, with its progress")
 async def get_run(request: Request, run_id: int = Path(ge=1, le=2**63 - 1)) -> JsonResponse:
-    return JsonResponse(await run_in_threadpool(runs.one, state(request).engine, run_id))
+    found = await run_in_threadpool(runs.one, state(request).engine, run_id)
+    return JsonResponse(found.to_json())
 
 
 @router.get("/balances", summary="Each provider account's latest balances")
 async def balances(request: Request) -> JsonResponse:
     found = await run_in_threadpool(runs.balances, state(request).engine)
-    return JsonResponse({"balances": found})
+    return JsonResponse({"balances": [balance.to_json() for balance in found]})

@@ -18,6 +18,7 @@ from meterline.domain.events import parse_batch, parse_timestamp
 from meterline.domain.money import currency_code
 from meterline.domain.usage import Usage
 from meterline.errors import InvalidInput
+from meterline.services.metering import AcceptedEvent
 from meterline.store.accounts import ApiKey
 
 router = APIRouter(tags=["usage"])
@@ -35,10 +36,11 @@ async def report_usage(request: Request, key: ApiKey = Depends(tenant_key)) -> J
     results = await anyio.to_thread.run_sync(
         partial(app_state.metering.ingest, key.tenant_id, events, key_id=key.id),
         limiter=app_state.ingest_limiter)
-    accepted = sum(1 for r in results if "error" not in r)
+    accepted = any(isinstance(result, AcceptedEvent) for result in results)
     # A batch in which every event was refused is a bad request as a whole; otherwise the
     # refused events are reported one by one and the rest count (SPEC §4).
-    return JsonResponse({"results": results}, status_code=200 if accepted else 400)
+    return JsonResponse({"results": [result.to_json() for result in results]},
+                        status_code=200 if accepted else 400)
 
 
 @router.post("/v1/billing/quote", summary="Price a call without recording it")

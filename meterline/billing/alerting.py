@@ -27,7 +27,6 @@ from meterline.services import reconciliation
 from meterline.store import alerts as alert_store
 
 #: Statuses that are a difference (``match`` is within the tolerance).
-DIFFERING = ("over", "under", "only_billed", "only_metered")
 
 
 def _scope(fetched: Fetched) -> str:
@@ -69,18 +68,18 @@ def bill_difference(engine: Engine, config: Config, fetched: Fetched,
     found = reconciliation.report(engine, str(period.cycle), provider=filed_as(fetched.source),
                                   tolerance=tolerance,
                                   reporting_currency=config.reporting_currency)
-    rows = [r for r in found["rows"] if r["status"] in DIFFERING
-            and period.first.isoformat() <= r["date"] < period.until.isoformat()]
+    rows = [row for row in found.differing() if period.first <= row.start < period.until]
     if not rows:
         return None
-    code = found["currency"]
+    code = found.currency
     billed = metered = ZERO
     for row in rows:  # in the money context: a plain sum would round past 28 digits
-        billed = MONEY_CONTEXT.add(billed, Decimal(row["billed"] or 0))
-        metered = MONEY_CONTEXT.add(metered, Decimal(row["metered"] or 0))
+        billed = MONEY_CONTEXT.add(billed, row.billed or ZERO)
+        metered = MONEY_CONTEXT.add(metered, row.metered or ZERO)
     net = MONEY_CONTEXT.subtract(billed, metered)
     share = (alert_store.percentage(abs(net), metered) if metered else Decimal(100))
-    largest = max(rows, key=lambda r: abs(Decimal(r["difference"])))
+    largest = max(rows, key=lambda row: abs(row.difference))
+    causes = "; ".join(dict.fromkeys(cause.message for cause in largest.causes))
 
     def money(value: Decimal) -> str:
         return f"{display_money(value, code)} {code}"
@@ -88,9 +87,9 @@ def bill_difference(engine: Engine, config: Config, fetched: Fetched,
     message = (f"The {period.cycle} bill of {_scope(fetched)} differs from what meterline "
                f"metered beyond the {display_percentage(tolerance * 100)}% tolerance in "
                f"{len(rows)} row{'s' if len(rows) > 1 else ''}: billed {money(billed)} against "
-               f"{money(metered)} metered; the largest: {largest['model']} on "
-               f"{largest['date']} ({largest['status']}, difference "
-               f"{money(Decimal(largest['difference']))})")
+               f"{money(metered)} metered; the largest: {largest.model} on "
+               f"{largest.start} ({largest.status}, difference "
+               f"{money(largest.difference)})" + (f"; likely: {causes}" if causes else ""))
     first_day = datetime.combine(period.first.replace(day=1), time(), UTC)
     return alert_store.account_alert(
         _source(fetched), _scope(fetched), alert_store.BILL_DIFFERENCE, level="warning",

@@ -28,6 +28,8 @@ from meterline.config import BillSourceConfig, Config
 from meterline.errors import Conflict, MeterlineError
 from meterline.store import audit, provider_bills, sync_runs
 from meterline.store.audit import Actor
+from meterline.store.provider_bills import StoredBalance
+from meterline.store.sync_runs import Run
 
 log = logging.getLogger("meterline.billing")
 #: Progress is written at each phase and every this many requests.
@@ -157,19 +159,19 @@ def run_now(engine: Engine, config: Config, provider: str, cycle: object = None,
 
 
 def history(engine: Engine, *, provider: str | None = None, account: str | None = None,
-            limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
+            limit: int = 50, before: int | None = None) -> list[Run]:
+    """Runs newest first; ``before`` pages on (runs with a lower id)."""
     with engine.connect() as conn:
-        return [run.to_json() for run in sync_runs.list_runs(
-            conn, provider=provider, account=account, limit=limit, before=before)]
+        return sync_runs.list_runs(conn, provider=provider, account=account, limit=limit,
+                                   before=before)
 
 
-def one(engine: Engine, run_id: int) -> dict[str, Any]:
+def one(engine: Engine, run_id: int) -> Run:
     with engine.connect() as conn:
-        return sync_runs.get(conn, run_id).to_json()
+        return sync_runs.get(conn, run_id)
 
 
-def balances(engine: Engine) -> list[dict[str, Any]]:
+def balances(engine: Engine) -> list[StoredBalance]:
     """Each provider account's latest balances."""
     with engine.connect() as conn:
-        return [balance.to_json() for balance in provider_bills.latest_balances(conn)]
-
+        return provider_bills.latest_balances(conn)

@@ -104,15 +104,16 @@ def refund(ctx: Context, request_id: str, reason: str | None, as_json: bool) -> 
     """Refund usage record REQUEST_ID with a new, negative record (at most once)."""
     found = refund_service.refund(ctx.ready_engine(), request_id, reason, actor=ctx.actor)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
         return
-    record = found["refund"]
-    if found["duplicate"]:
-        click.echo(f"{request_id} was already refunded by {record['request_id']}; "
+    record = found.refund
+    if found.duplicate:
+        click.echo(f"{request_id} was already refunded by {record.request_id}; "
                    "nothing changed")
     else:
-        click.echo(f"refunded {request_id} by {record['request_id']}: {record['cost']} "
-                   f"{record['currency']}")
+        cost = "-" if record.cost is None else format_decimal(record.cost)
+        click.echo(f"refunded {request_id} by {record.request_id}: {cost} "
+                   f"{record.currency}")
 
 
 def register(cli: click.Group) -> None:

@@ -100,14 +100,15 @@ def alerts() -> None:
 def alerts_list(ctx: Context, tenant: str | None, only_open: bool, limit: int,
                 as_json: bool) -> None:
     """List alerts, newest first."""
-    found = alert_service.list_json(ctx.ready_engine(), tenant,
-                                    False if only_open else None, limit)
+    found = alert_service.list_alerts(ctx.ready_engine(), tenant,
+                                      False if only_open else None, limit)
     if as_json:
-        emit_json(found)
+        emit_json([stored.to_json() for stored in found])
         return
-    for a in found:
-        state = "resolved" if a["resolved"] else "open"
-        click.echo(f"{a['id']}\t{a['level']}\t{state}\t{a['created_at']}\t{a['message']}")
+    for stored in found:
+        a = stored.alert
+        state = "resolved" if a.resolved else "open"
+        click.echo(f"{a.id}\t{a.level}\t{state}\t{a.created_at.isoformat()}\t{a.message}")
 
 
 @alerts.command("resolve")

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.domain.events import parse_timestamp
 from meterline.domain.money import format_decimal
+from meterline.domain.prices import Prices
 from meterline.domain.usage import Usage
 from meterline.errors import InvalidInput
 from meterline.services import prices as price_service
@@ -177,19 +178,18 @@ def prices_update(ctx: Context, source: str | None, dry_run: bool, as_json: bool
     result = price_service.update_from(ctx.ready_engine(), update, now, dry_run=dry_run,
                                        actor=ctx.actor)
     if as_json:
-        emit_json(result)
+        emit_json(result.to_json())
         return
     verb = "would be added" if dry_run else "added"
-    click.echo(f"{update.label} ({update.layer.label} layer): {result['added_versions']} "
-               f"versions {verb}: {len(result['new_models'])} new models, "
-               f"{len(result['changed_models'])} changed, {result['unchanged']} unchanged")
-    if dry_run:
-        for version in result["versions"]:
-            click.echo(f"  {version['model']}\t{version['effective_from']}\t"
-                       f"{version['currency']}\t{_shown_prices(version['prices'])}")
-    for conflict in result["conflicts"]:
+    click.echo(f"{update.label} ({update.layer.label} layer): {result.added_versions} "
+               f"versions {verb}: {len(result.new_models)} new models, "
+               f"{len(result.changed_models)} changed, {result.unchanged} unchanged")
+    for version in result.versions:  # listed on a dry run only
+        click.echo(f"  {version.model}\t{version.effective_from.isoformat()}\t"
+                   f"{version.currency}\t{_shown_prices(version.prices)}")
+    for conflict in result.conflicts:
         click.echo(f"not updated: {conflict}", err=True)
-    for skipped in result.get("skipped", []):
+    for skipped in result.skipped or []:
         click.echo(f"skipped: {skipped}", err=True)
 
 
@@ -207,19 +207,21 @@ def prices_sources(ctx: Context, model: str | None, provider: str | None, disagr
     rows = price_service.sources(ctx.metering.book, datetime.now(UTC), model=model,
                                  provider=provider, disagreeing=disagree)
     if as_json:
-        emit_json(rows)
+        emit_json([row.to_json() for row in rows])
         return
     for row in rows:
-        click.echo(f"{row['model']}\tpriced by {', '.join(row['priced_by'])}"
-                   + ("\tlayers DISAGREE" if row["disagree"] else ""))
-        for layer in row["layers"]:
-            mark = "*" if layer["in_force"] else ("=" if layer["agrees"] else "≠")
-            click.echo(f"  {mark} {layer['layer']}\t{layer['currency']}\t{layer['version']}"
-                       f"\t{layer['source']}")
+        click.echo(f"{row.model}\tpriced by {', '.join(row.priced_by)}"
+                   + ("\tlayers DISAGREE" if row.disagree else ""))
+        for entry in row.layers:
+            mark = "*" if entry.in_force else ("=" if entry.agrees else "≠")
+            version = entry.version
+            click.echo(f"  {mark} {entry.layer.label}\t{version.currency}\t{version.id}"
+                       f"\t{version.source}")
 
 
-def _shown_prices(prices: dict[str, str]) -> str:
-    return ", ".join(f"{meter} {price}" for meter, price in prices.items())
+def _shown_prices(prices: Prices) -> str:
+    return ", ".join(f"{meter.value} {format_decimal(price.price)}"
+                     for meter, price in prices.items())
 
 
 @click.command()

@@ -11,6 +11,7 @@ import click
 from meterline.billing import runs
 from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
+from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
 from meterline.providers.bill_files import FORMATS
 from meterline.services import reconciliation
@@ -86,15 +87,16 @@ def _history(ctx: Context, provider: str | None, account: str | None, limit: int
              as_json: bool) -> None:
     found = runs.history(ctx.ready_engine(), provider=provider, account=account, limit=limit)
     if as_json:
-        emit_json(found)
+        emit_json([run.to_json() for run in found])
         return
     if not found:
         click.echo("no syncs yet")
     for run in found:
-        error = f"  {run['error']}" if run["error"] else ""
-        click.echo(f"{run['id']:>6}  {run['started_at']}  {run['trigger']:<8}  "
-                   f"{run['provider']}:{run['account']:<16}  {run['cycle']}  "
-                   f"{run['status']:<7}  {run['lines']} lines{error}")
+        error = f"  {run.error}" if run.error else ""
+        trigger = run.kind + (f" #{run.attempt}" if run.attempt > 1 else "")
+        click.echo(f"{run.id:>6}  {run.started_at.isoformat()}  {trigger:<11}  "
+                   f"{run.provider}:{run.account:<16}  {run.cycle}  "
+                   f"{run.status:<7}  {run.lines} lines{error}")
 
 
 def _import(ctx: Context, file: Path, file_format: str, provider: str | None,
@@ -109,11 +111,11 @@ def _import(ctx: Context, file: Path, file_format: str, provider: str | None,
     found = reconciliation.import_bill(ctx.ready_engine(), text, file_format, provider,
                                        actor=ctx.actor)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
         return
-    totals = ", ".join(f"{amount} {code}" for code, amount in found["totals"].items())
-    click.echo(f"{found['rows']} rows of {', '.join(found['providers'])} from {found['from']} "
-               f"until {found['until']} ({totals}) stored as {found['lines']} lines")
+    totals = ", ".join(f"{shown(amount, code)} {code}" for code, amount in found.totals.items())
+    click.echo(f"{found.rows} rows of {', '.join(found.providers)} from {found.first} "
+               f"until {found.until} ({totals}) stored as {found.lines} lines")
 
 
 @click.command()
@@ -134,20 +136,22 @@ def reconcile(ctx: Context, cycle: str, provider: str | None, tolerance: str,
                                   tolerance=tolerance, currency=currency,
                                   reporting_currency=ctx.config.reporting_currency)
     if as_json:
-        emit_json(found)
+        emit_json(found.to_json())
         return
-    currency = found["currency"]
-    click.echo(f"{found['cycle']} in {currency} (tolerance {found['tolerance']})")
-    for row in found["rows"]:
-        pct = f" ({row['difference_pct']} %)" if row["difference_pct"] is not None else ""
-        click.echo(f"{row['status']:<13} {row['provider']:<12} {row['model']:<40} "
-                   f"{row['date']}..{row['until']}  metered {shown(row['metered'], currency)}  "
-                   f"billed {shown(row['billed'], currency)}  difference "
-                   f"{shown(row['difference'], currency)}{pct}")
-    for item in found["unconverted"]:
-        click.echo(f"not converted ({item['side']}): {shown(item['amount'], item['currency'])} "
-                   f"{item['currency']} on "
-                   f"{item['date']}")
+    currency = found.currency
+    click.echo(f"{found.cycle} in {currency} (tolerance {format_decimal(found.tolerance)})")
+    for row in found.rows:
+        pct = row.difference_pct
+        share = f" ({format_decimal(pct)} %)" if pct is not None else ""
+        click.echo(f"{row.status:<13} {row.provider:<12} {row.model:<40} "
+                   f"{row.start}..{row.end}  metered {shown(row.metered, currency)}  "
+                   f"billed {shown(row.billed, currency)}  difference "
+                   f"{shown(row.difference, currency)}{share}")
+        for cause in row.causes:
+            click.echo(f"    likely: {cause.message}")
+    for item in found.unconverted:
+        click.echo(f"not converted ({item.side}): {shown(item.amount, item.currency)} "
+                   f"{item.currency} on {item.day}")
 
 
 def register(cli: click.Group) -> None:

@@ -13,9 +13,11 @@ from meterline.cli.amounts import shown
 from meterline.cli.main import Context, emit_json, handle_errors, json_option, pass_context
 from meterline.domain.events import MAX_BATCH, parse_event, parse_timestamp
 from meterline.errors import BatchRefused, InvalidInput
-from meterline.services.records import record_json
+from meterline.services.metering import RefusedEvent
+from meterline.services.records import UsageRecordView
 from meterline.store import audit, ledger
 from meterline.store.accounts import get_tenant
+from meterline.store.ledger import UNPRICED
 
 
 @click.group()
@@ -101,14 +103,14 @@ def ingest(ctx: Context, file: Path, tenant: str, as_json: bool) -> None:
         for start in range(0, len(events), MAX_BATCH):
             chunk = events[start:start + MAX_BATCH]
             for result in metering.ingest(tenant, chunk, source="file"):
-                if "error" in result:  # older than the archived period
-                    refused.append(f"{result['id']}: {result['error']}")
-                elif result.get("duplicate"):
+                if isinstance(result, RefusedEvent):  # older than the archived period
+                    refused.append(f"{result.id}: {result.error}")
+                elif result.duplicate:
                     duplicates += 1
                 else:
                     recorded += 1
-                    unpriced += result.get("status") == "unpriced"
-                    fx_missing += bool(result.get("fx_missing"))
+                    unpriced += result.pricing == UNPRICED
+                    fx_missing += result.fx_missing
             bar.update(len(chunk))
     summary = {"events": len(events), "recorded": recorded, "duplicates": duplicates,
                "unpriced": unpriced, "fx_missing": fx_missing, "refused": len(refused)}
@@ -153,13 +155,13 @@ def list_usage(ctx: Context, tenant: str | None, user: str | None, model: str | 
         rows = ledger.list_records(conn, tenant_id=tenant, user_id=user, model=model,
                                    status=status, since=start, until=end, limit=limit,
                                    archived=archived)
-    records = [record_json(r) for r in rows]
+    records = [UsageRecordView.of_row(r) for r in rows]
     if as_json:
-        emit_json(records)
+        emit_json([record.to_json() for record in records])
         return
     for r in records:
-        click.echo(f"{r['timestamp']}\t{r['request_id']}\t{r['model']}\t{r['status']}\t"
-                   f"{shown(r['cost'], r['currency'])} {r['currency'] or ''}")
+        click.echo(f"{r.occurred_at.isoformat()}\t{r.request_id}\t{r.model}\t{r.status}\t"
+                   f"{shown(r.cost, r.currency)} {r.currency or ''}")
 
 
 def register(cli: click.Group) -> None:

@@ -18,9 +18,12 @@ from meterline.domain.money import MINOR_UNITS, format_decimal, readable
 from meterline.errors import InvalidInput
 
 LEVELS: Final = ("info", "warning", "critical")
-KINDS: Final = ("threshold", "projected_overrun", "low_balance", "bill_difference")
+KINDS: Final = ("threshold", "projected_overrun", "low_balance", "bill_difference",
+                 "sync_failed")
 #: Kinds about a provider account (``source``) rather than a budget.
-ACCOUNT_KINDS: Final = ("low_balance", "bill_difference")
+ACCOUNT_KINDS: Final = ("low_balance", "bill_difference", "sync_failed")
+#: Kinds about no amount of money (their ``currency`` is empty; amount and limit count).
+MONEYLESS_KINDS: Final = ("sync_failed",)
 #: Spent fractions of the limit at which an alert turns ``warning`` and ``critical``.
 WARNING_FRACTION: Final = Decimal("0.8")
 CRITICAL_FRACTION: Final = Decimal(1)
@@ -62,7 +65,8 @@ class Alert:
             # A float here would already have lost the exact amount the ledger holds.
             if not isinstance(value, Decimal) or not value.is_finite():
                 raise InvalidInput(f"{name}: must be a finite Decimal, got {value!r}", field=name)
-        if self.currency not in MINOR_UNITS:
+        if self.currency not in MINOR_UNITS and not (self.kind in MONEYLESS_KINDS
+                                                     and self.currency == ""):
             raise InvalidInput(f"currency: unknown currency {self.currency!r}", field="currency")
         if self.created_at.tzinfo is None or self.created_at.utcoffset() is None:
             raise InvalidInput("created_at: must be timezone-aware", field="created_at")

@@ -158,7 +158,9 @@ def readable(value: Decimal, currency: str | None = None) -> str:
     places = MINOR_UNITS.get(currency or "", 2)
     minor = Decimal(1).scaleb(-places)
     with localcontext(ROUNDING_CONTEXT):
-        if abs(value) >= minor or value == 0:
+        if value == 0:
+            shown = abs(value).quantize(minor)  # a refunded zero reads "0.00", not "-0.00"
+        elif abs(value) >= minor:
             shown = value.quantize(minor, rounding=ROUND_HALF_UP)
         else:
             shown = value.quantize(_significant(value), rounding=ROUND_HALF_UP)

@@ -16,6 +16,7 @@ database for a new lease of ``limits.lease_calls`` times its own worst case, els
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -123,6 +124,12 @@ class _Limits:
     quotas: set[tuple[str, str]]
 
 
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A read whose waiters all went away (cancelled) still has its failure looked at."""
+    if not task.cancelled():
+        task.exception()
+
+
 def quota_units(usage: Usage) -> dict[str, int]:
     return quota_store.units_of({"input_tokens": usage.get(Meter.INPUT_TOKENS),
                                  "output_tokens": usage.get(Meter.OUTPUT_TOKENS),
@@ -141,8 +148,22 @@ class Admission:
         self._refill_locks: dict[frozenset[LeaseKey], threading.Lock] = {}
         self._refill_locks_lock = threading.Lock()
         self._no_lease_until: dict[frozenset[LeaseKey], float] = {}
+        self._reading: asyncio.Task[None] | None = None
 
     async def current(self) -> _Limits:
+        if time.monotonic() - self._loaded_at > self.limits.cache_seconds:
+            # One read for every call that finds the list due: each waits for that read, as it
+            # would for its own, instead of all the calls of that moment (32 at 32
+            # connections) each reading the database in a thread of their own.
+            loop = asyncio.get_running_loop()
+            reading = self._reading
+            if reading is None or reading.done() or reading.get_loop() is not loop:
+                reading = self._reading = loop.create_task(self._reread())
+                reading.add_done_callback(_retrieved)
+            await asyncio.shield(reading)
+        return self._cached
+
+    async def _reread(self) -> None:
         if time.monotonic() - self._loaded_at > self.limits.cache_seconds:
             try:
                 self._cached = await run_in_threadpool(self._load)
@@ -155,7 +176,6 @@ class Admission:
                 # need the database (or a lease) to be held. Read again after the cache time.
                 log.warning("budget list not re-read (%s); keeping the one read before", exc)
             self._loaded_at = time.monotonic()
-        return self._cached
 
     def _load(self) -> _Limits:
         with self.engine.connect() as conn:

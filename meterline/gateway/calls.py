@@ -39,12 +39,14 @@ ENDPOINTS: Mapping[str, tuple[str, str]] = {
     "videos": ("openai", "/videos"),
     "messages": ("anthropic", "/v1/messages"),
     "responses": ("openai", "/responses"),
+    # Gemini's own API passed through: the path names the model and the action.
+    "gemini": ("gemini", "/v1beta/models"),
 }
 #: Which provider kinds can serve which endpoint (Gemini through translation, chat only).
 SERVES: Mapping[str, tuple[str, ...]] = {
     "chat": ("openai", "gemini"), "embeddings": ("openai",), "images": ("openai",),
     "speech": ("openai",), "videos": ("openai",), "messages": ("anthropic",),
-    "responses": ("openai",),
+    "responses": ("openai",), "gemini": ("gemini",),
 }
 
 
@@ -60,6 +62,10 @@ class Incoming:
     client_wants_usage: bool
     form: Form | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: A Responses API answer's id (kept so that only this tenant reaches it), and whether it
+    #: is a background response still to be billed when it completes (gateway/responses.py).
+    response_id: str | None = None
+    response_pending: bool = False
 
     @property
     def provider(self) -> ProviderConfig:
@@ -72,7 +78,8 @@ def presented_key(request: Request) -> str:
         secret = header[7:].strip()
         if secret:
             return secret
-    secret = request.headers.get("x-api-key", "")
+    # x-goog-api-key: Google's SDKs, on Gemini's own API.
+    secret = request.headers.get("x-api-key", "") or request.headers.get("x-goog-api-key", "")
     if not secret:
         raise AuthError("missing API key: send Authorization: Bearer <key> or x-api-key")
     return secret
@@ -217,7 +224,7 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
     started = datetime.now(UTC)
     key = await authenticate(state, request)
     body, form = await read_body(request, endpoint)
-    model = body.get("model")
+    model = request.path_params.get("model") if endpoint == "gemini" else body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidInput("model: missing (a string such as openai/gpt-5-nano)", field="model")
     idempotency_key = request.headers.get("idempotency-key") or None
@@ -238,7 +245,8 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
     user = _user(request, key)
     tenant = await state.tenant(key.tenant_id)
     metadata = _metadata(request)
-    stream = bool(body.get("stream")) and endpoint in ("chat", "messages", "responses")
+    stream = (bool(body.get("stream")) and endpoint in ("chat", "messages", "responses")) \
+        or request.path_params.get("action") == "streamGenerateContent"
     options = body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     call = Call(

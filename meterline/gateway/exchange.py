@@ -28,7 +28,7 @@ from meterline.providers.streams import (
     stream_accumulator,
 )
 from meterline.providers.upstream_errors import provider_error_message
-from meterline.providers.usage import read_response_usage, service_tier, upstream_cost
+from meterline.providers.usage import read_response_usage, service_tier, upstream_cost_at
 
 INPUT: Final = Meter.INPUT_TOKENS
 OUTPUT: Final = Meter.OUTPUT_TOKENS
@@ -68,6 +68,11 @@ def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Out
     """The request to send upstream; ``model`` is the upstream's id."""
     kind = incoming.provider.wire
     model = incoming.target.upstream_model
+    if endpoint == "gemini":
+        # Gemini's own API: the body as it came (the model is in the path); streams as SSE.
+        action = "streamGenerateContent" if incoming.stream else "generateContent"
+        return Outgoing(f"/v1beta/models/{model}:{action}", orjson.dumps(incoming.body),
+                        "application/json", {"alt": "sse"} if incoming.stream else None)
     if kind == "gemini":
         _, body = openai_chat_to_gemini(incoming.body)
         action = "streamGenerateContent" if incoming.stream else "generateContent"
@@ -96,8 +101,9 @@ def error_message(status: int, raw: bytes) -> str:
 
 
 def error_body_for_client(incoming: Incoming, status: int, raw: bytes) -> bytes:
-    """Upstream errors pass through; a Gemini error is put in OpenAI's shape for the client."""
-    if incoming.provider.wire != "gemini":
+    """Upstream errors pass through; a Gemini error is put in OpenAI's shape for a client of
+    the OpenAI endpoint."""
+    if incoming.provider.wire != "gemini" or incoming.call.endpoint == "gemini":
         return raw
     return orjson.dumps({"error": {"message": provider_error_message(status, raw),
                                    "type": "upstream_error", "code": status}})
@@ -178,24 +184,40 @@ def complete(incoming: Incoming, endpoint: str, body: Any, raw: bytes) -> Outcom
     if endpoint in ("images", "speech", "videos"):
         usage, attributes = _media(endpoint, incoming.body, body)
         return Outcome(raw, usage, attributes=attributes)
+    if endpoint == "responses" and isinstance(body, Mapping) \
+            and _background_running(incoming, body):
+        # Billed when it completes (gateway/responses.py): nothing is used yet.
+        return Outcome(raw, Usage(), attributes=service_tier(body))
     reading = read_response_usage(kind, body)
     content = raw
-    if kind == "gemini" and isinstance(body, Mapping):
+    native = endpoint == "gemini"
+    if kind == "gemini" and not native and isinstance(body, Mapping):
         call = incoming.call
         translated = gemini_to_openai_chat(body, call.requested_model,
                                            f"chatcmpl-{call.request_id}", int(time.time()))
         content = orjson.dumps(translated)
-    cost = upstream_cost(body.get("usage")) if kind == "openai" and isinstance(body, Mapping) \
-        else None
+    cost = upstream_cost_at(body, incoming.provider.cost_path)
+    incoming.call.upstream_currency = incoming.provider.cost_currency
     if reading.problem is not None:
         _unreadable(incoming, reading.problem)
     attributes = (service_tier(body) or service_tier(incoming.body)) if kind == "openai" else {}
+    media_type = "application/json" if kind == "gemini" and not native else None
     if reading.usage is not None:
         return Outcome(content, reading.usage, upstream_cost=cost, attributes=attributes,
-                       media_type="application/json" if kind == "gemini" else None)
+                       media_type=media_type)
     return Outcome(content, _estimate(incoming, answer_text(kind, body)), estimated=True,
-                   upstream_cost=cost, attributes=attributes,
-                   media_type="application/json" if kind == "gemini" else None)
+                   upstream_cost=cost, attributes=attributes, media_type=media_type)
+
+
+def _background_running(incoming: Incoming, body: Mapping[str, Any]) -> bool:
+    """Note the Responses API object a call created; True when it is a background response
+    still running (queued or in progress), to be billed when it completes."""
+    response_id = body.get("id")
+    if isinstance(response_id, str) and response_id:
+        incoming.response_id = response_id
+        incoming.response_pending = body.get("background") is True and body.get(
+            "status") in ("queued", "in_progress")
+    return incoming.response_pending
 
 
 class Relay:
@@ -213,7 +235,9 @@ class Relay:
         self.responses = incoming.call.endpoint == "responses"
         self.accumulator = ResponsesStream() if self.responses \
             else stream_accumulator(self.kind)
-        self.passthrough = self.kind == "anthropic" or self.responses or (
+        #: Gemini's own API: its events pass as they come, in Gemini's shape.
+        self.native = incoming.call.endpoint == "gemini"
+        self.passthrough = self.kind == "anthropic" or self.responses or self.native or (
             self.kind == "openai" and incoming.client_wants_usage)
         self.created = int(time.time())
         self.tier = service_tier(incoming.body) if self.kind == "openai" else {}
@@ -223,8 +247,12 @@ class Relay:
         self.ended = False
         # What the upstream was sent, for estimating the prompt when no usage comes: a Gemini
         # upstream got the OpenAI body translated.
-        self.sent_body = openai_chat_to_gemini(incoming.body)[1] if self.kind == "gemini" \
-            else incoming.body
+        self.sent_body = openai_chat_to_gemini(incoming.body)[1] \
+            if self.kind == "gemini" and not self.native else incoming.body
+        # The call's own cost, wherever its provider puts it (the last one seen counts).
+        self.cost_path = incoming.provider.cost_path
+        self.cost: Decimal | None = None
+        incoming.call.upstream_currency = incoming.provider.cost_currency
 
     def feed(self, chunk: bytes) -> bytes:
         events = self.parser.feed(chunk)
@@ -234,6 +262,9 @@ class Relay:
                 if data is not None:
                     self.accumulator.feed(data)
                     self._note_tier(data)
+                    self._note_cost(data)
+                    if self.responses:
+                        self._note_response(data)
                     self.ended = self.ended or data.get("type") in _TERMINAL
                 else:
                     self.ended = self.ended or event.data == "[DONE]"
@@ -252,13 +283,16 @@ class Relay:
             return lead + encode_event(orjson.dumps({
                 "type": "error", "code": error.code, "message": error.message,
                 "param": None}), "error")
+        if self.native:
+            return lead + encode_event(orjson.dumps({"error": {
+                "code": 502, "message": error.message, "status": "UNAVAILABLE"}}))
         return lead + encode_event(orjson.dumps({"error": {
             "message": error.message, "type": "api_error", "code": error.code}}))
 
     def close(self) -> bytes:
         tail = b"".join(self._relay(event) for event in self.parser.finish()) \
             if not self.passthrough else b""
-        if self.kind == "gemini":
+        if self.kind == "gemini" and not self.native:
             tail += DONE
         return tail
 
@@ -271,6 +305,7 @@ class Relay:
             return encode_event(event.data, event.event)
         self.accumulator.feed(data)
         self._note_tier(data)
+        self._note_cost(data)
         if self.kind == "openai":
             return b"" if is_usage_only_chunk(data) else encode_event(event.data, event.event)
         call = self.incoming.call
@@ -282,6 +317,21 @@ class Relay:
         if self.kind == "openai":
             # Chunks say it at the top; the Responses API's events in their response.
             self.tier = service_tier(data) or service_tier(data.get("response")) or self.tier
+
+    def _note_response(self, data: Mapping[str, Any]) -> None:
+        # A stream bills itself: its response is only remembered, never left pending.
+        if self.incoming.response_id is None and data.get("type") == "response.created":
+            response = data.get("response")
+            found = response.get("id") if isinstance(response, Mapping) else None
+            if isinstance(found, str) and found:
+                self.incoming.response_id = found
+
+    def _note_cost(self, data: Mapping[str, Any]) -> None:
+        # A Responses API stream carries its answer in the terminal event's ``response``.
+        found = upstream_cost_at(data.get("response") if self.responses else data,
+                                 self.cost_path)
+        if found is not None:
+            self.cost = found
 
     def attributes(self) -> dict[str, str]:
         """The price attributes of the call (the service tier the answer says was applied)."""
@@ -295,7 +345,7 @@ class Relay:
         return billable.usage, billable.estimated
 
     def upstream_cost(self) -> Decimal | None:
-        return self.accumulator.upstream_cost()
+        return self.cost
 
 
 def stream_relay(incoming: Incoming) -> Relay:

@@ -1,6 +1,6 @@
 """The durable local journal: every gateway call is on disk before its answer leaves (SPEC §7.4).
 
-``Journal.append`` encodes a record as one JSON line and writes it with a single ``os.write`` to
+``Journal.append`` encodes a record as one JSON line and writes it with a single ``write`` to
 an ``O_APPEND`` segment file of this process. When it returns, the line is in the kernel's page
 cache, which outlives the process: a SIGKILL right afterwards loses nothing. Nothing on the
 response path talks to the database; ``Journal.drain`` (run by a ``Drainer`` thread) later moves
@@ -36,6 +36,8 @@ last interval. A lost or torn checkpoint only replays lines, which the idempoten
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import os
 import secrets
@@ -131,7 +133,7 @@ class Journal:
                 self._rotate()
             fd = self._fd
             try:
-                written = os.write(fd, line)
+                written = write_holding_gil(fd, line)
                 while written < len(line):  # only near a full disk; the segment is ours alone
                     more = os.write(fd, memoryview(line)[written:])
                     if more == 0:
@@ -253,6 +255,40 @@ class Journal:
         from meterline.gateway.drainer import count_pending
 
         return count_pending(self.directory)
+
+
+def _libc_write() -> Callable[[int, bytes, int], int] | None:
+    """libc's ``write``, called without releasing the GIL (``ctypes.PyDLL``), or None."""
+    try:
+        function = ctypes.PyDLL(None, use_errno=True).write
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+    function.restype = ctypes.c_ssize_t
+    found: Callable[[int, bytes, int], int] = function
+    return found
+
+
+_WRITE = _libc_write()
+
+
+def write_holding_gil(fd: int, data: bytes) -> int:
+    """``os.write(fd, data)``, but keeping the GIL.
+
+    ``os.write`` lets go of the GIL for the call; a line going into the page cache takes a
+    microsecond, but getting the GIL back means waiting until another thread (the drainer,
+    writing the ledger) lets go of it in turn: measured at about 75 microseconds per append
+    under load, twice per call, on the event loop (docs/decisions.md, issue 17). The event loop
+    waits for this write whatever happens, so holding the GIL through it costs nothing."""
+    if _WRITE is None:
+        return os.write(fd, data)
+    while True:
+        written = _WRITE(fd, data, len(data))
+        if written >= 0:
+            return written
+        error = ctypes.get_errno()
+        if error != errno.EINTR:
+            raise OSError(error, os.strerror(error))
 
 
 def segments(directory: Path) -> list[Path]:

@@ -25,6 +25,9 @@ from meterline.store.accounts import ApiKey
 UNKNOWN_TTL = 2.0
 #: The longest a revoked key keeps working in a process that cached it.
 CHECK_INTERVAL = 1.0
+#: How long one call's claim to read a due generation stands before another call may claim it
+#: (the claimant's thread may never have started: its call was cancelled).
+CHECK_CLAIM_SECONDS = 0.05
 #: The generation before the first read: differs from every stored one (None included), so
 #: the first read forgets whatever was cached before it.
 _UNREAD = object()
@@ -45,6 +48,7 @@ class KeyCache:
         self._check_lock = threading.Lock()
         self._generation: object = _UNREAD
         self._checked_at = -float("inf")
+        self._check_claimed_at = -float("inf")
         #: Counts the times the cache was forgotten: a lookup that began before one must not
         #: store what it read, which may predate the revocation that caused it.
         self._epoch = 0
@@ -57,7 +61,11 @@ class KeyCache:
         sends the caller to ``load`` (in a thread): the key is unknown here, or the key
         generation is due to be read."""
         now = self.clock()
-        if self._due(now):
+        if self._due(now) and now - self._check_claimed_at >= CHECK_CLAIM_SECONDS:
+            # This call reads the generation (``load``, in a thread). The calls that find it
+            # due while that read is under way are answered from the cache, as ``check``
+            # would answer them, rather than each take a thread to learn so.
+            self._check_claimed_at = now
             return None
         entry = self._entries.get(accounts.hash_secret(secret))
         if entry is None or entry[0] < now:

@@ -11,6 +11,8 @@ as ``interrupted`` (gateway/inflight.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -24,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from meterline.domain.money import format_decimal
 from meterline.errors import UpstreamError, UpstreamTimeout
 from meterline.gateway import exchange as wire
+from meterline.gateway import responses as stored_responses
 from meterline.gateway.calls import ENDPOINTS, Incoming, prepare
 from meterline.gateway.inflight import request_estimate
 from meterline.gateway.recorder import Call
@@ -121,9 +124,11 @@ async def handle(state: GatewayState, request: Request, endpoint: str) -> Respon
             raise
         await opened.__aexit__(None, None, None)
         try:
-            return _complete(state, incoming, endpoint, response, raw, started)
+            answer = _complete(state, incoming, endpoint, response, raw, started)
         finally:
             await _key_given_back(state, call)
+        await stored_responses.remember(state, incoming)
+        return answer
     return _StreamResponse(_Stream(state, incoming, opened, response, started),
                            {"x-meterline-request-id": call.request_id, **SSE_HEADERS})
 
@@ -193,6 +198,7 @@ class _Stream:
         self.upstream_seconds: float | None = None
         self.recorded = False
         self.closed = False
+        self.remembered = False
 
     def record(self, status: str, error: str | None = None) -> None:
         if self.recorded:
@@ -220,6 +226,13 @@ class _Stream:
                 self.record("cancelled", "client disconnected")
             finally:
                 await self.hang_up()
+            await self.remember()
+
+    async def remember(self) -> None:
+        """Keep the Responses API object the stream created (gateway/responses.py)."""
+        if not self.remembered:
+            self.remembered = True
+            await stored_responses.remember(self.state, self.relay.incoming)
 
     async def body(self) -> AsyncGenerator[bytes, None]:
         relay, record = self.relay, self.record
@@ -232,6 +245,9 @@ class _Stream:
                     self.upstream_seconds = time.perf_counter() - self.started
                     self.call.ttft_ms = int(self.upstream_seconds * 1000)
                 out = relay.feed(chunk)
+                if relay.incoming.response_id is not None and not self.remembered:
+                    # Before the client has the id: it may ask for the response at once.
+                    await self.remember()
                 if relay.ended:
                     # The answer is complete: journal it before the client has the last of it,
                     # so that a process killed right after cannot lose it (SPEC §7.4).
@@ -276,7 +292,10 @@ class _StreamResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if _reports_gone_clients(scope):
+                await super().__call__(scope, receive, send)
+            else:
+                await self._relay_until_gone(receive, send)
         finally:
             with anyio.CancelScope(shield=True):
                 try:
@@ -286,3 +305,44 @@ class _StreamResponse(StreamingResponse):
                     await self.body_iterator.aclose()
                 finally:
                     await self.stream.close()
+
+    async def _relay_until_gone(self, receive: Receive, send: Send) -> None:
+        """Send the stream, cut short if the client goes away.
+
+        A server before ASGI 2.4 (uvicorn's) drops what is sent to a client that is gone
+        rather than raise, so the client's leaving is heard on ``receive``. Starlette listens
+        there with an anyio task group and a second task per response; one plain watcher task
+        that cancels this one does the same for less of the event loop's time (the task group
+        was about a tenth of a streamed call's in the profiles: docs/decisions.md, issue 17)."""
+        relaying = asyncio.current_task()
+        assert relaying is not None
+        done = gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            with contextlib.suppress(Exception):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                # ``done`` is set with no await after the last send: once it is, the stream
+                # ended on its own and its clean-up must not be cancelled.
+                if not done:
+                    gone = True
+                    relaying.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            await self.stream_response(send)
+            done = True
+        except asyncio.CancelledError:
+            # Our own cancel, and no other (a server shutting down), ends the response quietly.
+            if not gone or relaying.uncancel() > 0:
+                raise
+        finally:
+            done = True
+            watcher.cancel()
+
+
+def _reports_gone_clients(scope: Scope) -> bool:
+    """ASGI 2.4: ``send`` raises once the client is gone (no watcher needed)."""
+    version = scope.get("asgi", {}).get("spec_version", "2.0")
+    return tuple(int(part) for part in version.split(".")) >= (2, 4)

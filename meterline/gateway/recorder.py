@@ -69,6 +69,8 @@ class Call:
     metadata: dict[str, Any] | None = None
     event_id: str | None = None
     upstream_cost: Decimal | None = None
+    #: The currency of ``upstream_cost``; None: that of meterline's price of the call.
+    upstream_currency: str | None = None
     #: The call holds budget: its record releases the hold, so it is drained at once.
     held: bool = False
     #: The tenant's timezone, in which quota plan cycles turn.
@@ -86,6 +88,18 @@ def cost_differs(ours: Decimal, theirs: Decimal) -> bool:
         return False
     with localcontext(_COMPARE):
         return abs(ours - theirs) > COST_TOLERANCE * max(abs(ours), abs(theirs))
+
+
+def _upstream_differs(call: Call, theirs: Decimal, priced: Pricing) -> bool:
+    """The provider's cost against meterline's in the provider's currency: the price's, or
+    the tenant's billed amount; in a third currency there is nothing here to compare with."""
+    assert priced.rating is not None
+    currency = call.upstream_currency
+    if currency is None or currency == priced.rating.currency:
+        return cost_differs(priced.rating.total.number, theirs)
+    if currency == priced.billed_currency and priced.billed_cost is not None:
+        return cost_differs(priced.billed_cost, theirs)
+    return False
 
 
 def _event_id(call: Call) -> str:
@@ -164,7 +178,7 @@ def journal_item(call: Call, priced: Pricing) -> dict[str, Any]:
     if priced.rating is None:
         row["model"] = call.model
     if call.upstream_cost is not None and priced.rating is not None:
-        row["cost_mismatch"] = cost_differs(priced.rating.total.number, call.upstream_cost)
+        row["cost_mismatch"] = _upstream_differs(call, call.upstream_cost, priced)
     lines = [{"meter": ln.meter, "quantity": ln.quantity, "unit": ln.unit,
               "unit_price": ln.unit_price, "per": ln.per, "amount": ln.amount}
              for ln in (priced.rating.lines if priced.rating else ())]

@@ -17,8 +17,9 @@ from starlette.routing import Route
 
 from meterline.asgi.errors import ANTHROPIC_PATHS, answer
 from meterline.asgi.responses import JsonResponse
-from meterline.errors import MeterlineError, UpstreamError
+from meterline.errors import InvalidInput, MeterlineError, NotFound, UpstreamError
 from meterline.gateway import proxy
+from meterline.gateway import responses as stored_responses
 from meterline.gateway.calls import authenticate
 from meterline.gateway.state import GatewayState
 from meterline.logs import request_id
@@ -95,6 +96,49 @@ async def responses(request: Request) -> Response:
     return await _proxy(request, "responses")
 
 
+@router.get("/v1/responses/{response_id}", summary="A response created with this tenant's keys "
+            "(a finished background response is billed once, here)")
+async def retrieve_response(request: Request, response_id: str) -> Response:
+    return await _stored_response(request, "retrieve")
+
+
+@router.delete("/v1/responses/{response_id}", summary="Delete a response of this tenant")
+async def delete_response(request: Request, response_id: str) -> Response:
+    return await _stored_response(request, "delete")
+
+
+@router.post("/v1/responses/{response_id}/cancel",
+             summary="Cancel a background response of this tenant")
+async def cancel_response(request: Request, response_id: str) -> Response:
+    return await _stored_response(request, "cancel")
+
+
+async def _stored_response(request: Request, action: str) -> Response:
+    return await _answered(
+        request, lambda: stored_responses.handle(gateway(request), request, action))
+
+
+@router.post("/v1beta/models/{model:path}:{action}",
+             summary="Gemini's own API: generateContent and streamGenerateContent (?alt=sse)")
+async def gemini_native(request: Request) -> Response:
+    action = request.path_params.get("action")
+    if action not in ("generateContent", "streamGenerateContent"):
+        return await _answered(request, lambda: _not_served(action))
+    if action == "streamGenerateContent" and request.query_params.get("alt") != "sse":
+        return await _answered(request, _sse_only)
+    return await _proxy(request, "gemini")
+
+
+async def _not_served(action: object) -> Response:
+    raise NotFound(f"models/…:{action} is not served by the gateway (generateContent and "
+                   "streamGenerateContent are)")
+
+
+async def _sse_only() -> Response:
+    raise InvalidInput("alt: the gateway streams Gemini's answers as server-sent events: "
+                       "call streamGenerateContent with ?alt=sse", field="alt")
+
+
 @router.get("/v1/models", summary="The models this key may use")
 async def models(request: Request) -> Response:
     async def listing() -> Response:
@@ -114,7 +158,8 @@ async def models(request: Request) -> Response:
 #: Served as plain Starlette routes (see the module's docstring).
 PROXIED = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings,
            "/v1/images/generations": images, "/v1/audio/speech": speech, "/v1/videos": videos,
-           "/v1/messages": messages, "/v1/responses": responses}
+           "/v1/messages": messages, "/v1/responses": responses,
+           "/v1beta/models/{model:path}:{action}": gemini_native}
 
 
 def install(app: FastAPI) -> None:

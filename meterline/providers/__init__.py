@@ -6,7 +6,7 @@ makes the calls and feeds this package what arrives.
 
     wire.py             Wire: the formats (a provider's ``kind``)
     sse.py              SSEParser, encode_event, json_data
-    usage.py            provider usage -> Usage (UsageReading), upstream_cost, OpenAI usage shape
+    usage.py            provider usage -> Usage (UsageReading), upstream costs, OpenAI usage shape
     streams.py          stream accumulators: usage, text and cost of a streamed response
     estimate.py         token estimates for calls whose usage never came
     gemini.py           OpenAI chat <-> Gemini generateContent translation
@@ -41,6 +41,7 @@ from meterline.providers.usage import (
     read_openai_usage,
     read_response_usage,
     upstream_cost,
+    upstream_cost_at,
 )
 from meterline.providers.wire import Wire, wire_of
 
@@ -74,5 +75,6 @@ __all__ = [
     "read_response_usage",
     "stream_accumulator",
     "upstream_cost",
+    "upstream_cost_at",
     "wire_of",
 ]

@@ -8,8 +8,9 @@ How each format reports usage in a stream:
 
 * OpenAI: chunks carry ``"usage": null`` except the final one, which has ``"choices": []`` and
   the full usage (only when ``stream_options.include_usage`` was set, which the gateway always
-  does). Some compatible providers attach usage to the finishing chunk instead, or to every
-  chunk as a running total; in every case the last usage seen is the answer.
+  does). Some compatible providers attach usage to the finishing chunk instead (Zhipu,
+  MiniMax, Qianfan), or inside its choice (Moonshot), or to every chunk as a running total; in
+  every case the last usage seen is the answer.
 * Anthropic: ``message_start.message.usage`` holds input and cache counts and a provisional
   ``output_tokens``; each ``message_delta.usage`` holds CUMULATIVE counts, so later values
   replace earlier ones field by field — never added.
@@ -150,6 +151,11 @@ class OpenAIStream(StreamAccumulator):
             if isinstance(delta, Mapping):
                 self._delta(delta)
         usage = event_data.get("usage")
+        if usage is None:
+            # Moonshot puts a stream's usage inside the choice that finishes.
+            usage = next((c.get("usage") for c in choices if isinstance(c, Mapping)
+                          and c.get("usage") is not None), None) \
+                if isinstance(choices, list) else None
         if usage is not None:
             self._usage = usage
             self._final = finished or not choices

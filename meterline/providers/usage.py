@@ -13,7 +13,9 @@ Canonical rules (SPEC §1): ``input_tokens`` counts every prompt token, cache re
 included; ``output_tokens`` counts every generated token, reasoning included.
 
 * OpenAI: already canonical. DeepSeek adds ``prompt_cache_hit_tokens`` (= cached) and
-  ``prompt_cache_miss_tokens`` (the rest); embeddings report ``prompt_tokens`` only.
+  ``prompt_cache_miss_tokens`` (the rest); DashScope's explicit cache counts its writes in
+  ``prompt_tokens_details.cache_creation_input_tokens`` (inside ``prompt_tokens``); Moonshot
+  may say ``cached_tokens`` at the top; embeddings report ``prompt_tokens`` only.
 * Anthropic: ``input_tokens`` excludes the cache, so input = input + cache writes + cache reads.
   Writes with a 1-hour TTL (``cache_creation.ephemeral_1h_input_tokens``) cost more than 5-minute
   ones: they are counted in ``cache_write_tokens`` and again, as the part kept an hour, in
@@ -125,8 +127,12 @@ def _openai(raw: object) -> UsageReading:
         if not cached and "cached_tokens" in usage:
             # Moonshot's explicit context cache (moonshot-v1) reports it at the top level.
             cached = _count(usage, "cached_tokens", where)
-    if cached > prompt:
-        raise _Malformed(f"{where}: {cached} cached tokens but only {prompt} prompt tokens")
+    # DashScope's explicit cache: the prompt tokens written to it, billed above plain input.
+    written = _count(prompt_details, "cache_creation_input_tokens",
+                     f"{where}.prompt_tokens_details")
+    if cached + written > prompt:
+        parts = f"{cached} cached" + (f" and {written} cache-write" if written else "")
+        raise _Malformed(f"{where}: {parts} tokens but only {prompt} prompt tokens")
     completion = _count(usage, "completion_tokens", where)  # absent for embeddings
     reasoning = _count(completion_details, "reasoning_tokens",
                        f"{where}.completion_tokens_details")
@@ -139,7 +145,8 @@ def _openai(raw: object) -> UsageReading:
                    f"({completion}); counted as additional output")
         completion += reasoning
     return UsageReading(_usage(input_tokens=prompt, cached_input_tokens=cached,
-                               output_tokens=completion, reasoning_tokens=reasoning),
+                               cache_write_tokens=written, output_tokens=completion,
+                               reasoning_tokens=reasoning),
                         warning=warning)
 
 
@@ -181,6 +188,27 @@ def read_openai_usage(usage: object) -> UsageReading:
 
 def openai_usage(usage: object) -> Usage | None:
     return read_openai_usage(usage).usage
+
+
+#: Where an upstream's answer carries the call's cost unless its provider says otherwise
+#: (OpenRouter's ``usage.cost``; ProviderConfig.cost_field).
+DEFAULT_COST_PATH: Final = ("usage", "cost")
+
+
+def value_at(body: object, path: tuple[str, ...]) -> object:
+    """The value at a dotted ``path`` of a parsed JSON object; None where it is absent."""
+    for name in path:
+        if not isinstance(body, Mapping):
+            return None
+        body = body.get(name)
+    return body
+
+
+def upstream_cost_at(body: object, path: tuple[str, ...] = DEFAULT_COST_PATH) -> Decimal | None:
+    """The cost at ``path`` of an answer (or stream event), read as :func:`upstream_cost`."""
+    if not path:
+        return None
+    return upstream_cost({"cost": value_at(body, path)})
 
 
 def upstream_cost(usage: object) -> Decimal | None:

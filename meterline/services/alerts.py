@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
@@ -19,17 +21,34 @@ from meterline.store.audit import Actor
 from meterline.store.pricing import load_fx
 
 
-def alert_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id, "budget_id": row.budget_id, "tenant": row.tenant_id, "scope": row.scope,
-        "kind": row.kind, "level": row.level, "threshold": format_decimal(row.threshold),
-        "percentage": format_decimal(row.percentage), "amount": format_decimal(row.amount),
-        "limit": format_decimal(row.limit_amount), "currency": row.currency,
-        "period": row.period, "message": row.message, "created_at": row.created_at.isoformat(),
-        "notified": row.notified_at is not None, "resolved": row.resolved_at is not None,
-        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
-        "source": row.source,
-    }
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as listed: the alert and its life in the store (tenant, threshold crossed,
+    whether it was sent, when it was resolved)."""
+
+    alert: Alert
+    tenant: str | None
+    threshold: Decimal
+    notified: bool
+    resolved_at: datetime | None
+
+    @classmethod
+    def of_row(cls, row: Any) -> StoredAlert:
+        return cls(to_alert(row), row.tenant_id, row.threshold, row.notified_at is not None,
+                   row.resolved_at)
+
+    def to_json(self) -> dict[str, Any]:
+        a = self.alert
+        return {
+            "id": a.id, "budget_id": a.budget_id, "tenant": self.tenant, "scope": a.scope,
+            "kind": a.kind, "level": a.level, "threshold": format_decimal(self.threshold),
+            "percentage": format_decimal(a.percentage), "amount": format_decimal(a.amount),
+            "limit": format_decimal(a.limit), "currency": a.currency, "period": a.period,
+            "message": a.message, "created_at": a.created_at.isoformat(),
+            "notified": self.notified, "resolved": a.resolved,
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "source": a.source,
+        }
 
 
 def to_alert(row: Any) -> Alert:
@@ -46,11 +65,13 @@ def claim_for_notification(engine: Engine) -> list[Alert]:
         return [to_alert(r) for r in store.claim_unnotified(conn)]
 
 
-def list_json(engine: Engine, tenant: str | None = None, resolved: bool | None = None,
-              limit: int = 100) -> list[dict[str, Any]]:
+def list_alerts(engine: Engine, tenant: str | None = None, resolved: bool | None = None,
+                limit: int = 100) -> list[StoredAlert]:
+    """Alerts, newest first."""
     with engine.connect() as conn:
-        return [alert_json(r) for r in store.list_alerts(conn, tenant_id=tenant,
-                                                         resolved=resolved, limit=limit)]
+        return [StoredAlert.of_row(r) for r in store.list_alerts(conn, tenant_id=tenant,
+                                                                 resolved=resolved,
+                                                                 limit=limit)]
 
 
 def resolve(engine: Engine, ids: Sequence[str], *, actor: Actor | None) -> int:

@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -40,6 +41,51 @@ _BLANK_ROW: dict[str, Any] = {
     "upstream_cost": None, "cost_mismatch": False,
     "latency_ms": None, "ttft_ms": None, **{m.value: 0 for m in Meter},
 }
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedEvent:
+    """An event with a ledger record: written now, or before (``duplicate``: nothing
+    written, the earlier record's request id, cost and pricing)."""
+
+    id: str
+    request_id: str
+    cost: Decimal | None
+    currency: str | None
+    pricing: str
+    duplicate: bool
+    warning: str | None = None
+    #: Priced, but not yet in the tenant's currency: no stored rate covered the call
+    #: (`meterline rerate` converts it once one does).
+    fx_missing: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "request_id": self.request_id,
+            "cost": format_decimal(self.cost) if self.cost is not None else None,
+            "currency": self.currency, "duplicate": self.duplicate, "status": self.pricing,
+        }
+        if self.warning:
+            out["warning"] = self.warning
+        if self.fx_missing:
+            out["fx_missing"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedEvent:
+    """An event not recorded: invalid, or older than the archived period."""
+
+    #: As the client sent it: an invalid event's id may be missing or not even a string.
+    id: object
+    error: str
+    field: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "error": self.error, "field": self.field}
+
+
+IngestResult = AcceptedEvent | RefusedEvent
 
 
 _PROCESS_TAG = secrets.token_hex(4)
@@ -186,7 +232,7 @@ class Metering:
 
     # -- ingestion ----------------------------------------------------------------------
     def ingest(self, tenant_id: str, events: Sequence[object], *, key_id: str | None = None,
-               source: str = "ingest") -> list[dict[str, Any]]:
+               source: str = "ingest") -> list[IngestResult]:
         """Record a batch of usage events; one result per event, in order."""
         now = datetime.now(UTC)
         parsed: list[UsageEvent | InvalidInput] = []
@@ -227,25 +273,25 @@ class Metering:
         self._remember_users(tenant.id, new_users)
         by_id = {r.row["event_id"]: r for r in records}
         refused = {r.row["event_id"] for r in guarded.refused}
-        results: list[dict[str, Any]] = []
+        results: list[IngestResult] = []
         for index, item in enumerate(parsed):
             if isinstance(item, InvalidInput):
                 raw = events[index]
                 raw_id = raw.get("id") if isinstance(raw, Mapping) else None
-                results.append({"id": raw_id, "error": item.message, "field": item.field})
+                results.append(RefusedEvent(raw_id, item.message, item.field))
             elif item.id in refused:
                 assert guarded.cutoff is not None
-                results.append({"id": item.id, "field": "timestamp",
-                                "error": f"events[{index}].{horizon.refusal(guarded.cutoff)}"})
+                results.append(RefusedEvent(
+                    item.id, f"events[{index}].{horizon.refusal(guarded.cutoff)}", "timestamp"))
             elif item.id in inserted:
                 row = by_id[item.id].row
-                results.append(_result(item.id, row["request_id"], row["cost"], row["currency"],
-                                       row["pricing"], False, row["warning"],
-                                       fx_missing=row["fx_missing"]))
+                results.append(AcceptedEvent(item.id, row["request_id"], row["cost"],
+                                             row["currency"], row["pricing"], False,
+                                             row["warning"], row["fx_missing"]))
             else:
                 old = earlier[item.id]
-                results.append(_result(item.id, old.request_id, old.cost, old.currency,
-                                       old.pricing, True, None))
+                results.append(AcceptedEvent(item.id, old.request_id, old.cost, old.currency,
+                                             old.pricing, True))
         return results
 
     def _record(self, tenant: Tenant, event: UsageEvent, key_id: str | None, source: str,
@@ -329,19 +375,3 @@ class Metering:
         return self._complete_records(lambda conn, after: ledger.unpriced(conn, after=after),
                                       price, progress)
 
-
-def _result(event_id: str, request_id: str, cost: Decimal | None, currency: str | None,
-            status: str, duplicate: bool, warning: str | None, *,
-            fx_missing: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": event_id, "request_id": request_id,
-        "cost": format_decimal(cost) if cost is not None else None, "currency": currency,
-        "duplicate": duplicate, "status": status,
-    }
-    if warning:
-        out["warning"] = warning
-    if fx_missing:
-        # Priced, but not yet in the tenant's currency: no stored rate covered the call
-        # (`meterline rerate` converts it once one does).
-        out["fx_missing"] = True
-    return out

@@ -136,7 +136,10 @@ class UpdateSource:
     aliases: list[tuple[str, str]] = field(default_factory=list)
     rules: list[tuple[str, MatchRule, str]] | None = None
     label: str = ""
-    notes: dict[str, Any] = field(default_factory=dict)
+    #: What the source left out, where it says: "model: reason" of entries it could not use.
+    skipped: list[str] | None = None
+    #: genai-prices: model → price keys (and variants or windows) meterline does not model.
+    not_modelled: dict[str, list[str]] | None = None
 
 
 def installed_genai_source() -> UpdateSource:
@@ -155,18 +158,48 @@ def read_update_source(raw: bytes, now: datetime) -> UpdateSource:
     if is_litellm_document(document):
         result = parse_litellm(document, effective_from=now, origin="update")
         return UpdateSource(Layer.LITELLM, result.versions, result.aliases,
-                            label="LiteLLM file", notes={"skipped": result.skipped})
+                            label="LiteLLM file", skipped=result.skipped)
     return UpdateSource(Layer.OPERATOR, load_update_source(raw, now=now), label="meterline file")
 
 
 def _genai_source(database: genai.GenaiCatalog, label: str) -> UpdateSource:
     return UpdateSource(Layer.GENAI_PRICES, database.versions, database.aliases, database.rules,
-                        label=label, notes={"skipped": database.skipped,
-                                            "not_modelled": database.unmodelled})
+                        label=label, skipped=database.skipped,
+                        not_modelled=database.unmodelled)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What an update added to its source's layer (or, ``dry_run``, would add: then
+    ``versions`` lists the new versions), with what the source itself left out."""
+
+    source: str
+    layer: Layer
+    dry_run: bool
+    new_models: list[str]
+    changed_models: list[str]
+    unchanged: int
+    added_versions: int
+    conflicts: list[str]
+    versions: list[PriceVersion]
+    skipped: list[str] | None = None
+    not_modelled: dict[str, list[str]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source, "layer": self.layer.label, "dry_run": self.dry_run,
+            "new_models": self.new_models, "changed_models": self.changed_models,
+            "unchanged": self.unchanged, "added_versions": self.added_versions,
+            "conflicts": self.conflicts, "versions": [v.to_json() for v in self.versions]}
+        if self.skipped is not None:
+            out["skipped"] = self.skipped
+        if self.not_modelled is not None:
+            out["not_modelled"] = self.not_modelled
+        return out
 
 
 def update_from(engine: Engine, source: UpdateSource, now: datetime | None = None,
-                dry_run: bool = False, *, actor: Actor | None) -> dict[str, Any]:
+                dry_run: bool = False, *, actor: Actor | None) -> UpdateReport:
     """Bring the source's layer up to date: new models with their own dates, a version
     effective ``now`` for every model whose price changed. Only that layer is compared and
     written; with ``dry_run`` nothing is written."""
@@ -184,12 +217,10 @@ def update_from(engine: Engine, source: UpdateSource, now: datetime | None = Non
                 "added_versions": len(plan.new_versions), "new_models": len(plan.new_models),
                 "changed_models": len(plan.changed_models),
                 "conflicts": len(plan.conflicts)})
-    return {"source": source.label, "layer": source.layer.label, "dry_run": dry_run,
-            "new_models": plan.new_models, "changed_models": plan.changed_models,
-            "unchanged": len(plan.unchanged), "added_versions": len(plan.new_versions),
-            "conflicts": plan.conflicts,
-            "versions": [v.to_json() for v in plan.new_versions] if dry_run else [],
-            **source.notes}
+    return UpdateReport(source.label, source.layer, dry_run, plan.new_models,
+                        plan.changed_models, len(plan.unchanged), len(plan.new_versions),
+                        plan.conflicts, plan.new_versions if dry_run else [],
+                        source.skipped, source.not_modelled)
 
 
 _ORIGINS: Final = {Layer.OPERATOR: "update", Layer.CURATED: "catalog",
@@ -207,8 +238,45 @@ def _tagged(versions: list[PriceVersion], layer: Layer) -> list[PriceVersion]:
             for v in versions]
 
 
+@dataclass(frozen=True)
+class LayerPrice:
+    """One layer's version of a model in force: whether it is the one charged (``in_force``,
+    the highest layer in its currency) and whether it charges every call as that one does."""
+
+    layer: Layer
+    version: PriceVersion
+    in_force: bool
+    agrees: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layer": self.layer.label, "currency": self.version.currency,
+                "version": self.version.id, "source": self.version.source,
+                "in_force": self.in_force, "agrees": self.agrees}
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    """Which layers price a model, per currency, and whether they disagree."""
+
+    model: str
+    layers: list[LayerPrice]
+
+    @property
+    def priced_by(self) -> list[str]:
+        return [f"{entry.layer.label} {entry.version.currency}"
+                for entry in self.layers if entry.in_force]
+
+    @property
+    def disagree(self) -> bool:
+        return not all(entry.agrees for entry in self.layers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "priced_by": self.priced_by, "disagree": self.disagree,
+                "layers": [entry.to_json() for entry in self.layers]}
+
+
 def sources(book: PriceBook, at: datetime, *, model: str | None = None,
-            provider: str | None = None, disagreeing: bool = False) -> list[dict[str, Any]]:
+            provider: str | None = None, disagreeing: bool = False) -> list[ModelSources]:
     """Per model: which layer prices it at ``at`` (per currency), what every other layer would
     charge, and whether they agree (charge every call the same)."""
     names = [book.resolve(model)] if model else book.models()
@@ -221,19 +289,14 @@ def sources(book: PriceBook, at: datetime, *, model: str | None = None,
             continue
         winners = {currency: book.version_at(name, at, currency)
                    for currency in {entry.version.currency for entry in entries}}
-        layers: list[dict[str, Any]] = [{"layer": entry.layer.label,
-                                         "currency": entry.version.currency,
-                   "version": entry.version.id, "source": entry.version.source,
-                   "in_force": entry.version is winners[entry.version.currency],
-                   "agrees": charges_same(entry.version, winners[entry.version.currency])}
-                  for entry in entries]
-        disagree = not all(layer["agrees"] for layer in layers)
-        if disagreeing and not disagree:
+        found = ModelSources(name, [
+            LayerPrice(entry.layer, entry.version,
+                       entry.version is winners[entry.version.currency],
+                       charges_same(entry.version, winners[entry.version.currency]))
+            for entry in entries])
+        if disagreeing and not found.disagree:
             continue
-        out.append({"model": name,
-                    "priced_by": [layer["layer"] + " " + layer["currency"]
-                                  for layer in layers if layer["in_force"]],
-                    "disagree": disagree, "layers": layers})
+        out.append(found)
     return out
 
 

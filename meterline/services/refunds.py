@@ -13,16 +13,19 @@ already issued).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
+from meterline.domain.money import format_decimal
 from meterline.domain.rating import ChargeLine
 from meterline.domain.usage import Meter
 from meterline.errors import Conflict, InvalidInput, NotFound, StoreError
 from meterline.services.metering import new_request_id
-from meterline.services.records import record_json
+from meterline.services.records import UsageRecordView
 from meterline.store import audit, horizon, ledger
 from meterline.store.audit import Actor
 from meterline.store.ledger import NewRecord
@@ -32,6 +35,20 @@ REFUNDED: Final = "refunded"
 EVENT_PREFIX: Final = "refund:"
 MAX_REASON: Final = 1000
 WRITE_ATTEMPTS: Final = 3
+
+
+@dataclass(frozen=True)
+class Refund:
+    """The refund record of ``refund_of``; ``duplicate`` when it was refunded before (the
+    earlier refund, nothing written now)."""
+
+    refund_of: str
+    duplicate: bool
+    refund: UsageRecordView
+
+    def to_json(self) -> dict[str, Any]:
+        return {"refund_of": self.refund_of, "duplicate": self.duplicate,
+                "refund": self.refund.to_json()}
 
 
 def _original(conn: Connection, request_id: str) -> tuple[Any, list[Any]]:
@@ -49,6 +66,10 @@ def _original(conn: Connection, request_id: str) -> tuple[Any, list[Any]]:
                        "price it with `meterline rerate` first, then refund it",
                        field="request_id")
     return row, lines
+
+
+def _audited(amount: Decimal | None) -> str | None:
+    return None if amount is None else format_decimal(amount)
 
 
 def _negated(value: Any) -> Any:
@@ -79,9 +100,9 @@ def refund_record(original: Any, lines: list[Any], reason: str | None,
 
 
 def refund(engine: Engine, request_id: object, reason: object = None,
-           now: datetime | None = None, *, actor: Actor | None) -> dict[str, Any]:
-    """Refund a usage record: ``{"refund": record, "refund_of", "duplicate"}``; asked again,
-    the answer is the same refund with ``duplicate`` true (nothing is refunded twice)."""
+           now: datetime | None = None, *, actor: Actor | None) -> Refund:
+    """Refund a usage record; asked again, the answer is the same refund with ``duplicate``
+    true (nothing is refunded twice)."""
     if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 40:
         raise InvalidInput("request_id: give a usage record's request id", field="request_id")
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
@@ -100,15 +121,16 @@ def refund(engine: Engine, request_id: object, reason: object = None,
                 stored = ledger.record_of_event(conn, original.tenant_id, event_id)
                 found = ledger.lines_of(conn, [stored.request_id],
                                         archived=True)[stored.request_id]
-                shown = record_json(stored, found)
+                shown = UsageRecordView.of_row(stored, found)
                 duplicate = event_id not in inserted
                 if not duplicate:  # asked again: nothing changed
                     audit.record(conn, actor, "usage.refund", target=request_id,
                                  tenant=stored.tenant_id, details={
                                      "reason": reason or None,
                                      "refund_request_id": stored.request_id,
-                                     "cost": shown["cost"], "currency": shown["currency"]})
-            return {"refund_of": request_id, "duplicate": duplicate, "refund": shown}
+                                     "cost": _audited(shown.cost),
+                                     "currency": shown.currency})
+            return Refund(request_id, duplicate, shown)
         except StoreError as exc:
             # A lock conflict with another writer: the database decides duplicates, so
             # writing again is safe.

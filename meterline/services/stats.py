@@ -16,13 +16,13 @@ any tenant has reached.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from meterline.domain.money import format_decimal
 from meterline.errors import InvalidInput
@@ -141,8 +141,11 @@ def summary(engine: Engine, tenant: str | None, reporting_currency: str,
     """All-time total, this month and today, calls and the share that succeeded."""
     with engine.connect() as conn:
         view = load_view(conn, tenant, reporting_currency, now)
+        # Days of this month (in the earliest timezone) kept apart; earlier ones only where
+        # they are converted.
+        month_start = min([view.today_of(t) for t in view.zones] or [view.today]).replace(day=1)
         rows = store.daily(conn, tenant=view.tenant_id, first=None, last=None, group=None,
-                           per_day=True)
+                           per_day=True, convert_to=view.currency, days_from=month_start)
     tally = Tally(view)
     month = today = ZERO
     calls = successes = 0
@@ -150,6 +153,8 @@ def summary(engine: Engine, tenant: str | None, reporting_currency: str,
         amount = tally.add(row, row.calls)
         calls += row.calls
         successes += row.successes
+        if row.day is None:
+            continue  # before this month
         local_today = view.today_of(row.tenant_id)
         if row.day.replace(day=1) == local_today.replace(day=1) and row.day <= local_today:
             month = SUM_CONTEXT.add(month, amount)
@@ -164,10 +169,20 @@ def stats(engine: Engine, tenant: str | None, reporting_currency: str, *,
           start: str | None = None, end: str | None = None, group_by: str | None = None,
           now: datetime | None = None) -> Breakdown:
     """Cost, calls and tokens per group over a range of days (both ends included)."""
-    group_by = group_by or "model"
-    if group_by not in GROUP_BY:
-        raise InvalidInput(f"group_by: {group_by!r} is not one of {', '.join(GROUP_BY)}",
-                           field="group_by")
+    return breakdowns(engine, tenant, reporting_currency, start=start, end=end,
+                      group_by=[group_by or "model"], now=now)[0]
+
+
+def breakdowns(engine: Engine, tenant: str | None, reporting_currency: str, *,
+               start: str | None = None, end: str | None = None,
+               group_by: Sequence[str] = ("model",),
+               now: datetime | None = None) -> list[Breakdown]:
+    """:func:`stats` for each of ``group_by`` over the same range: the range's totals are read
+    once (the overview shows four breakdowns)."""
+    for name in group_by:
+        if name not in GROUP_BY:
+            raise InvalidInput(f"group_by: {name!r} is not one of {', '.join(GROUP_BY)}",
+                               field="group_by")
     with engine.connect() as conn:
         view = load_view(conn, tenant, reporting_currency, now)
         last = parse_day(end, "end", view, end=True) if end else view.today
@@ -176,26 +191,33 @@ def stats(engine: Engine, tenant: str | None, reporting_currency: str, *,
             raise InvalidInput(f"end: {last} is before start {first}", field="end")
         per_day = view.converts
         totals = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group=None,
-                             per_day=per_day)
-        if group_by in store.RAW_GROUPS:
-            since, until = view.bounds(first, last)
-            groups = _raw_groups(view, group_by, first, last, store.raw_records(
-                conn, tenant=view.tenant_id, since=since, until=until))
-        elif group_by in store.METER_GROUPS:
-            groups = _groups(view, store.meters(conn, tenant=view.tenant_id, first=first,
-                                                last=last, per_day=per_day), "lines")
-        else:
-            groups = _groups(view, store.daily(
-                conn, tenant=view.tenant_id, first=first, last=last,
-                group=store.DAILY_GROUPS[group_by], per_day=per_day), "calls")
+                             per_day=per_day, convert_to=view.currency)
+        grouped = [_grouped(conn, view, name, first, last) for name in group_by]
     tally = Tally(view)
     calls = 0
     for row in totals:
         tally.add(row, row.calls)
         calls += row.calls
-    ordered = sorted(groups.values(), key=lambda g: (g.cost.copy_negate(), -g.calls, str(g.key)))
-    return Breakdown(view.tenant_id, view.currency, first, last, group_by, tally.total, calls,
-                     tally.unpriced, tally.unconverted(), ordered)
+    return [Breakdown(view.tenant_id, view.currency, first, last, name, tally.total, calls,
+                      tally.unpriced, tally.unconverted(),
+                      sorted(groups.values(),
+                             key=lambda g: (g.cost.copy_negate(), -g.calls, str(g.key))))
+            for name, groups in zip(group_by, grouped, strict=True)]
+
+
+def _grouped(conn: Connection, view: View, group_by: str, first: date,
+             last: date) -> dict[Any, Group]:
+    per_day = view.converts
+    if group_by in store.RAW_GROUPS:
+        since, until = view.bounds(first, last)
+        return _raw_groups(view, group_by, first, last, store.raw_records(
+            conn, tenant=view.tenant_id, since=since, until=until))
+    if group_by in store.METER_GROUPS:
+        return _groups(view, store.meters(conn, tenant=view.tenant_id, first=first, last=last,
+                                          per_day=per_day, convert_to=view.currency), "lines")
+    return _groups(view, store.daily(conn, tenant=view.tenant_id, first=first, last=last,
+                                     group=store.DAILY_GROUPS[group_by], per_day=per_day,
+                                     convert_to=view.currency), "calls")
 
 
 def _groups(view: View, rows: Iterable[Any], count: str) -> dict[Any, Group]:
@@ -231,15 +253,24 @@ def _raw_groups(view: View, group_by: str, first: date, last: date,
 
 
 def trend(engine: Engine, tenant: str | None, reporting_currency: str,
-          days: object = None, now: datetime | None = None) -> Trend:
-    """Cost and calls of each of the last ``days`` days (today included), zero-filled."""
-    count = parse_days(days if days is not None else DEFAULT_TREND_DAYS)
+          days: object = None, now: datetime | None = None, *, start: str | None = None,
+          end: str | None = None) -> Trend:
+    """Cost and calls of each of the last ``days`` days (today included), zero-filled; or,
+    with ``start``, of each day from ``start`` to ``end`` (default today), both included."""
+    count = None if start else parse_days(days if days is not None else DEFAULT_TREND_DAYS)
     with engine.connect() as conn:
         view = load_view(conn, tenant, reporting_currency, now)
-        last = view.today
-        first = last - timedelta(days=count - 1)
+        if count is None:
+            last = parse_day(end, "end", view, end=True) if end else view.today
+            first = parse_day(start or "", "start", view)
+            if last < first:
+                raise InvalidInput(f"end: {last} is before start {first}", field="end")
+            count = parse_days((last - first).days + 1)
+        else:
+            last = view.today
+            first = last - timedelta(days=count - 1)
         rows = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group="day",
-                           per_day=view.converts)
+                           per_day=view.converts, convert_to=view.currency)
     tally = Tally(view)
     costs: dict[date, Decimal] = {}
     calls: dict[date, int] = {}

@@ -9,6 +9,13 @@ for Anthropic and Gemini):
 - ``POST /v1/chat/completions`` — stream or not; a streamed answer has the usage chunk
   (``choices: []``) before ``data: [DONE]`` only with ``stream_options.include_usage: true``.
   Models starting with ``deepseek`` also report ``prompt_cache_hit_tokens`` / ``..._miss_tokens``.
+- The OpenAI-compatible Chinese providers' dialects (simulator/compatible.py): DeepSeek at
+  ``/chat/completions``, DashScope at ``/compatible-mode/v1/...``, Volcano Ark at ``/api/v3/...``,
+  Zhipu at ``/api/paas/v4/...``, Qianfan at ``/v2/...``; MiniMax and Moonshot at ``/v1/...`` for
+  models starting ``MiniMax-`` / ``kimi-`` or ``moonshot-`` — each with its usage fields,
+  ``reasoning_content``, and its stream's usage where that provider sends it.
+- ``POST /v1/responses`` (``background: true`` answers ``queued``), ``GET`` / ``DELETE
+  /v1/responses/{id}``, ``POST /v1/responses/{id}/cancel`` (simulator/responses.py).
 - ``POST /v1/embeddings`` (float or base64 vectors, 8 dimensions unless ``dimensions``),
   ``POST /v1/images/generations`` (``n`` images, ``b64_json`` unless ``response_format=url``),
   ``POST /v1/audio/speech`` (417 bytes of audio), ``POST /v1/videos`` (multipart or JSON;
@@ -54,7 +61,10 @@ or several blocks); they pass unchanged through a gateway that forwards bodies:
 - ``cache_write_1h=N``: Anthropic cache writes with a one-hour TTL (``cache_creation.
   ephemeral_1h_input_tokens``, also counted in ``cache_creation_input_tokens``).
 - ``reasoning=N``: N reasoning tokens (see above).
-- ``cost=X``: OpenRouter-style ``usage.cost`` number in OpenAI-format usage.
+- ``cost=X``: OpenRouter-style ``usage.cost`` number in OpenAI-format usage;
+  ``cost_in=PATH`` puts it at that dotted path of the answer (and of a stream's usage chunk)
+  instead.
+- ``polls=N``: a background response is finished at its N-th retrieval (default 1).
 
 An unknown or malformed directive gets a 400 in the provider's shape.
 

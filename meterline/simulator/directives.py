@@ -29,6 +29,7 @@ _INT_KEYS = frozenset(
         "cache_write_1h",
         "reasoning",
         "retry_after",
+        "polls",
     }
 )
 
@@ -61,17 +62,29 @@ class Directives:
     cache_write_1h: int = 0
     reasoning: int = 0
     cost: float | None = None
+    #: Where ``cost`` goes instead of ``usage.cost``: a dotted path from the answer's top.
+    cost_in: str | None = None
     retry_after: int | None = None
+    #: A background response is finished at the N-th retrieval (1: the first).
+    polls: int = 1
 
 
 NO_DIRECTIVES = Directives()
 
 
-def _parse_block(body: str, ints: dict[str, int], other: dict[str, float | None]) -> None:
+_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _parse_block(body: str, ints: dict[str, int], other: dict[str, float | None],
+                 texts: dict[str, str]) -> None:
     for item in body.split():
         key, sep, raw = item.partition("=")
         if key == "no_usage" and not sep:
             other["no_usage"] = 1.0
+        elif key == "cost_in" and sep:
+            if not _PATH.fullmatch(raw):
+                raise DirectiveError(f"simulator directive cost_in={raw!r} is not a dotted path")
+            texts["cost_in"] = raw
         elif key == "cost" and sep:
             try:
                 other["cost"] = float(raw)
@@ -91,8 +104,9 @@ def parse_directives(text: str) -> tuple[Directives, str]:
         return NO_DIRECTIVES, text
     ints: dict[str, int] = {}
     other: dict[str, float | None] = {}
+    texts: dict[str, str] = {}
     for match in _DIRECTIVE.finditer(text):
-        _parse_block(match.group(1), ints, other)
+        _parse_block(match.group(1), ints, other, texts)
     status = ints.get("status")
     if status is not None and not 400 <= status <= 599:
         raise DirectiveError(f"simulator directive status={status} must be within 400..599")
@@ -108,7 +122,9 @@ def parse_directives(text: str) -> tuple[Directives, str]:
         cache_write_1h=ints.get("cache_write_1h", 0),
         reasoning=ints.get("reasoning", 0),
         cost=other.get("cost"),
+        cost_in=texts.get("cost_in"),
         retry_after=ints.get("retry_after"),
+        polls=ints.get("polls", 1),
     )
     return directives, _DIRECTIVE.sub(" ", text)
 

@@ -20,6 +20,7 @@ from meterline.simulator.common import (
     json_response,
     make_plan,
 )
+from meterline.simulator.compatible import PATHS, completion, dialect_of, put_cost, stream
 from meterline.simulator.directives import Plan, content_pieces, generated_text
 
 FINGERPRINT = "fp_simulator"
@@ -65,8 +66,6 @@ def openai_usage(p: Plan, model: str) -> dict[str, Any]:
     if model.lower().startswith("deepseek"):
         usage["prompt_cache_hit_tokens"] = p.cached
         usage["prompt_cache_miss_tokens"] = p.prompt
-    if p.directives.cost is not None:
-        usage["cost"] = p.directives.cost
     return usage
 
 
@@ -98,7 +97,8 @@ def _completion(cid: str, model: str, p: Plan, tier: str) -> dict[str, Any]:
         ],
     }
     if not p.directives.no_usage:
-        answer["usage"] = openai_usage(p, model)
+        answer["usage"] = usage = openai_usage(p, model)
+        put_cost(p, answer, usage)
     return answer
 
 
@@ -139,7 +139,12 @@ def _stream(sim: SimState, cid: str, model: str, p: Plan, include_usage: bool,
     content = [prefix + tail for tail in _content_tails(p.output)]
     tail = [event(delta({}, "length" if p.truncated else "stop"))]
     if include_usage and not p.directives.no_usage:
-        tail.append(event([], openai_usage(p, model)))
+        usage = openai_usage(p, model)
+        more: dict[str, Any] = {}
+        put_cost(p, more, usage)
+        tail.append(event([], usage) if not more else
+                    b"data: " + orjson.dumps({**start, "choices": [], "usage": usage, **more})
+                    + b"\n\n")
     tail.append(b"data: [DONE]\n\n")
     return EventStream(head, content, tail, p.directives, sim)
 
@@ -169,13 +174,20 @@ def chat_routes(sim: SimState) -> list[Route]:
         if refused is not None:
             return refused
         cid = sim.next_id("chatcmpl-")
-        if body.get("stream") is True:
-            options = body.get("stream_options")
-            include = isinstance(options, dict) and options.get("include_usage") is True
+        streamed = body.get("stream") is True
+        options = body.get("stream_options")
+        include = isinstance(options, dict) and options.get("include_usage") is True
+        dialect = dialect_of(request.scope["path"], model)
+        if dialect is not None:
+            if streamed:
+                return stream(sim, dialect, cid, model, p, include)
+            return json_response(completion(dialect, cid, model, p))
+        if streamed:
             return _stream(sim, cid, model, p, include, served_tier(body))
         return json_response(_completion(cid, model, p, served_tier(body)))
 
-    # Azure OpenAI serves the same at a deployment's path (with api-version) and at its v1 API.
-    return [Route(path, chat_completions, methods=["POST"])
-            for path in ("/v1/chat/completions", "/openai/v1/chat/completions",
-                         "/openai/deployments/{deployment}/chat/completions")]
+    # Azure OpenAI serves the same at a deployment's path (with api-version) and at its v1 API;
+    # the OpenAI-compatible providers at their own paths (simulator/compatible.py).
+    paths = ("/v1/chat/completions", "/openai/v1/chat/completions",
+             "/openai/deployments/{deployment}/chat/completions", *PATHS)
+    return [Route(path, chat_completions, methods=["POST"]) for path in paths]

@@ -1,6 +1,11 @@
 """OpenAI Responses API: ``POST /v1/responses`` (streamed as typed events and not),
 ``GET /v1/responses/{id}``, ``DELETE /v1/responses/{id}`` and ``POST .../cancel``.
 
+``background: true`` (not streamed) answers ``queued`` with no usage; the response is finished
+(``completed`` with its usage) at its ``polls=N``-th retrieval (the first by default), and
+``in_progress`` before. Cancelling a running background response answers ``cancelled`` with
+the prompt's usage and no output; cancelling any other is refused (400).
+
 Usage is the Responses shape: ``input_tokens`` include the cached ones
 (``input_tokens_details.cached_tokens``), ``output_tokens`` the reasoning ones
 (``output_tokens_details.reasoning_tokens``). A stream ends with ``response.completed``, whose
@@ -21,6 +26,7 @@ from starlette.routing import Route
 from meterline.simulator.common import (
     EventStream,
     SimState,
+    authorized,
     begin,
     block_texts,
     gate,
@@ -96,6 +102,23 @@ def _stream(sim: SimState, rid: str, model: str, p: Plan) -> EventStream:
 
 def responses_routes(sim: SimState) -> list[Route]:
     stored: dict[str, dict[str, Any]] = {}
+    #: Background responses not finished yet: their plan and the retrievals left until done.
+    running: dict[str, tuple[Plan, int]] = {}
+
+    def advance(rid: str) -> None:
+        """A retrieval of a running background response: one poll closer to finished."""
+        if rid not in running:
+            return
+        p, left = running[rid]
+        if left > 1:
+            running[rid] = (p, left - 1)
+            stored[rid]["status"] = "in_progress"
+            return
+        del running[rid]
+        final = "incomplete" if p.truncated else "completed"
+        stored[rid] = {**_response(rid, stored[rid]["model"], p, final,
+                                   generated_text(p.output)),
+                       "background": True, "service_tier": stored[rid]["service_tier"]}
 
     async def create(request: Request) -> Response:
         body = await begin(request, sim, openai_error)
@@ -115,29 +138,64 @@ def responses_routes(sim: SimState) -> list[Route]:
             return refused
         rid = sim.next_id("resp_")
         status = "incomplete" if p.truncated else "completed"
+        background = body.get("background") is True
+        if background and body.get("stream") is not True:
+            stored[rid] = {**_response(rid, model, p, "queued", ""), "background": True,
+                           "service_tier": served_tier(body)}
+            running[rid] = (p, max(1, p.directives.polls))
+            return json_response(stored[rid])
         stored[rid] = _response(rid, model, p, status, generated_text(p.output))
         stored[rid]["service_tier"] = served_tier(body)
+        stored[rid]["background"] = background
         if body.get("stream") is True:
             return _stream(sim, rid, model, p)
         return json_response(stored[rid])
 
     async def one(request: Request) -> Response:
-        found = stored.get(request.path_params["rid"])
-        if found is None:
-            return openai_error(404, f"No response found with id "
-                                     f"'{request.path_params['rid']}'.")
+        refused = await begin_bodiless(request)
+        if refused is not None:
+            return refused
+        rid = request.path_params["rid"]
+        if rid not in stored:
+            return openai_error(404, f"No response found with id '{rid}'.")
         if request.method == "DELETE":
-            del stored[found["id"]]
-            return json_response({"id": found["id"], "object": "response.deleted",
-                                  "deleted": True})
-        return json_response(found)
+            del stored[rid]
+            running.pop(rid, None)
+            return json_response({"id": rid, "object": "response.deleted", "deleted": True})
+        advance(rid)
+        return json_response(stored[rid])
 
     async def cancel(request: Request) -> Response:
-        found = stored.get(request.path_params["rid"])
+        refused = await begin_bodiless(request)
+        if refused is not None:
+            return refused
+        rid = request.path_params["rid"]
+        found = stored.get(rid)
         if found is None:
-            return openai_error(404, "No response found.")
-        return openai_error(400, "Only responses created with background=true can be "
-                                 "cancelled.")
+            return openai_error(404, f"No response found with id '{rid}'.")
+        if not found.get("background"):
+            return openai_error(400, "Only responses created with background=true can be "
+                                     "cancelled.")
+        if rid not in running:
+            return openai_error(400, f"Cannot cancel a response with status "
+                                     f"'{found['status']}'.")
+        # The prompt was read; nothing was generated.
+        p, _ = running.pop(rid)
+        usage = responses_usage(p)
+        usage.update(output_tokens=0, output_tokens_details={"reasoning_tokens": 0},
+                     total_tokens=usage["input_tokens"])
+        stored[rid] = {**found, "status": "cancelled",
+                       "usage": None if p.directives.no_usage else usage}
+        return json_response(stored[rid])
+
+    async def begin_bodiless(request: Request) -> Response | None:
+        """Count the request and check its key, as ``begin`` does for requests with a body."""
+        path = request.scope["path"]
+        sim.requests[path] = sim.requests.get(path, 0) + 1
+        sim.remember(request, None)
+        if sim.require_key is not None and not authorized(request, sim.require_key):
+            return openai_error(401, "Incorrect or missing API key.")
+        return None
 
     return [Route("/v1/responses", create, methods=["POST"]),
             Route("/v1/responses/{rid}", one, methods=["GET", "DELETE"]),

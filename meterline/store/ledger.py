@@ -16,7 +16,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    cast,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from meterline.domain.money import convert_lines, format_decimal
 from meterline.domain.rating import ChargeLine
@@ -188,8 +199,12 @@ def list_records(conn: Connection, *, tenant_id: str | None = None, user_id: str
                  provider: str | None = None, status: str | None = None,
                  request_id: str | None = None, since: datetime | None = None,
                  until: datetime | None = None, limit: int = 100,
-                 archived: bool = False) -> list[Any]:
-    """Records of the hot table, newest first (``archived``: of the archive too)."""
+                 archived: bool = False, after: tuple[datetime, str] | None = None,
+                 metadata_value: tuple[str, str] | None = None) -> list[Any]:
+    """Records of the hot table, newest first (``archived``: of the archive too).
+
+    ``after``: the (time, request id) of the last record of the page before, for keyset
+    paging in this order; ``metadata_value``: records whose metadata has key = value."""
     source = archive.all_records() if archived else usage_records
     c = source.c
     query = select(source)
@@ -202,4 +217,22 @@ def list_records(conn: Connection, *, tenant_id: str | None = None, user_id: str
         query = query.where(c.occurred_at >= since)
     if until is not None:
         query = query.where(c.occurred_at < until)
+    if after is not None:
+        at, last_id = after
+        # The plain bound first, so the time index bounds the scan; then the tie on time.
+        query = query.where(c.occurred_at <= at,
+                            or_(c.occurred_at < at, c.request_id > last_id))
+    if metadata_value is not None:
+        query = query.where(_metadata_text(conn, c.metadata, metadata_value[0])
+                            == metadata_value[1])
     return list(conn.execute(query.order_by(c.occurred_at.desc(), c.request_id).limit(limit)))
+
+
+def _metadata_text(conn: Connection, column: Any, key: str) -> ColumnElement[Any]:
+    """A record's metadata value under ``key``, as text (metadata is JSON stored as text)."""
+    if conn.dialect.name == "postgresql":
+        found: ColumnElement[Any] = cast(column, JSONB)[key].astext
+        return found
+    if '"' in key:  # not expressible as an SQLite JSON path: no record matches
+        return null()
+    return cast(func.json_extract(column, f'$."{key}"'), String)

@@ -209,6 +209,8 @@ usage_records = Table(
     Column("metadata", Json, nullable=True),
     UniqueConstraint("tenant_id", "event_id"),
     Index("ix_usage_records_tenant_time", "tenant_id", "occurred_at"),
+    # Every tenant's records by time (the dashboard's usage explorer; migration 0015).
+    Index("ix_usage_records_time", "occurred_at", "request_id"),
     # Only unpriced records are ever looked up by pricing state (rerate): a partial index.
     Index("ix_usage_records_unpriced", "request_id",
           postgresql_where=text("pricing = 'unpriced'"),
@@ -393,6 +395,22 @@ calls_started = Table(
     Column("tenant_id", String(64), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("record", Json, nullable=False),
+)
+
+# Responses API objects created through the gateway (migration 0014): whose they are, so that
+# only their tenant reaches them (GET, DELETE, cancel), and, for a background response not yet
+# billed, the call it bills when it completes (gateway/responses.py).
+upstream_responses = Table(
+    "upstream_responses", metadata,
+    Column("response_id", String(200), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("user_id", String(128), nullable=True),
+    Column("provider", String(64), nullable=False),
+    Column("request_id", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("pending", Json, nullable=True),
+    Column("billed_at", UtcDateTime, nullable=True),
 )
 
 # Requests and tokens per key and minute, for rate limits when no Redis is configured.

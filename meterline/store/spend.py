@@ -76,7 +76,7 @@ def _offset_spans(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[
     return spans
 
 
-def _local_day(conn: Connection, zone: ZoneInfo, start: datetime,
+def local_day(conn: Connection, zone: ZoneInfo, start: datetime,
                end: datetime) -> ColumnElement[Any]:
     """SQL for the local date of ``occurred_at``: PostgreSQL knows timezones; SQLite shifts
     the UTC time by the offset in force, which changes only at the DST transitions."""
@@ -91,7 +91,7 @@ def _local_day(conn: Connection, zone: ZoneInfo, start: datetime,
     return func.date(at, case(*whens, else_=shifts[-1]))
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
@@ -111,13 +111,13 @@ def day_groups(conn: Connection, scope: Scope, zone: ZoneInfo, start: datetime,
     """Cost and billed cost per local day and currencies of the records in ``scope`` with
     start ≤ occurred_at < end; ``priced`` counts the records that have a cost."""
     c = usage_records.c
-    day = _local_day(conn, zone, start, end).label("day")
+    day = local_day(conn, zone, start, end).label("day")
     rows = conn.execute(
         select(day, c.currency, c.billed_currency, money_sum(c.cost).label("cost"),
                money_sum(c.billed_cost).label("billed"), func.count().label("records"),
                func.count(c.cost).label("priced"))
         .where(*_in_scope(scope, start, end)).group_by(day, c.currency, c.billed_currency))
-    return [DayGroup(_as_date(r.day), r.currency, r.billed_currency, r.cost, r.billed,
+    return [DayGroup(as_date(r.day), r.currency, r.billed_currency, r.cost, r.billed,
                      r.records, r.priced) for r in rows]
 
 

@@ -2,8 +2,11 @@
 
 Every query groups by the currencies of the rows (price currency, billed currency), because
 amounts in different currencies are never added in SQL; ``per_day`` also keeps the tenant and
-day apart, for conversion at each day's FX rate (see :mod:`meterline.services.stats`). Money is
-summed with ``money_sum``: NUMERIC on PostgreSQL, the exact Decimal aggregate on SQLite.
+day apart, for conversion at each day's FX rate (see :mod:`meterline.services.stats`) — with
+``convert_to``, only for the rows that need it (priced, and neither currency is ``convert_to``):
+the others are taken as they are, so they are summed over tenants and days in SQL and the
+answer has about one row per group and currency pair, not per tenant and day. Money is summed
+with ``money_sum``: NUMERIC on PostgreSQL, the exact Decimal aggregate on SQLite.
 """
 
 from __future__ import annotations
@@ -12,7 +15,20 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, case, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+)
 
 from meterline.store.archive import all_records
 from meterline.store.schema import (
@@ -53,15 +69,45 @@ def _range(table: Any, tenant: str | None, first: date | None,
     return conditions
 
 
+def _tenant_day(table: Any, convert_to: str | None, days_from: date | None) -> list[Any]:
+    """The tenant and day keys: as they are, or (``convert_to``) only where the row must be
+    converted or its day is on or after ``days_from`` — NULL elsewhere, so those rows are summed
+    across tenants and days."""
+    c = table.c
+    if convert_to is None:
+        return [c.tenant_id, c.day]
+    kept: ColumnElement[bool] = and_(c.currency != "", c.billed_currency != convert_to,
+                                     c.currency != convert_to)
+    if days_from is not None:
+        kept = or_(kept, c.day >= days_from)
+    return [case((kept, c.tenant_id), else_=null()).label("tenant_id"),
+            case((kept, c.day), else_=null()).label("day")]
+
+
+#: Memory for the grouping of one statistics query (PostgreSQL, this transaction only). The
+#: planner takes the number of groups for the product of the distinct values of each key, and
+#: the tenant and day keys of ``convert_to`` are mostly NULL: it expects thousands of groups
+#: where there are a handful, and at the default 4 MB sorts the range's rows on disk instead of
+#: hashing them (half the time of a 90-day breakdown, measured: docs/dashboard.md).
+WORK_MEM: Final = "32MB"
+
+
+def _roomy(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+
+
 def daily(conn: Connection, *, tenant: str | None, first: date | None, last: date | None,
-          group: str | None, per_day: bool) -> list[Any]:
+          group: str | None, per_day: bool, convert_to: str | None = None,
+          days_from: date | None = None) -> list[Any]:
     """Sums of ``usage_daily`` per group (a column name of DAILY_GROUPS, or None for one group
-    labelled ``None``), per currency pair, and per tenant and day when ``per_day``."""
+    labelled ``None``), per currency pair, and per tenant and day when ``per_day`` (with
+    ``convert_to``: only where needed, see :func:`_tenant_day`)."""
     c = usage_daily.c
     group_column = c[group].label("group") if group else literal(None).label("group")
     keys: list[Any] = [group_column, c.currency, c.billed_currency]
     if per_day:
-        keys += [c.tenant_id, c.day]
+        keys += _tenant_day(usage_daily, convert_to, days_from)
     # A refund is a correction record, not a call: its (negative) cost counts, it does not.
     sums = [_int_sum(case((c.status == "refunded", 0), else_=c.calls)).label("calls"),
             _int_sum(case((c.status == "success", c.calls), else_=0)).label("successes"),
@@ -73,18 +119,20 @@ def daily(conn: Connection, *, tenant: str | None, first: date | None, last: dat
             _int_sum(c.latency_ms_total).label("latency_ms_total"),
             *(_int_sum(c[name]).label(name) for name in LATENCY_BUCKETS)]
     group_keys = keys if group else keys[1:]
+    _roomy(conn)
     return list(conn.execute(select(*keys, *sums)
                              .where(*_range(usage_daily, tenant, first, last))
                              .group_by(*group_keys)))
 
 
 def meters(conn: Connection, *, tenant: str | None, first: date | None, last: date | None,
-           per_day: bool) -> list[Any]:
+           per_day: bool, convert_to: str | None = None) -> list[Any]:
     """Sums of ``usage_daily_meters`` per meter and currency pair (and tenant and day)."""
     c = usage_daily_meters.c
     keys: list[Any] = [c.meter.label("group"), c.currency, c.billed_currency]
     if per_day:
-        keys += [c.tenant_id, c.day]
+        keys += _tenant_day(usage_daily_meters, convert_to, None)
+    _roomy(conn)
     return list(conn.execute(
         select(*keys, _int_sum(c.lines).label("lines"), money_sum(c.quantity).label("quantity"),
                money_sum(c.amount).label("cost"), money_sum(c.billed_amount).label("billed_cost"))

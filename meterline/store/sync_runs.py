@@ -3,8 +3,11 @@
 A run is a row from the moment it starts, so its progress can be read while it runs (``GET
 /api/sync/{id}``) and a run whose process died is still seen. A scheduled run is *claimed*: its
 row is unique per provider, account, cycle, day and trigger, and inserting it is how one
-process among several takes that day's sync; manual runs have no day, so never clash. A run
-left ``running`` by a process that stopped is failed once it is older than ``STALE_AFTER``.
+process among several takes that day's sync; manual runs have no day, so never clash. A
+failed scheduled run is retried the same day as a new run whose trigger names its attempt
+(``schedule``, ``schedule-2``, ...; shown as trigger ``schedule`` and ``attempt`` 2), so each
+attempt is claimed once too. A run left ``running`` by a process that stopped is failed once it
+is older than ``STALE_AFTER``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from meterline.store.upsert import insert_ignore
 
 STATUSES: Final = ("running", "ok", "failed")
 TRIGGERS: Final = ("cli", "api", "schedule")
+SCHEDULE: Final = "schedule"
 #: Longer than any sync takes (a month of daily pages at a few requests a second).
 STALE_AFTER: Final = timedelta(hours=1)
 INTERRUPTED: Final = "interrupted: the process running the sync stopped before it finished"
@@ -43,9 +47,31 @@ class Run:
     progress: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
 
+    @property
+    def attempt(self) -> int:
+        """Which attempt of its day's scheduled sync the run is (1 for any other run)."""
+        _, dash, number = self.trigger.partition("-")
+        return int(number) if dash and number.isdigit() else 1
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing (``progress``'s phase: ``starting``, ``lines``, … ``done``)."""
+        return str(self.progress.get("phase") or "")
+
+    @property
+    def requests(self) -> int:
+        """Requests sent to the provider so far."""
+        return int(self.progress.get("requests") or 0)
+
+    @property
+    def kind(self) -> str:
+        """The trigger without the attempt: ``cli``, ``api`` or ``schedule``."""
+        return self.trigger.partition("-")[0]
+
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "provider": self.provider, "account": self.account,
-                "cycle": self.cycle, "trigger": self.trigger, "status": self.status,
+                "cycle": self.cycle, "trigger": self.kind, "attempt": self.attempt,
+                "status": self.status,
                 "day": self.day.isoformat() if self.day else None,
                 "started_at": self.started_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -80,6 +106,23 @@ def claimed(conn: Connection, provider: str, account: str, cycle: str, day: date
     return conn.execute(select(c.id).where(
         c.provider == provider, c.account == account, c.cycle == cycle, c.day == day,
         c.trigger == trigger)).first() is not None
+
+
+def attempt_trigger(attempt: int) -> str:
+    """The trigger of a day's ``attempt``-th scheduled run (its claim)."""
+    return SCHEDULE if attempt == 1 else f"{SCHEDULE}-{attempt}"
+
+
+def last_scheduled(conn: Connection, provider: str, account: str, cycle: str,
+                   day: date) -> Run | None:
+    """The latest attempt of ``day``'s scheduled sync of the account's cycle, if one was
+    made."""
+    c = sync_runs.c
+    rows = conn.execute(select(sync_runs).where(
+        c.provider == provider, c.account == account, c.cycle == cycle, c.day == day,
+        c.trigger.like(f"{SCHEDULE}%")))
+    runs = [_run(row) for row in rows]
+    return max(runs, key=lambda run: run.attempt) if runs else None
 
 
 def expire_stale(conn: Connection, now: datetime) -> int:

@@ -1,12 +1,6 @@
-"""The dashboard (SPEC §2): server-rendered pages over the same services as the admin API."""
+"""The dashboard (SPEC §2): server-rendered pages over the same services as the admin API,
+built by :func:`install` in the app factory (docs/dashboard.md)."""
 
-from fastapi import APIRouter
+from meterline.web.dashboard import install
 
-from meterline.web import bills, limits, login, overview, usage
-
-
-def router() -> APIRouter:
-    combined = APIRouter(include_in_schema=False)
-    for module in (login, overview, usage, bills, limits):
-        combined.include_router(module.router)
-    return combined
+__all__ = ["install"]

@@ -1,18 +1,24 @@
-"""What every dashboard page shares: the session check, the page frame, escaped tables.
+"""What every dashboard page handler shares: the session check and the load-then-show frame
+that turns an error into the page the API's answer would be.
 
 The session is the ``meterline_session`` cookie holding a signed session id (HttpOnly,
 SameSite=Strict; services/admins.py; the admin API accepts it too). A page asked for without a
-live session sends the browser to ``/login``. Every value a page shows goes through ``escape``.
+live session sends the browser to ``/login``.
+
+``page``/``render``/``table``/``link``/``field`` frame HTML written in Python (the bills,
+budgets and reconciliation pages, until they get templates of their own): every value goes
+through ``escape``, and the result is shown inside ``base.html``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -21,29 +27,10 @@ from meterline.api.state import state
 from meterline.asgi.errors import answer as answer_of
 from meterline.asgi.errors import public_message
 from meterline.errors import AuthError, MeterlineError
+from meterline.web.dashboard import dashboard
 
 COOKIE: Final = SESSION_COOKIE
-_STYLE: Final = (
-    "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
-    "table{border-collapse:collapse}td,th{padding:.25rem .75rem;border-bottom:1px solid #ddd;"
-    "text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-    ".cards{display:flex;gap:1rem;margin:1rem 0}.card{border:1px solid #ddd;padding:.75rem 1rem;"
-    "border-radius:.5rem}.card b{display:block;font-size:1.4rem}.error{color:#b00}"
-    "nav a{margin-right:1rem}form.filters{margin:1rem 0}"
-)
 T = TypeVar("T")
-
-
-def page(title: str, body: str, status_code: int = 200, *, menu: bool = True) -> HTMLResponse:
-    nav = ("<nav><a href=/>Overview</a><a href=/usage>Usage</a><a href=/bills>Bills</a>"
-           "<a href=/limits>Budgets</a><a href=/reconcile>Reconcile</a><form method=post "
-           "action=/logout style=display:inline><button>Sign out</button></form></nav>"
-           ) if menu else ""
-    return HTMLResponse(
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)} · "
-        f"meterline</title><style>{_STYLE}</style></head><body>{nav}{body}</body></html>",
-        status_code=status_code,
-        headers={"cache-control": "no-store", "x-frame-options": "DENY"})
 
 
 async def signed_in(request: Request) -> bool:
@@ -57,10 +44,21 @@ async def signed_in(request: Request) -> bool:
     return True
 
 
-async def render(request: Request, title: str, load: Callable[[], T],
-                 show: Callable[[T], str]) -> Response:
-    """The page of what ``load`` finds (in a worker thread), or the error the API would give,
-    as a page; without a session, the way to the login page."""
+def error_page(request: Request, title: str, exc: MeterlineError) -> HTMLResponse:
+    """The API's answer to ``exc`` as a page: the same status, words and Retry-After."""
+    answer = answer_of(exc)
+    shown = dashboard(request).page(request, "error.html",
+                                    {"title": title, "message": public_message(exc)},
+                                    status_code=answer.status_code)
+    if "retry-after" in answer.headers:
+        shown.headers["retry-after"] = answer.headers["retry-after"]
+    return shown
+
+
+async def show(request: Request, template: str, title: str, load: Callable[[], T],
+               context: Callable[[T], Mapping[str, Any]]) -> Response:
+    """``template`` with the ``context`` of what ``load`` finds (in a worker thread); the
+    error the API would give, as a page; without a session, the way to the login page."""
     try:
         # Sessions live in the database: while it is down this is the error page, not a 500
         # or a JSON answer.
@@ -68,15 +66,22 @@ async def render(request: Request, title: str, load: Callable[[], T],
             return RedirectResponse("/login", status_code=303)
         found = await run_in_threadpool(load)
     except MeterlineError as exc:
-        # The API's answer as a page: the same status, words and Retry-After.
-        answer = answer_of(exc)
-        shown = page("Error", f"<h1>{escape(title)}</h1><p class=error>"
-                              f"{escape(public_message(exc))}</p>",
-                     status_code=answer.status_code)
-        if "retry-after" in answer.headers:
-            shown.headers["retry-after"] = answer.headers["retry-after"]
-        return shown
-    return page(title, show(found))
+        return error_page(request, title, exc)
+    return dashboard(request).page(request, template, context(found))
+
+
+def page(request: Request, title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    """HTML written in Python (escaped by its writer) inside the dashboard's frame."""
+    return dashboard(request).page(request, "legacy.html",
+                                   {"title": title, "body": Markup(body)},
+                                   status_code=status_code)
+
+
+async def render(request: Request, title: str, load: Callable[[], T],
+                 show_found: Callable[[T], str]) -> Response:
+    """:func:`show` for a page written in Python: ``show_found`` returns its escaped HTML."""
+    return await show(request, "legacy.html", title, load,
+                      lambda found: {"title": title, "body": Markup(show_found(found))})
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],

@@ -7,7 +7,6 @@ so a copy of the cookie is refused too.
 
 from __future__ import annotations
 
-from html import escape
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -17,22 +16,20 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from meterline.api.state import state
 from meterline.errors import AuthError
 from meterline.services.admins import SESSION_LIFETIME
-from meterline.web.layout import COOKIE, page
+from meterline.web.dashboard import dashboard
+from meterline.web.layout import COOKIE
 
 router = APIRouter(include_in_schema=False)
 
 
-def _form(message: str = "") -> str:
-    error = f"<p class=error>{escape(message)}</p>" if message else ""
-    return ("<h1>meterline</h1>" + error +
-            "<form method=post action=/login><label>Admin token "
-            "<input type=password name=token autocomplete=current-password required autofocus>"
-            "</label> <button>Sign in</button></form>")
+def _form(request: Request, *, failed: bool = False) -> HTMLResponse:
+    return dashboard(request).page(request, "login.html", {"failed": failed},
+                                   status_code=401 if failed else 200, menu=False)
 
 
 @router.get("/login")
-async def login_page() -> HTMLResponse:
-    return page("Sign in", _form(), menu=False)
+async def login_page(request: Request) -> HTMLResponse:
+    return _form(request)
 
 
 @router.post("/login")
@@ -47,8 +44,7 @@ async def login(request: Request) -> Response:
             raise AuthError("no token")
         cookie = await run_in_threadpool(state(request).access.start_session, token)
     except AuthError:
-        return page("Sign in", _form("That is not an admin token."), status_code=401,
-                    menu=False)
+        return _form(request, failed=True)
     answer = RedirectResponse("/", status_code=303)
     answer.set_cookie(COOKIE, cookie, max_age=int(SESSION_LIFETIME.total_seconds()),
                       httponly=True, samesite="strict", path="/",

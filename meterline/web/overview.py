@@ -1,91 +1,118 @@
-"""``/``: spend today, this month and in total, the last 30 days and the latest calls, for
-every tenant in the reporting currency or for one tenant (``?tenant=``) in its own."""
+"""``/``: spend in total, this month and today, calls, success rate and budget use; the daily
+cost over 7, 30 or 90 days (``?days=``) or a range (``?start=&end=``) with its average, dearest
+and cheapest day; cost by provider and by model; the top users and keys — for every tenant in
+the reporting currency, or one tenant (``?tenant=``) in its own.
+
+Every figure comes from the services the admin API answers with (``/api/summary``,
+``/api/trend/daily``, ``/api/stats``), which read the daily rollups.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from html import escape
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
+from sqlalchemy import Engine
 from starlette.responses import Response
 
 from meterline.api.state import state
-from meterline.domain.money import ZERO, format_decimal
+from meterline.domain.money import format_decimal
+from meterline.services import budgets as budget_service
 from meterline.services import stats as stats_service
-from meterline.services.records import record_json
-from meterline.services.stats import Trend
-from meterline.store import ledger
+from meterline.services.budgets import BudgetState
+from meterline.services.reporting import Group
+from meterline.services.stats import Breakdown, Summary, Trend
 from meterline.store.accounts import list_tenants
-from meterline.web.layout import link, render, table
+from meterline.web.layout import show
 
-TREND_DAYS: Final = 30
-LATEST_CALLS: Final = 20
-BAR_HEIGHT: Final = Decimal(100)
-BAR_WIDTH: Final = 12
-PIXEL: Final = Decimal("0.1")
+#: The ranges offered as links, in days; any other comes as ``start``/``end``.
+RANGES: Final = (7, 30, 90)
+DEFAULT_DAYS: Final = 30
+TOP: Final = 10
+#: Slices of a pie beyond these are summed as "other" by the chart script.
+PIE_SLICES: Final = 8
 
 router = APIRouter(include_in_schema=False)
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """The fullest budget in scope: its share spent (None without budgets)."""
+
+    budgets: int
+    highest: Decimal | None
+    fullest: str | None
+
+    @classmethod
+    def of(cls, states: list[BudgetState]) -> BudgetUse:
+        shares = [(s.spent / s.budget.limit, s.budget.describe()) for s in states
+                  if s.budget.limit > 0]
+        if not shares:
+            return cls(len(states), None, None)
+        share, name = max(shares, key=lambda pair: pair[0])
+        return cls(len(states), share, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    tenant: str | None
+    tenants: list[str]
+    days: int | None
+    start: str
+    end: str
+    summary: Summary
+    trend: Trend
+    providers: Breakdown
+    models: Breakdown
+    users: list[Group]
+    keys: list[Group]
+    budget_use: BudgetUse
+
+    def chart(self) -> dict[str, Any]:
+        """What the page's charts draw: exact amounts as strings, the script reads them."""
+        return {
+            "currency": self.trend.currency,
+            "trend": {"days": [d.day.isoformat() for d in self.trend.days],
+                      "costs": [format_decimal(d.cost) for d in self.trend.days],
+                      "calls": [d.calls for d in self.trend.days],
+                      "average": format_decimal(self.trend.average)},
+            "providers": _slices(self.providers.groups),
+            "models": _slices(self.models.groups),
+        }
+
+
+def _slices(groups: list[Group]) -> list[dict[str, Any]]:
+    return [{"name": g.key if g.key is not None else "", "cost": format_decimal(g.cost)}
+            for g in groups if g.cost]
+
+
+def load(engine: Engine, reporting_currency: str, tenant: str | None, days: str | None,
+         start: str | None, end: str | None) -> Overview:
+    chosen_days = None if start else (days or str(DEFAULT_DAYS))
+    summary = stats_service.summary(engine, tenant, reporting_currency)
+    trend = stats_service.trend(engine, tenant, reporting_currency, chosen_days,
+                                start=start or None, end=end or None)
+    first, last = trend.days[0].day.isoformat(), trend.days[-1].day.isoformat()
+    # What /api/stats answers for each group_by; the range's totals read once for the four.
+    providers, models, users, keys = stats_service.breakdowns(
+        engine, tenant, reporting_currency, start=first, end=last,
+        group_by=("provider", "model", "user", "key"))
+    with engine.connect() as conn:
+        tenants = [t.id for t in list_tenants(conn)]
+    return Overview(tenant, tenants, len(trend.days) if chosen_days else None, first, last,
+                    summary, trend, providers, models, users.groups[:TOP], keys.groups[:TOP],
+                    BudgetUse.of(budget_service.list_state(engine, tenant)))
+
+
 @router.get("/")
-async def overview(request: Request, tenant: str | None = None) -> Response:
+async def overview(request: Request, tenant: str | None = None, days: str | None = None,
+                   start: str | None = None, end: str | None = None) -> Response:
     app = state(request)
-    chosen = tenant or None
-
-    def load() -> dict[str, Any]:
-        reporting = app.config.reporting_currency
-        summary = stats_service.summary(app.engine, chosen, reporting)
-        trend = stats_service.trend(app.engine, chosen, reporting, TREND_DAYS)
-        with app.engine.connect() as conn:
-            tenants = [t.id for t in list_tenants(conn)]
-            rows = ledger.list_records(conn, tenant_id=chosen, limit=LATEST_CALLS)
-        return {"tenant": chosen, "tenants": tenants, "summary": summary, "trend": trend,
-                "calls": [record_json(row) for row in rows]}
-
-    return await render(request, "Overview", load, _show)
-
-
-def _show(data: dict[str, Any]) -> str:
-    summary = data["summary"]
-    currency = summary.currency
-    scope = data["tenant"] or "all tenants"
-    tenants = " ".join(link("/", t, tenant=t) for t in data["tenants"])
-    rate = summary.success_rate
-    cards = "".join(
-        f"<div class=card>{escape(label)}<b>{escape(value)}</b></div>" for label, value in (
-            ("Today", f"{format_decimal(summary.today)} {currency}"),
-            ("This month", f"{format_decimal(summary.month)} {currency}"),
-            ("Total", f"{format_decimal(summary.total)} {currency}"),
-            ("Calls", str(summary.calls)),
-            ("Succeeded", f"{rate * 100:.1f} %" if rate is not None else "-")))
-    calls = table(("When", "Tenant", "User", "Model", "Status", "Cost", "Currency"),
-                  ((c["timestamp"], c["tenant"], c["user"], c["model"], c["status"],
-                    c["cost"] or "-", c["currency"]) for c in data["calls"]), numeric=(5,))
-    return (f"<h1>Spend: {escape(scope)}</h1><p>Tenants: {tenants}</p>"
-            f"<div class=cards>{cards}</div><h2>Last {TREND_DAYS} days</h2>"
-            f"{_chart(data['trend'])}<h2>Latest calls</h2>"
-            f"{calls if data['calls'] else '<p>No calls yet.</p>'}")
-
-
-def _chart(trend: Trend) -> str:
-    """The daily costs as an inline SVG bar chart, and the days with calls as a table."""
-    days = trend.days
-    top = max((d.cost for d in days), default=ZERO) or Decimal(1)
-
-    def height(cost: Decimal) -> Decimal:  # pixels, for drawing only
-        return (max(cost, ZERO) * BAR_HEIGHT / top).quantize(PIXEL)
-
-    bars = "".join(
-        f"<rect x={i * BAR_WIDTH} y={BAR_HEIGHT - height(d.cost)} width={BAR_WIDTH - 2} "
-        f"height={height(d.cost)} fill='#4a7'>"
-        f"<title>{escape(d.day.isoformat())}: {escape(format_decimal(d.cost))}</title></rect>"
-        for i, d in enumerate(days))
-    busy = table(("Day", "Cost", "Calls"),
-                 ((d.day.isoformat(), format_decimal(d.cost), d.calls)
-                  for d in reversed(days) if d.calls),
-                 numeric=(1, 2))
-    return (f"<svg width={len(days) * BAR_WIDTH} height={BAR_HEIGHT} role=img "
-            f"aria-label='daily cost'>{bars}</svg><p>Total "
-            f"{escape(format_decimal(trend.total))} {escape(trend.currency)}, average "
-            f"{escape(format_decimal(trend.average))} a day</p>{busy}")
+    return await show(
+        request, "overview.html", "Overview",
+        lambda: load(app.engine, app.config.reporting_currency, tenant or None, days, start,
+                     end),
+        lambda found: {"o": found, "ranges": RANGES, "chart": found.chart(),
+                       "tenant_options": [(t, t) for t in found.tenants]})

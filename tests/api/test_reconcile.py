@@ -121,3 +121,38 @@ def test_bad_bills_and_parameters_are_refused_naming_the_field(client: httpx.Cli
     # nothing of the bad file was stored
     assert ok(client.get("/api/reconcile", params={"cycle": "2026-10"},
                          headers=ADMIN))["rows"] == []
+
+
+def test_each_difference_names_its_likely_cause(client: httpx.Client) -> None:
+    key = metered_october(client)
+    # test/chat's price changes on 2 October; a model priced only from 20 October was called on
+    # the 2nd (unpriced, so it counts 0 in the metered amount).
+    ok(client.post("/api/prices", headers=ADMIN, json={
+        "model": "test/chat", "unit": "1M", "currency": "USD", "effective_from": "2026-10-02",
+        "prices": {"input_tokens": "0.2", "output_tokens": "0.8"}}), 201)
+    ok(client.post("/api/prices", headers=ADMIN, json={
+        "model": "test/late", "unit": "1M", "currency": "USD", "effective_from": "2026-10-20",
+        "prices": {"input_tokens": "1", "output_tokens": "1"}}), 201)
+    ok(client.post("/v1/usage", headers=key, json={"events": [
+        {"id": "late-1", "timestamp": "2026-10-02T09:00:00Z", "model": "test/late",
+         "usage": {"input_tokens": 10, "output_tokens": 1}}]}))
+    bill = BILL + "test,late,0.5,USD,2026-10-02T00:00:00Z,2026-10-03T00:00:00Z\n"
+    ok(client.post("/api/provider-bills", content=bill.encode(), headers=ADMIN), 201)
+    report = ok(client.get("/api/reconcile", params={"cycle": "2026-10", "tolerance": "0.05"},
+                           headers=ADMIN))
+    causes = {(r["model"], r["date"]): [c["code"] for c in r["causes"]] for r in report["rows"]}
+    assert causes == {
+        # every metered call here was reported to /v1/usage, none passed the gateway
+        ("test/chat", "2026-10-01"): ["reported", "price_change"],
+        ("test/chat", "2026-10-02"): ["reported", "price_change"],
+        ("test/chat", "2026-10-31"): ["reported"],
+        ("test/mini", "2026-10-01"): ["reported"],
+        ("test/mini", "2026-10-02"): ["reported"],
+        ("test/mini", "2026-10-31"): ["reported"],
+        ("test/big", "2026-10-02"): ["not_metered"],
+        ("test/late", "2026-10-02"): ["unpriced", "reported"],
+    }
+    late = next(r for r in report["rows"] if r["model"] == "test/late")
+    assert late["status"] == "only_billed"
+    assert late["causes"][0]["message"].startswith("1 call of these days had no price")
+    # the CLI's words are the same (tests/cli/test_reconcile.py runs the command itself)

@@ -116,10 +116,9 @@ def test_balances_of_every_account_and_the_deepseek_balance_only_source(
     assert deepseek["lines"] == 0
     # DeepSeek has no bill: only its balance is alerted, never a difference
     assert len(deepseek["alerts"]) == 1
-    assert [(b["provider"], b["amount"], b["currency"], b["at"])
-            for b in runs.balances(engine)] == [
-        ("deepseek", "110.123456789012345678", "CNY", NOW.isoformat()),
-        ("volcano", "888.88", "CNY", (NOW + timedelta(hours=1)).isoformat())]
+    assert [(b.provider, b.amount, b.currency, b.at) for b in runs.balances(engine)] == [
+        ("deepseek", Decimal("110.123456789012345678"), "CNY", NOW),
+        ("volcano", Decimal("888.88"), "CNY", NOW + timedelta(hours=1))]
 
 
 def test_progress_is_written_as_the_run_goes(engine: Engine, database_url: str,
@@ -142,4 +141,4 @@ def test_progress_is_written_as_the_run_goes(engine: Engine, database_url: str,
     assert phases[0] == "lines" and "balances" in phases
     counts = [p["requests"] for p in seen if p["phase"] == "lines"]
     assert counts == sorted(counts) and counts[-1] >= 30  # a request a day of October
-    assert runs.one(engine, run_id)["progress"]["phase"] == "done"
+    assert runs.one(engine, run_id).phase == "done"

@@ -72,19 +72,24 @@ def meter(http: httpx.Client) -> None:
                                   "effective_from": "2020-01-01T00:00:00Z"}), 201)
 
 
-def rows(report: dict[str, Any]) -> list[tuple[str, str, str, Decimal]]:
-    return [(r["model"], r["date"], r["status"], D(r["difference"])) for r in report["rows"]]
+def rows(report: dict[str, Any]) -> list[tuple[str, str, str, Decimal, list[str]]]:
+    """Each row's model, day, status, difference and the codes of its likely causes."""
+    return [(r["model"], r["date"], r["status"], D(r["difference"]),
+             [cause["code"] for cause in r["causes"]]) for r in report["rows"]]
 
 
-QWEN = [  # metered against billed, CNY
-    ("qwen/qwen-max", "2026-10-01", "match", D("0")),          # 1.20 against 1.20
-    ("qwen/qwen-max", "2026-10-02", "over", D("0.50")),        # 2.00 against 1.50
-    ("qwen/qwen-max", "2026-10-05", "match", D("-0.01")),      # 0.99 against 1.00: 1 %
-    ("qwen/qwen-plus", "2026-10-03", "only_billed", D("0.30")),
-    ("qwen/qwen-plus", "2026-10-04", "only_metered", D("-0.10"))]
+QWEN = [  # metered against billed, CNY; the causes the ledger shows
+    ("qwen/qwen-max", "2026-10-01", "match", D("0"), []),       # 1.20 against 1.20
+    # 2.00 against 1.50: one of the day's calls was reported rather than passing the gateway
+    ("qwen/qwen-max", "2026-10-02", "over", D("0.50"), ["reported"]),
+    ("qwen/qwen-max", "2026-10-05", "match", D("-0.01"), []),   # 0.99 against 1.00: 1 %
+    # the same calls on either side of a Beijing-time midnight
+    ("qwen/qwen-plus", "2026-10-03", "only_billed", D("0.30"), ["day_boundary"]),
+    ("qwen/qwen-plus", "2026-10-04", "only_metered", D("-0.10"), ["reported", "day_boundary"])]
 OPENAI = [  # two line items of a day are one model's day, USD
-    ("openai/gpt-5", "2026-10-01", "match", D("0")),           # 0.75 against 0.75
-    ("openai/gpt-5", "2026-10-02", "under", D("-0.10"))]       # 0.40 against 0.50
+    ("openai/gpt-5", "2026-10-01", "match", D("0"), []),        # 0.75 against 0.75
+    # 0.40 against 0.50; the day's calls were reported, not passed through the gateway
+    ("openai/gpt-5", "2026-10-02", "under", D("-0.10"), ["reported"])]
 
 
 def test_two_providers_in_two_currencies_reconcile_row_by_row(config: Config,
@@ -113,8 +118,8 @@ def test_two_providers_in_two_currencies_reconcile_row_by_row(config: Config,
     assert cli.exit_code == 0, cli.output
     both = orjson.loads(cli.stdout)
     assert (both["currency"], both["unconverted"]) == ("USD", [])
-    assert rows(both) == OPENAI + [(model, day, status, difference * D("0.14"))
-                                   for model, day, status, difference in QWEN]
+    assert rows(both) == OPENAI + [(model, day, status, difference * D("0.14"), causes)
+                                   for model, day, status, difference, causes in QWEN]
     text = run_cli("reconcile", "--cycle", "2026-10", "--provider", "qwen").stdout
     assert text.count("only_billed") == 1 and "over" in text and "CNY" in text
     # each provider's differences beyond 1 % and the low balance are alerts
@@ -126,6 +131,11 @@ def test_two_providers_in_two_currencies_reconcile_row_by_row(config: Config,
     assert (D(qwen_alert["amount"]), D(qwen_alert["limit"]), qwen_alert["currency"]) == (
         D("2.30"), D("1.60"), "CNY")
     assert "in 3 rows" in qwen_alert["message"] and "qwen/qwen-max" in qwen_alert["message"]
+    # the alert names the largest row's cause
+    assert "in days of Asia/Shanghai" in qwen["rows"][3]["causes"][0]["message"]
+    assert qwen_alert["message"].endswith(
+        "; likely: 1 call of these days was reported to meterline rather than passing the "
+        "gateway: their usage is the reporter's word")
     gpt_alert = found[("bill_difference", "openai:main")]
     assert (D(gpt_alert["amount"]), D(gpt_alert["limit"]), gpt_alert["percentage"]) == (
         D("0.40"), D("0.50"), "20")

@@ -1,7 +1,7 @@
 """The daily sync (meterline.billing.schedule) with an injected clock, on SQLite and PostgreSQL:
 due at ``[sync] at`` in its timezone, each selected source's previous and current cycle once a
 day, whichever process claims the day first; a failed source recorded without stopping the
-others."""
+others; failed and interrupted attempts retried the same day, then an alert."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from meterline.billing import schedule
 from meterline.config import BillSourceConfig, Config, Secret, SyncConfig
+from meterline.services import alerts
 from meterline.store import sync_runs
 from meterline.store.engine import make_engine
 from tests.billing.conftest import Clock, config_of, serving, source
@@ -45,6 +46,14 @@ def test_the_previous_and_current_cycle_in_the_providers_days() -> None:
     assert schedule.cycles(aliyun, first) == ["2026-10"]
     assert schedule.cycles(openai, first) == ["2026-09", "2026-10"]
     assert schedule.cycles(openai, _at("2027-01-05T00:00:00+00:00")) == ["2026-12", "2027-01"]
+
+
+def _unset_credentials() -> BillSourceConfig:
+    """A Tencent source whose secret's variable is not set: every sync of it fails."""
+    return BillSourceConfig(provider="tencent", account="main", endpoint="http://127.0.0.1:9",
+                            access_key_id=Secret("id"),
+                            credential_env={"access_key_id": "TC_ID",
+                                            "access_key_secret": "TC_SECRET"})
 
 
 def _runs(engine: Engine) -> list[tuple[str, str, str, date | None, str]]:
@@ -92,10 +101,7 @@ def test_only_the_selected_sources_and_a_failing_one_does_not_stop_the_others(
     case = BY_PROVIDER["volcano"]
     account = case.account()
     account.throttle_first = False
-    unset = BillSourceConfig(provider="tencent", account="main",
-                             endpoint="http://127.0.0.1:9", access_key_id=Secret("id"),
-                             credential_env={"access_key_id": "TC_ID",
-                                             "access_key_secret": "TC_SECRET"})
+    unset = _unset_credentials()
     skipped = source("openai", "http://127.0.0.1:9")
     with serving(case, account) as (url, _):
         config: Config = config_of(database_url, unset, source("volcano", url), skipped,
@@ -110,3 +116,68 @@ def test_only_the_selected_sources_and_a_failing_one_does_not_stop_the_others(
     status, error = found[("tencent", "2026-10")]
     assert status == "failed" and error is not None and "TC_SECRET" in error
     assert found[("volcano", "2026-10")] == ("ok", None)
+
+
+def _attempts(engine: Engine) -> list[tuple[str, str, int, str]]:
+    with engine.connect() as conn:
+        return sorted((r.cycle, r.kind, r.attempt, r.status) for r in sync_runs.list_runs(conn))
+
+
+def test_a_failed_attempt_is_retried_later_that_day_then_alerted(
+        engine: Engine, database_url: str, clock: Clock) -> None:
+    unset = _unset_credentials()
+    config = config_of(database_url, unset, at=SIX)
+
+    def run_at(text: str) -> list[int]:
+        return schedule.run_due(engine, config, lambda: _at(text), clock=clock,
+                                sleep=clock.sleep)
+
+    assert len(run_at("2026-11-03T07:00:00+00:00")) == 2  # both cycles, attempt 1
+    assert run_at("2026-11-03T07:14:00+00:00") == []  # too soon
+    assert len(run_at("2026-11-03T07:15:00+00:00")) == 2  # 15 minutes later: attempt 2
+    assert run_at("2026-11-03T08:00:00+00:00") == []
+    assert len(run_at("2026-11-03T08:15:00+00:00")) == 2  # an hour later: attempt 3
+    assert not _alerts(engine)  # attempts remain
+    assert len(run_at("2026-11-03T11:15:00+00:00")) == 2  # three hours later: the last
+    assert run_at("2026-11-03T23:00:00+00:00") == []
+    assert _attempts(engine) == [(cycle, "schedule", n, "failed")
+                                 for cycle in ("2026-10", "2026-11") for n in (1, 2, 3, 4)]
+    # one alert for the account and day, however many cycles and looks
+    [alert] = _alerts(engine)
+    assert (alert["kind"], alert["source"], alert["level"], alert["period"]) == (
+        "sync_failed", "tencent:main", "critical", "2026-11-03")
+    assert "failed 4 times on 2026-11-03" in alert["message"] and "TC_SECRET" in alert["message"]
+    # the next day starts again from the first attempt
+    assert len(run_at("2026-11-04T06:30:00+00:00")) == 2
+    assert len(_alerts(engine)) == 1
+
+
+def test_a_run_whose_process_died_is_retried_the_same_day(
+        engine: Engine, database_url: str, clock: Clock) -> None:
+    case = BY_PROVIDER["volcano"]
+    account = case.account()
+    account.throttle_first = False
+    day = date(2026, 11, 3)
+    with serving(case, account) as (url, _):
+        config = config_of(database_url, source("volcano", url), at=SIX)
+        # a process claimed October's run at 06:00, then died: its row stays ``running``
+        with engine.begin() as conn:
+            sync_runs.start(conn, provider="volcano", account="main", cycle="2026-10",
+                            trigger="schedule", now=_at("2026-11-03T06:00:00+00:00"), day=day)
+
+        def run_at(text: str) -> list[int]:
+            return schedule.run_due(engine, config, lambda: _at(text), clock=clock,
+                                    sleep=clock.sleep)
+
+        assert len(run_at("2026-11-03T06:30:00+00:00")) == 1  # November only: October runs
+        assert run_at("2026-11-03T07:01:00+00:00") == []  # failed as stale, retried later
+        assert ("2026-10", "schedule", 1, "failed") in _attempts(engine)
+        assert len(run_at("2026-11-03T07:16:00+00:00")) == 1
+    assert _attempts(engine) == [("2026-10", "schedule", 1, "failed"),
+                                 ("2026-10", "schedule", 2, "ok"),
+                                 ("2026-11", "schedule", 1, "ok")]
+    assert "sync_failed" not in {alert["kind"] for alert in _alerts(engine)}
+
+
+def _alerts(engine: Engine) -> list[dict[str, Any]]:
+    return [stored.to_json() for stored in alerts.list_alerts(engine)]

@@ -33,6 +33,10 @@ def test_sync_a_bill_file_then_reconcile(ok: Any, m1: str, tmp_path: Path, write
         ("test/m1", "match", "0.00125", "0.00125"), ("test/m2", "only_billed", None, "1")]
     text = run_cli("reconcile", "--cycle", "2026-10", "--provider", "test")
     assert text.exit_code == 0 and "only_billed" in text.stdout and "test/m1" in text.stdout
+    # the row that differs says why it may: nothing metered for m2, nothing in the ledger
+    [cause] = [line for line in text.stdout.splitlines() if line.startswith("    likely:")]
+    assert "billed more than metered with nothing in the ledger" in cause
+    assert report["rows"][1]["causes"][0]["code"] == "not_metered"
 
 
 def test_sync_and_reconcile_refuse_bad_input(run_cli: Any, fails: Any, tmp_path: Path) -> None:

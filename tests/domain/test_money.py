@@ -455,6 +455,8 @@ def test_convert_lines_is_the_exact_sum_of_converted_lines(lines: list[Decimal],
     ("0.46884214000000000000000000000920", "USD", "0.47"),
     ("1234.5", "CNY", "1234.50"),
     ("0", "USD", "0.00"),
+    ("-0", "USD", "0.00"),  # a refund of a call that cost nothing
+    ("-0E-12", "JPY", "0"),
     ("0.004", "USD", "0.004"),  # not "0.00": a small budget keeps its digits
     ("0.00999", "USD", "0.01"),
     ("0.000999", "USD", "0.001"),

@@ -33,7 +33,7 @@ def test_a_monthly_bill_line_is_compared_with_every_metered_day_inside_it() -> N
     assert rows[0].to_json() == {
         "provider": "openai", "model": "openai/gpt-5", "date": "2026-11-01",
         "until": "2026-12-01", "metered": "4.5", "billed": "4.5", "difference": "0",
-        "difference_pct": "0", "status": "match"}
+        "difference_pct": "0", "status": "match", "causes": []}
 
 
 def test_statuses_and_the_tolerance() -> None:

@@ -4,6 +4,8 @@ does not fit, and its record releases the hold and counts its real cost."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from decimal import Decimal
 from typing import Any
@@ -12,6 +14,8 @@ import anthropic
 import openai
 import pytest
 
+from meterline.config import LimitsConfig
+from meterline.gateway.admission import Admission, _Limits
 from tests.gateway.conftest import Gateway, money, token_cost
 
 MODEL = "openai/gpt-5-nano"
@@ -226,3 +230,29 @@ def test_crossing_alerts_reach_a_webhook(gateway_factory: Any) -> None:
     assert payload["kind"] == "threshold" and payload["currency"] == "USD"
     listed = gw.admin.get("/api/alerts").json()["alerts"]
     assert [a["notified"] for a in listed] == [True]
+
+
+def test_calls_that_find_the_budget_list_due_share_one_read() -> None:
+    """At many connections, the calls of the moment the cached budget list goes stale wait for
+    one database read, not one each."""
+    admission = Admission(None, LimitsConfig())  # type: ignore[arg-type]  # _load replaced
+    reads: list[int] = []
+    release = threading.Event()
+
+    def load() -> Any:
+        reads.append(1)
+        release.wait(30)  # a hang guard only: set as soon as the read has begun
+        return _Limits([], set())
+
+    admission._load = load  # type: ignore[method-assign]
+
+    async def calls() -> None:
+        waiting = [asyncio.create_task(admission.current()) for _ in range(10)]
+        # The shared read starts after every call above has found the list due and waits.
+        while not reads:
+            await asyncio.sleep(0.001)
+        release.set()
+        await asyncio.gather(*waiting)
+
+    asyncio.run(calls())
+    assert len(reads) == 1

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from meterline.api.app import create_app
 from meterline.config import Config, Secret
 from meterline.errors import AuthError
-from meterline.gateway.keys import CHECK_INTERVAL, KeyCache
+from meterline.gateway.keys import CHECK_CLAIM_SECONDS, CHECK_INTERVAL, KeyCache
 from meterline.store import accounts
 from meterline.store.engine import make_engine
 from meterline.store.migrate import upgrade
@@ -228,5 +228,31 @@ def test_a_revocation_read_while_a_lookup_was_under_way_does_not_cache_the_old_k
         assert cache.cached(secret) is None
         with pytest.raises(AuthError, match="revoked"):
             cache.load(secret)
+    finally:
+        engine.dispose()
+
+
+def test_one_call_reads_a_due_generation_while_the_others_are_answered_from_the_cache(
+        database_url: str) -> None:
+    """Calls arriving while the generation read is under way do not each take a thread to learn
+    that another call is reading it; a claim that no read followed lapses."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            accounts.create_tenant(conn, "acme")
+            secret, key = accounts.create_key(conn, "acme")
+        clock = StoppedClock()
+        cache = KeyCache(engine, clock=clock)
+        assert cache.load(secret).id == key.id
+        clock.now += CHECK_INTERVAL
+        assert cache.cached(secret) is None  # this call reads the generation
+        found = cache.cached(secret)  # meanwhile: the cached key
+        assert found is not None and found.id == key.id
+        clock.now += CHECK_CLAIM_SECONDS  # the claimant never read it: another call may
+        assert cache.cached(secret) is None
+        cache.load(secret)
+        found = cache.cached(secret)
+        assert found is not None and found.id == key.id  # read: nothing due any more
     finally:
         engine.dispose()

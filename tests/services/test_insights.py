@@ -23,7 +23,7 @@ from meterline.services import demo
 from meterline.services.bootstrap import prepare_database
 from meterline.services.hints import Hint, hints
 from meterline.services.insights import daily_costs, forecast, series_by_day
-from meterline.services.metering import Metering
+from meterline.services.metering import AcceptedEvent, Metering
 from meterline.store import accounts, pricing
 from meterline.store import budgets as budget_store
 from meterline.store.engine import make_engine
@@ -79,10 +79,10 @@ def calls(prefix: str, count: int, model: str, *, prompt: int, cached: int = 0,
 
 
 def ingest(engine: Engine, tenant: str, events: list[dict[str, Any]],
-           key_id: str | None = None) -> list[dict[str, Any]]:
+           key_id: str | None = None) -> list[AcceptedEvent]:
     results = Metering(engine).ingest(tenant, events, key_id=key_id)
-    assert all("error" not in r for r in results), results
-    return results
+    assert all(isinstance(r, AcceptedEvent) for r in results), results
+    return [r for r in results if isinstance(r, AcceptedEvent)]
 
 
 def by_kind(found: list[Hint], kind: str) -> list[Hint]:

@@ -14,7 +14,7 @@ from meterline.domain.fx import FxRate
 from meterline.domain.prices import PriceVersion
 from meterline.domain.usage import Usage
 from meterline.errors import UnknownModel, UnknownTenant
-from meterline.services.metering import Metering
+from meterline.services.metering import AcceptedEvent, IngestResult, Metering, RefusedEvent
 from meterline.store import accounts, ledger, pricing
 from meterline.store.engine import make_engine
 from meterline.store.migrate import upgrade
@@ -63,6 +63,11 @@ def event(event_id: str, timestamp: str = "2026-02-01T10:00:00Z", model: str = "
             "usage": usage or {"input_tokens": 1000, "output_tokens": 500}}
 
 
+def accepted(results: list[IngestResult]) -> list[AcceptedEvent]:
+    assert all(isinstance(result, AcceptedEvent) for result in results), results
+    return [result for result in results if isinstance(result, AcceptedEvent)]
+
+
 def records(engine: Engine, tenant: str | None = None) -> dict[str, Any]:
     with engine.connect() as conn:
         return {r.event_id: r for r in ledger.list_records(conn, tenant_id=tenant, limit=1000)}
@@ -81,20 +86,20 @@ def lines_total(engine: Engine, request_id: str | None = None) -> Decimal | None
 def test_each_event_is_priced_by_the_version_in_force_at_its_time(engine: Engine) -> None:
     add_prices(engine, price("2026-01-01", "1", "2"), price("2026-03-01", "3", "4"))
     metering = Metering(engine, refresh_seconds=0)
-    results = metering.ingest("acme", [
+    results = accepted(metering.ingest("acme", [
         event("before", "2026-02-28T23:59:59.999999Z"),
         event("at-change", "2026-03-01T00:00:00Z"),
         event("at-change-shanghai", "2026-03-01T08:00:00+08:00"),
         event("just-before-shanghai", "2026-03-01T07:59:59+08:00"),
         event("after", "2026-06-01T12:00:00Z"),
-    ])
+    ]))
     # 1000 in + 500 out: old 1000×1/1M + 500×2/1M = 0.002; new 1000×3/1M + 500×4/1M = 0.005
-    assert [(r["id"], r["cost"], r["currency"], r["status"], r["duplicate"]) for r in results] == [
-        ("before", "0.002", "USD", "priced", False),
-        ("at-change", "0.005", "USD", "priced", False),
-        ("at-change-shanghai", "0.005", "USD", "priced", False),
-        ("just-before-shanghai", "0.002", "USD", "priced", False),
-        ("after", "0.005", "USD", "priced", False),
+    assert [(r.id, r.cost, r.currency, r.pricing, r.duplicate) for r in results] == [
+        ("before", D("0.002"), "USD", "priced", False),
+        ("at-change", D("0.005"), "USD", "priced", False),
+        ("at-change-shanghai", D("0.005"), "USD", "priced", False),
+        ("just-before-shanghai", D("0.002"), "USD", "priced", False),
+        ("after", D("0.005"), "USD", "priced", False),
     ]
     stored = records(engine, "acme")
     assert stored["before"].price_version_id == "acme/chat-1@2026-01-01T00:00:00+00:00"
@@ -113,11 +118,11 @@ def test_a_new_price_version_never_rewrites_history(engine: Engine) -> None:
     add_prices(engine, price("2026-05-01", "10", "20"))
     # a version at an existing start is ignored: the January price stays
     add_prices(engine, price("2026-01-01", "100", "200"))
-    results = metering.ingest("acme", [event("jul", "2026-07-01T00:00:00Z"),
-                                       event("feb-2", "2026-02-02T00:00:00Z"),
-                                       event("feb", "2026-02-01T00:00:00Z")])
-    assert [(r["id"], r["cost"], r["duplicate"]) for r in results] == [
-        ("jul", "0.02", False), ("feb-2", "0.002", False), ("feb", "0.002", True)]
+    results = accepted(metering.ingest("acme", [event("jul", "2026-07-01T00:00:00Z"),
+                                                event("feb-2", "2026-02-02T00:00:00Z"),
+                                                event("feb", "2026-02-01T00:00:00Z")]))
+    assert [(r.id, r.cost, r.duplicate) for r in results] == [
+        ("jul", D("0.02"), False), ("feb-2", D("0.002"), False), ("feb", D("0.002"), True)]
     stored = records(engine, "acme")
     assert {k: v.cost for k, v in stored.items()} == {
         "feb": D("0.002"), "jun": D("0.002"),  # recorded before the change: untouched
@@ -127,11 +132,11 @@ def test_a_new_price_version_never_rewrites_history(engine: Engine) -> None:
 
 def test_another_process_adding_a_price_is_noticed(engine: Engine) -> None:
     metering = Metering(engine, refresh_seconds=0)
-    first = metering.ingest("acme", [event("e1")])
-    assert first[0]["status"] == "unpriced"
+    [first] = accepted(metering.ingest("acme", [event("e1")]))
+    assert first.pricing == "unpriced"
     add_prices(engine, price("2026-01-01", "1", "2"))  # e.g. by the CLI, in another process
-    second = metering.ingest("acme", [event("e2")])
-    assert (second[0]["status"], second[0]["cost"]) == ("priced", "0.002")
+    [second] = accepted(metering.ingest("acme", [event("e2")]))
+    assert (second.pricing, second.cost) == ("priced", D("0.002"))
 
 
 def test_quote_records_nothing(engine: Engine) -> None:
@@ -153,9 +158,9 @@ def test_cny_tenant_is_billed_at_the_fx_rate_in_force(engine: Engine) -> None:
     add_prices(engine, price("2026-01-01", "0.15", "0.6"))
     add_rate(engine, "USD", "CNY", "7.1", JAN)
     add_rate(engine, "USD", "CNY", "7.3", MAR)
-    results = Metering(engine).ingest("shop-cn", [event("feb", "2026-02-15T00:00:00Z"),
-                                                  event("apr", "2026-04-15T00:00:00Z")])
-    assert all(r["status"] == "priced" and "warning" not in r for r in results)
+    results = accepted(Metering(engine).ingest("shop-cn", [
+        event("feb", "2026-02-15T00:00:00Z"), event("apr", "2026-04-15T00:00:00Z")]))
+    assert all(r.pricing == "priced" and r.warning is None for r in results)
     stored = records(engine, "shop-cn")
     feb, apr = stored["feb"], stored["apr"]
     assert (feb.cost, feb.currency) == (D("0.00045"), "USD")
@@ -177,8 +182,8 @@ def test_only_the_opposite_rate_stored_uses_its_reciprocal(engine: Engine) -> No
 
 def test_cny_priced_model_for_cny_tenant_needs_no_rate(engine: Engine) -> None:
     add_prices(engine, price("2026-01-01", "2", "8", model="qwen-test/chat", currency="CNY"))
-    results = Metering(engine).ingest("shop-cn", [event("e1", model="qwen-test/chat")])
-    assert (results[0]["cost"], results[0]["currency"]) == ("0.006", "CNY")
+    [result] = accepted(Metering(engine).ingest("shop-cn", [event("e1", model="qwen-test/chat")]))
+    assert (result.cost, result.currency) == (D("0.006"), "CNY")
     stored = records(engine, "shop-cn")["e1"]
     assert (stored.billed_cost, stored.billed_currency, stored.fx_rate, stored.fx_missing) == (
         D("0.006"), "CNY", None, False)
@@ -187,10 +192,10 @@ def test_cny_priced_model_for_cny_tenant_needs_no_rate(engine: Engine) -> None:
 def test_without_a_rate_the_cost_is_recorded_unconverted_and_flagged(engine: Engine) -> None:
     add_prices(engine, price("2026-01-01", "0.15", "0.6"))
     add_rate(engine, "USD", "CNY", "7.1", MAR)  # starts after the event: not in force
-    results = Metering(engine).ingest("shop-cn", [event("e1", "2026-02-01T00:00:00Z")])
-    [result] = results
-    assert (result["cost"], result["currency"], result["status"]) == ("0.00045", "USD", "priced")
-    assert "no FX rate from USD to CNY" in result["warning"]
+    [result] = accepted(Metering(engine).ingest("shop-cn", [event("e1", "2026-02-01T00:00:00Z")]))
+    assert (result.cost, result.currency, result.pricing) == (D("0.00045"), "USD", "priced")
+    assert result.fx_missing and "no FX rate from USD to CNY" in (result.warning or "")
+    assert result.to_json()["fx_missing"] is True and result.to_json()["cost"] == "0.00045"
     stored = records(engine, "shop-cn")["e1"]
     assert (stored.cost, stored.currency) == (D("0.00045"), "USD")
     assert stored.billed_cost is None and stored.billed_currency is None
@@ -204,10 +209,11 @@ def test_without_a_rate_the_cost_is_recorded_unconverted_and_flagged(engine: Eng
 
 def test_unknown_model_is_recorded_unpriced_then_rerated_once(engine: Engine) -> None:
     metering = Metering(engine)
-    [result] = metering.ingest("acme", [event("e1", model="acme/brand-new")])
-    assert result["status"] == "unpriced"
-    assert result["cost"] is None and result["currency"] is None
-    assert "unknown model 'acme/brand-new'" in result["warning"]
+    [result] = accepted(metering.ingest("acme", [event("e1", model="acme/brand-new")]))
+    assert result.pricing == "unpriced"
+    assert result.cost is None and result.currency is None
+    assert "unknown model 'acme/brand-new'" in (result.warning or "")
+    assert result.to_json()["cost"] is None and result.to_json()["status"] == "unpriced"
     stored = records(engine, "acme")["e1"]
     assert (stored.pricing, stored.cost, stored.price_version_id) == ("unpriced", None, None)
     assert stored.status == "success"
@@ -229,8 +235,8 @@ def test_unknown_model_is_recorded_unpriced_then_rerated_once(engine: Engine) ->
     assert [(ln["meter"], ln["amount"]) for ln in lines] == [
         ("input_tokens", "0.00015"), ("output_tokens", "0.0003")]
     # a retry of the event after rerating is a duplicate that reports the real cost now
-    [again] = metering.ingest("acme", [event("e1", model="acme/brand-new")])
-    assert (again["duplicate"], again["cost"], again["status"]) == (True, "0.00045", "priced")
+    [again] = accepted(metering.ingest("acme", [event("e1", model="acme/brand-new")]))
+    assert (again.duplicate, again.cost, again.pricing) == (True, D("0.00045"), "priced")
 
 
 def test_rerate_converts_for_a_cny_tenant_and_leaves_what_it_cannot_price(engine: Engine) -> None:
@@ -250,9 +256,9 @@ def test_rerate_converts_for_a_cny_tenant_and_leaves_what_it_cannot_price(engine
 def test_a_model_whose_price_starts_later_is_unpriced_until_rerated(engine: Engine) -> None:
     add_prices(engine, price("2026-03-01", "1", "2"))
     metering = Metering(engine)
-    [result] = metering.ingest("acme", [event("early", "2026-02-01T00:00:00Z")])
-    assert result["status"] == "unpriced"
-    assert "no price for acme/chat-1 in force" in result["warning"]
+    [result] = accepted(metering.ingest("acme", [event("early", "2026-02-01T00:00:00Z")]))
+    assert result.pricing == "unpriced"
+    assert "no price for acme/chat-1 in force" in (result.warning or "")
     add_prices(engine, price("2026-01-01", "0.5", "0.5"))  # history filled in backwards
     assert metering.rerate() == (1, 0)
     assert records(engine, "acme")["early"].cost == D("0.00075")
@@ -270,15 +276,17 @@ def test_bad_events_are_reported_and_the_rest_recorded(engine: Engine) -> None:
         "not an object",
         event("good-2"),
     ])
-    assert len(results) == 6
-    assert (results[0]["id"], results[0]["cost"]) == ("good-1", "0.00045")
-    assert results[1]["id"] == "negative"
-    assert "usage.input_tokens: must not be negative" in results[1]["error"]
-    assert "cost" not in results[1]
-    assert results[2]["id"] is None and "id: missing" in results[2]["error"]
-    assert results[3]["id"] == "bad-time" and "timestamp" in results[3]["error"]
-    assert results[4]["id"] is None and results[4]["error"] == "events[4]: must be an object"
-    assert (results[5]["id"], results[5]["cost"]) == ("good-2", "0.00045")
+    assert [type(r) for r in results] == [AcceptedEvent, *[RefusedEvent] * 4, AcceptedEvent]
+    # As POST /v1/usage answers them.
+    shown = [result.to_json() for result in results]
+    assert (shown[0]["id"], shown[0]["cost"]) == ("good-1", "0.00045")
+    assert shown[1]["id"] == "negative"
+    assert "usage.input_tokens: must not be negative" in shown[1]["error"]
+    assert "cost" not in shown[1]
+    assert shown[2]["id"] is None and "id: missing" in shown[2]["error"]
+    assert shown[3]["id"] == "bad-time" and "timestamp" in shown[3]["error"]
+    assert shown[4] == {"id": None, "error": "events[4]: must be an object", "field": "event"}
+    assert (shown[5]["id"], shown[5]["cost"]) == ("good-2", "0.00045")
     assert sorted(records(engine, "acme")) == ["good-1", "good-2"]
     assert lines_total(engine) == D("0.0009")
 
@@ -286,15 +294,14 @@ def test_bad_events_are_reported_and_the_rest_recorded(engine: Engine) -> None:
 def test_sending_events_again_never_charges_twice(engine: Engine) -> None:
     add_prices(engine, price("2026-01-01", "0.15", "0.6"))
     metering = Metering(engine)
-    first = metering.ingest("acme", [event("e1"), event("e2")])
-    second = Metering(engine).ingest("acme", [event("e2"), event("e1"), event("e3")])
-    assert [r["duplicate"] for r in first] == [False, False]
-    assert [(r["id"], r["duplicate"]) for r in second] == [("e2", True), ("e1", True),
-                                                           ("e3", False)]
-    by_id = {r["id"]: r for r in first}
+    first = accepted(metering.ingest("acme", [event("e1"), event("e2")]))
+    second = accepted(Metering(engine).ingest("acme", [event("e2"), event("e1"), event("e3")]))
+    assert [r.duplicate for r in first] == [False, False]
+    assert [(r.id, r.duplicate) for r in second] == [("e2", True), ("e1", True), ("e3", False)]
+    by_id = {r.id: r for r in first}
     for result in second[:2]:
-        assert result["request_id"] == by_id[result["id"]]["request_id"]
-        assert result["cost"] == by_id[result["id"]]["cost"] == "0.00045"
+        assert result.request_id == by_id[result.id].request_id
+        assert result.cost == by_id[result.id].cost == D("0.00045")
     assert len(records(engine, "acme")) == 3
     assert lines_total(engine) == D("0.00135")
 

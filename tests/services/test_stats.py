@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from meterline.services import stats
 from meterline.services.metering import Metering
 from meterline.services.reporting import Group
 from meterline.store import accounts, ledger, pricing, rollups
+from meterline.store import stats as store_stats
 from meterline.store.engine import make_engine
 from meterline.store.ledger import NewRecord
 from meterline.store.migrate import upgrade
@@ -159,3 +160,38 @@ def test_percentile_estimates_from_buckets() -> None:
         30, 25, 47)
     group.buckets[-1] = 90  # ninety beyond the last bound: reported as the last bound
     assert group.to_json()["latency_p95_ms"] == 120_000
+
+
+def test_only_the_rows_converted_are_read_per_tenant_and_day(engine: Engine) -> None:
+    """The overview on a big ledger: amounts already in the view's currency are summed across
+    tenants and days in SQL (one row per group and currency pair), and only the rows that are
+    converted keep their tenant and day, for the day's rate."""
+    with engine.begin() as conn:
+        pricing.add_versions(conn, [PriceVersion.parse({
+            "model": "acme/chat-2", "currency": "CNY", "effective_from": "2026-01-01",
+            "unit": "1M", "prices": {"input_tokens": "3", "output_tokens": "4"}})], "test")
+    add_rate(engine, "USD", "CNY", "7")
+    metering = Metering(engine, refresh_seconds=0)
+    days = (10, 11, 12)
+    metering.ingest("acme", [event(f"a{d}", f"2026-02-{d}T10:00:00Z") for d in days])
+    metering.ingest("shop-cn", [event(f"c{d}", f"2026-02-{d}T10:00:00Z", model="acme/chat-2")
+                                for d in days])
+    with engine.connect() as conn:
+        rows = store_stats.daily(conn, tenant=None, first=date(2026, 2, 1),
+                                 last=date(2026, 2, 28), group="model", per_day=True,
+                                 convert_to="USD")
+    assert sorted((r.group, r.currency, r.tenant_id or "", str(r.day), r.calls)
+                  for r in rows) == [
+        ("acme/chat-1", "USD", "", "None", 3),
+        *(("acme/chat-2", "CNY", "shop-cn", f"2026-02-{d}", 1) for d in days)]
+    by_model = stats.stats(engine, None, "USD", group_by="model", start="2026-02-01",
+                           end="2026-02-28", now=NOW)
+    reciprocal = Context(prec=28).divide(D(1), D(7))
+    each = convert_at(D("0.005"), reciprocal)  # each day's CNY converted once
+    assert {g.key: g.cost for g in by_model.groups} == {
+        "acme/chat-1": D("0.006"), "acme/chat-2": SUM_CONTEXT.add(SUM_CONTEXT.add(each, each),
+                                                                  each)}
+    everyone = stats.summary(engine, None, "USD", now=NOW)
+    # shop-cn's month is already March (Asia/Shanghai): its February is not this month's
+    assert (everyone.total, everyone.month, everyone.calls) == (by_model.total_cost,
+                                                                D("0.006"), 6)

@@ -69,7 +69,8 @@ def event(event_id: str, at: datetime, model: str = "acme/chat-1", **fields: Any
 
 
 def ingest(metering: Metering, tenant: str, *events: dict[str, Any]) -> list[dict[str, Any]]:
-    return metering.ingest(tenant, list(events))
+    """The results as POST /v1/usage answers them."""
+    return [result.to_json() for result in metering.ingest(tenant, list(events))]
 
 
 def fill(metering: Metering) -> int:

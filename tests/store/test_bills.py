@@ -19,7 +19,7 @@ from meterline.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from meterline.services import bills as bill_service
 from meterline.services import prices as price_service
 from meterline.services import refunds as refund_service
-from meterline.services.metering import Metering
+from meterline.services.metering import AcceptedEvent, Metering
 from meterline.store import accounts, rollups
 from meterline.store import bills as store
 from meterline.store.audit import Actor
@@ -46,8 +46,8 @@ def metering(engine: Engine) -> Metering:
 
 def ingest(metering: Metering, *events: dict[str, Any]) -> list[str]:
     results = metering.ingest("acme", list(events))
-    assert all("error" not in r for r in results), results
-    return [r["request_id"] for r in results]
+    assert all(isinstance(r, AcceptedEvent) for r in results), results
+    return [r.request_id for r in results if isinstance(r, AcceptedEvent)]
 
 
 def event(event_id: str, at: str, user: str = "alice", tokens: int = 1000) -> dict[str, Any]:
@@ -131,14 +131,18 @@ def test_refunds_are_their_own_negative_lines(engine: Engine, metering: Metering
     before = bill_service.set_status(engine, "acme", "2026-10", "issued", actor=ACTOR).to_json()
     first = refund_service.refund(engine, october_id, "goodwill", actor=ACTOR)
     again = refund_service.refund(engine, october_id, actor=ACTOR)
-    assert first["duplicate"] is False and again["duplicate"] is True
-    assert again["refund"]["request_id"] == first["refund"]["request_id"]
-    record = first["refund"]
-    assert (record["id"], record["source"], record["status"]) == (
+    assert (first.refund_of, first.duplicate, again.duplicate) == (october_id, False, True)
+    assert again.refund.request_id == first.refund.request_id
+    record = first.refund
+    assert (record.event_id, record.source, record.status) == (
         f"refund:{october_id}", "refund", "refunded")
-    assert record["usage"] == {} and D(record["cost"]) == -D(before["exact_total"])
-    assert record["metadata"] == {"refund_of": october_id, "refund_reason": "goodwill"}
-    assert all(D(line["quantity"]) < 0 for line in record["lines"])
+    assert record.usage == {} and record.cost == -D(before["exact_total"])
+    assert record.metadata == {"refund_of": october_id, "refund_reason": "goodwill"}
+    assert record.lines and all(D(line["quantity"]) < 0 for line in record.lines)
+    shown = first.to_json()
+    assert (shown["refund_of"], shown["duplicate"]) == (october_id, False)
+    assert D(shown["refund"]["cost"]) == -D(before["exact_total"])
+    assert shown["refund"]["id"] == f"refund:{october_id}" and shown["refund"]["usage"] == {}
     refund_service.refund(engine, november_id, actor=ACTOR)
 
     assert bill(engine, "2026-10") == before
@@ -167,7 +171,7 @@ def test_what_cannot_be_refunded(engine: Engine, metering: Metering) -> None:
     (request_id,) = ingest(metering, event("o", "2026-10-03T01:00:00Z"))
     (unpriced,) = ingest(metering, {"id": "u", "timestamp": "2026-10-03T01:00:00Z",
                                     "model": "test/unknown", "usage": {"input_tokens": 5}})
-    refund = refund_service.refund(engine, request_id, actor=ACTOR)["refund"]["request_id"]
+    refund = refund_service.refund(engine, request_id, actor=ACTOR).refund.request_id
     with pytest.raises(InvalidInput) as bad:
         refund_service.refund(engine, refund, actor=ACTOR)
     assert bad.value.field == "request_id" and "itself a refund" in bad.value.message

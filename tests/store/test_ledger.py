@@ -278,7 +278,7 @@ def _ingest_concurrently(engine: Engine, batches: list[list[dict[str, Any]]]
         try:
             metering = Metering(engine)
             barrier.wait(timeout=30)
-            results[index] = metering.ingest("acme", batches[index])
+            results[index] = [r.to_json() for r in metering.ingest("acme", batches[index])]
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -42,7 +42,7 @@ def test_upgrade_creates_every_table_and_column(engine: Engine) -> None:
             "usage_records_archive", "charge_lines_archive", "archive_state",
             "idempotency_claims", "provider_bill_lines", "model_rules", "catalog_syncs",
             "sessions", "server_secrets", "calls_started", "audit_log", "sync_runs",
-            "provider_balances",
+            "provider_balances", "upstream_responses",
         }
         for table in metadata.sorted_tables:
             columns = {c["name"] for c in inspector.get_columns(table.name)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.conftest import ADMIN, ADMIN_TOKEN
@@ -27,3 +29,26 @@ def price_m1(client: httpx.Client) -> None:
         "model": "test/m1", "unit": "1", "currency": "USD", "effective_from": "2020-01-01",
         "prices": {"input_tokens": "0.0000005", "output_tokens": "0.0000015"}})
     assert answer.status_code == 201, answer.text
+
+
+def report(client: httpx.Client, key: str, events: list[dict[str, object]]) -> None:
+    """Usage events reported with a tenant's key (``POST /v1/usage``), all accepted."""
+    for first in range(0, len(events), 1000):
+        answer = client.post("/v1/usage", headers={"Authorization": f"Bearer {key}"},
+                             json={"events": events[first:first + 1000]})
+        assert answer.status_code == 200, answer.text
+        assert all("error" not in r for r in answer.json()["results"]), answer.text
+
+
+def data_block(html: str, block_id: str) -> object:
+    """The JSON of a page's ``<script type="application/json" id=...>`` block."""
+    opening = f'<script type="application/json" id="{block_id}">'
+    start = html.index(opening) + len(opening)
+    return json.loads(html[start:html.index("</script>", start)])
+
+
+def tooltip_of(html: str, label: str) -> str:
+    """The exact amount in the tooltip of the card labelled ``label``."""
+    card = html.index(f"<span>{label}</span>")
+    title = html.index('title="', card) + len('title="')
+    return html[title:html.index('"', title)]

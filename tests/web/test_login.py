@@ -54,7 +54,7 @@ def test_pages_need_a_session_and_the_login_takes_only_the_admin_token(
     first = client.get("/", follow_redirects=False)
     assert first.status_code == 303 and first.headers["location"] == "/login"
     form = client.get("/login")
-    assert form.status_code == 200 and "type=password name=token" in form.text
+    assert form.status_code == 200 and 'type="password" name="token"' in form.text
     wrong = client.post("/login", data={"token": "guess"}, follow_redirects=False)
     assert wrong.status_code == 401 and "not an admin token" in wrong.text
     assert "set-cookie" not in wrong.headers
