@@ -53,8 +53,13 @@ def exchange(client: httpx.Client, head: str, body: Iterable[bytes] = ()) -> Raw
         for piece in body:
             sock.sendall(piece)
         received = b""
-        while data := sock.recv(65536):
-            received += data
+        try:
+            while data := sock.recv(65536):
+                received += data
+        except ConnectionResetError:
+            # A server that closes with our unread bytes in its buffer resets the connection;
+            # the answer it sent before is what the test reads (none: the test fails on it).
+            pass
     return RawAnswer(received)
 
 
