@@ -24,10 +24,11 @@ records and 336,000 for 10 million. (Until 2026-12 every record had its own user
 mix: 876,000 rollup rows for 1 million records, which no ledger looks like.)
 
     python bench/dashboard.py [--records 10000000] [--tenants 20] [--days 120] [--runs 20]
-                              [--keep]
+                              [--keep | --reuse SCHEMA]
 
 ``METERLINE_BENCH_PG`` names the PostgreSQL server (a fresh schema is made in it and dropped
-afterwards unless ``--keep``). 10 million records take several minutes to build.
+afterwards unless ``--keep``). 10 million records take several minutes to build; ``--reuse``
+measures a kept schema again without building it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ def fresh_schema(keep: bool) -> Iterator[str]:
         else:
             with psycopg.connect(PG_SERVER, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
+def kept_schema(schema: str) -> Iterator[str]:
+    with psycopg.connect(PG_SERVER) as conn:
+        found = conn.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                             (schema,)).fetchone()
+    if not found:
+        sys.exit(f"no schema {schema!r} in {PG_SERVER}")
+    yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
 
 
 RECORDS_SQL = """
@@ -228,11 +239,20 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    parser.add_argument("--reuse", metavar="SCHEMA",
+                        help="measure a schema kept by an earlier --keep run (its ledger ends "
+                             "when that run began: the newest days are empty)")
     args = parser.parse_args()
     now = datetime.now(UTC)
-    with fresh_schema(args.keep) as url, tempfile.TemporaryDirectory() as folder:
+    with (kept_schema(args.reuse) if args.reuse else fresh_schema(args.keep)) as url, \
+            tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
-        build(url, args.records, args.tenants, args.days, now)
+        if args.reuse:
+            engine = make_engine(url)
+            upgrade(engine)  # kept by an earlier version: migrate as `meterline db upgrade`
+            engine.dispose()
+        else:
+            build(url, args.records, args.tenants, args.days, now)
         built = time.perf_counter() - began
         config = Config(database_url=url, admin_token=Secret(TOKEN),
                         journal_dir=os.path.join(folder, "journal"))

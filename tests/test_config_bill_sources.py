@@ -1,5 +1,5 @@
-"""[[bill_sources]] in meterline/config.py: the provider accounts ``meterline sync --provider``
-fetches, with their credentials read from the environment variables they name."""
+"""[[bill_sources]] (meterline/config/bill_sources.py): the provider accounts ``meterline sync
+--provider`` fetches, with their credentials read from the environment variables they name."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import orjson
 
@@ -39,10 +40,13 @@ def parse_catalog_file(data: object, *, origin: str = "catalog") -> CatalogEntri
     versions: list[PriceVersion] = []
     aliases: list[tuple[str, str]] = []
     ids: set[str] = set()
+    batch = batch_variant(data.get("batch"), origin)
     for index, entry in enumerate(models):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("model"), str):
             raise InvalidPrice(f"{origin}: models[{index}]: needs a model name", field="model")
         name = _qualified(provider, entry["model"])
+        if batch is not None:
+            entry = with_batch_variant(entry, batch)
         try:
             version = PriceVersion.parse(entry, model=name)
         except InvalidPrice as exc:
@@ -56,6 +60,35 @@ def parse_catalog_file(data: object, *, origin: str = "catalog") -> CatalogEntri
         for alias in entry.get("aliases", []) or []:
             aliases.append((_qualified(provider, str(alias)), name))
     return CatalogEntries(versions, aliases)
+
+
+#: The attribute a batch result is priced with (gateway/batches.py), as genai-prices names it.
+BATCH_MATCH: Final[Mapping[str, str]] = MappingProxyType({"processing": "batch"})
+
+
+def batch_variant(value: object, origin: str) -> dict[str, Any] | None:
+    """A catalog file's provider-wide batch discount (``"batch": {"multiplier": "0.5",
+    "source": …}``) as the variant each of its versions gets, unless it prices batch itself."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or "multiplier" not in value:
+        raise InvalidPrice(f"{origin}: batch must be an object with a multiplier", field="batch")
+    return {"match": dict(BATCH_MATCH), "multiplier": value["multiplier"]}
+
+
+def with_batch_variant(entry: Mapping[str, Any], variant: Mapping[str, Any]
+                       ) -> Mapping[str, Any]:
+    """The entry with the provider's batch variant, if it is priced per token (the batch
+    discount is on tokens; per-use and per-image prices keep theirs) and none of its own
+    variants says ``processing``. It comes last: a service tier's variant, matched first, is
+    not a batch call's."""
+    if entry.get("billing_type", "token") != "token":
+        return entry
+    variants = entry.get("variants") or []
+    if any(isinstance(v, Mapping) and isinstance(v.get("match"), Mapping)
+           and "processing" in v["match"] for v in variants):
+        return entry
+    return {**entry, "variants": [*variants, dict(variant)]}
 
 
 def _qualified(provider: str, model: str) -> str:

@@ -212,7 +212,7 @@ def _charge_key(version: PriceVersion) -> tuple[object, ...]:
         [(tier.above_input_tokens, _per_unit(tier.prices))
          for tier in sorted(version.tiers, key=lambda t: t.above_input_tokens)],
         [(dict(v.match), _per_unit(v.prices),
-          [(t.above_input_tokens, _per_unit(t.prices)) for t in v.tiers])
+          [(t.above_input_tokens, _per_unit(t.prices)) for t in v.tiers], v.multiplier)
          for v in version.variants],
         [(w.timezone, w.start, w.end, w.days, w.except_holidays, _per_unit(w.prices))
          for w in version.windows],

@@ -20,14 +20,26 @@ from __future__ import annotations
 
 import bisect
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from meterline.domain.model_match import MatchRule
-from meterline.domain.prices import PriceVersion
+from meterline.domain.prices import Prices, PriceVersion
+from meterline.domain.rating import Rating, rate
+from meterline.domain.usage import TOOL_METERS, Usage
 from meterline.errors import PriceNotFound, UnknownModel
+
+#: The model name, under a provider, of the prices of the provider's built-in tools
+#: (``openai/tools``): a catalog entry like a model's, never served as one.
+TOOLS_ENTRY: Final = "tools"
+_NO_ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+def is_tools_entry(name: str) -> bool:
+    return name.partition("/")[2] == TOOLS_ENTRY
 
 
 class Layer(IntEnum):
@@ -115,6 +127,8 @@ class PriceBook:
 
     def _index_bare(self, name: str, model: str) -> None:
         _, _, bare = name.partition("/")
+        if bare == TOOLS_ENTRY:
+            return
         if bare:
             self._bare.setdefault(bare, set()).add(model)
 
@@ -122,9 +136,11 @@ class PriceBook:
         return model in self._entries
 
     def knows(self, name: str) -> bool:
-        """Whether ``name`` is a model, an alias of one, or matched by a name rule."""
-        return (name in self._entries or name in self._aliases
-                or self._by_rule(name) is not None)
+        """Whether ``name`` is a model, an alias of one, or matched by a name rule (a
+        provider's tool prices are not a model)."""
+        if name in self._entries:
+            return not is_tools_entry(name)
+        return name in self._aliases or self._by_rule(name) is not None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -237,6 +253,28 @@ class PriceBook:
                 f"{every.starts[0].isoformat()}", model=model, at=at.isoformat(),
             )
         return every.versions[index]
+
+    def tool_prices(self, version: PriceVersion, at: datetime) -> Prices | None:
+        """The prices of the built-in tools of ``version``'s provider at ``at``, in its
+        currency: the ``<provider>/tools`` entry (the catalog's, or the operator's own), chosen
+        like any model's. None when the provider has none in that currency."""
+        name = f"{version.model.split('/', 1)[0]}/{TOOLS_ENTRY}"
+        if name not in self._entries:
+            return None
+        try:
+            tools = self.version_at(name, at, version.currency)
+        except PriceNotFound:
+            return None
+        return tools.prices if tools.currency == version.currency else None
+
+    def rate(self, usage: Usage, version: PriceVersion, at: datetime,
+             attributes: Mapping[str, str] = _NO_ATTRIBUTES) -> Rating:
+        """:func:`~meterline.domain.rating.rate`, with the provider's tool prices where the
+        call used built-in tools."""
+        quantities = usage.quantities
+        used_tools = any(meter in quantities for meter in TOOL_METERS)
+        return rate(usage, version, at, attributes,
+                    self.tool_prices(version, at) if used_tools else None)
 
     def in_force_by_layer(self, model: str, at: datetime) -> list[Entry]:
         """For each layer and currency with a version of ``model`` in force at ``at``, that

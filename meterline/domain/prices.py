@@ -24,7 +24,13 @@ from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from meterline.domain.money import ZERO, currency_code, format_decimal, unit_price
+from meterline.domain.money import (
+    MONEY_CONTEXT,
+    ZERO,
+    currency_code,
+    format_decimal,
+    unit_price,
+)
 from meterline.domain.usage import METER_UNIT, METERS, BillingType, Meter, Usage
 from meterline.errors import InvalidInput, InvalidPrice
 
@@ -77,6 +83,10 @@ class Variant:
     match: Mapping[str, str]
     prices: Prices
     tiers: tuple[Tier, ...] = ()
+    #: Scales every price in force (the base's, or a prompt-size tier's) before the variant's
+    #: own prices replace some: a provider's flat discount (batch processing at half price)
+    #: stated once instead of copied price by price.
+    multiplier: Decimal | None = None
 
     def applies(self, attributes: Mapping[str, str]) -> bool:
         return all(attributes.get(key) == value for key, value in self.match.items())
@@ -158,6 +168,9 @@ class PriceVersion:
             prices.update(chosen.prices)
         for variant in self.variants:
             if variant.applies(attributes):
+                if variant.multiplier is not None:
+                    prices = {meter: UnitPrice(_scale(p.price, variant.multiplier), p.per)
+                              for meter, p in prices.items()}
                 prices.update(variant.prices)
                 own = _tier(variant.tiers, input_tokens)
                 if own is not None:
@@ -208,8 +221,10 @@ class PriceVersion:
         tiers = tiers_of(data.get("tiers", []), f"{where}.tiers")
         variants = tuple(
             Variant(_match(v.get("match"), f"{where}.variants[{i}].match"),
-                    prices(v.get("prices"), f"{where}.variants[{i}].prices"),
-                    tiers_of(v.get("tiers", []), f"{where}.variants[{i}].tiers"))
+                    prices(v.get("prices", {} if "multiplier" in v else None),
+                           f"{where}.variants[{i}].prices"),
+                    tiers_of(v.get("tiers", []), f"{where}.variants[{i}].tiers"),
+                    _multiplier(v.get("multiplier"), f"{where}.variants[{i}].multiplier"))
             for i, v in enumerate(_list(data.get("variants", []), f"{where}.variants"))
         )
         windows = tuple(
@@ -274,6 +289,8 @@ class PriceVersion:
         if self.variants:
             out["variants"] = [{"match": dict(v.match), "prices": dump(v.prices)}
                                | ({"tiers": dump_tiers(v.tiers)} if v.tiers else {})
+                               | ({"multiplier": format_decimal(v.multiplier)}
+                                  if v.multiplier is not None else {})
                                for v in self.variants]
         if self.windows:
             out["windows"] = [_window_json(w, dump(w.prices)) for w in self.windows]
@@ -371,6 +388,21 @@ def _price(value: object, path: str) -> Decimal:
         return unit_price(value, field=path)
     except InvalidInput as exc:
         raise InvalidPrice(exc.message, field=path) from None
+
+
+def _multiplier(value: object, path: str) -> Decimal | None:
+    """A variant's factor on every price: a decimal string in (0, 1] — a discount, never a
+    surcharge in disguise (a dearer tier states its prices)."""
+    if value is None:
+        return None
+    number = _price(value, path)
+    if not 0 < number <= 1:
+        raise InvalidPrice(f"{path}: must be more than 0 and at most 1", field=path)
+    return number
+
+
+def _scale(price: Decimal, factor: Decimal) -> Decimal:
+    return MONEY_CONTEXT.multiply(price, factor)
 
 
 def _int(value: object, path: str) -> int:

@@ -5,7 +5,9 @@ input line counts input tokens that were neither cache reads nor cache writes; c
 writes have lines of their own (at the plain input price where the version has no cache price);
 one-hour cache writes and reasoning tokens are split out of cache writes and output only where
 the version prices them separately. A
-``requests`` price charges one request per call unless the usage says otherwise. Where the total
+``requests`` price charges one request per call unless the usage says otherwise. Built-in tool
+uses (web searches, file searches, code interpreter sessions) are priced by the version, else by
+the provider's tool prices. Where the total
 falls short of the version's minimum charge, a ``minimum_charge`` line makes up the difference.
 """
 
@@ -19,7 +21,7 @@ from typing import Any, Final, NamedTuple
 
 from meterline.domain.money import MONEY_CONTEXT, ZERO, Amount, format_decimal
 from meterline.domain.prices import Prices, PriceVersion, UnitPrice
-from meterline.domain.usage import BILLING_TYPE, Meter, Usage
+from meterline.domain.usage import BILLING_TYPE, TOOL_METERS, Meter, Usage
 from meterline.errors import PriceNotFound
 
 MINIMUM_CHARGE: Final = "minimum_charge"
@@ -99,8 +101,11 @@ def rate(
     version: PriceVersion,
     at: datetime,
     attributes: Mapping[str, str] = _NO_ATTRIBUTES,
+    tools: Prices | None = None,
 ) -> Rating:
-    """Price one call. Raises PriceNotFound when a used meter has no price in the version."""
+    """Price one call. Raises PriceNotFound when a used meter has no price in the version;
+    built-in tools the version does not price are priced by ``tools``, its provider's tool
+    prices in the version's currency (:meth:`PriceBook.tool_prices`)."""
     prices = version.prices_for(usage, attributes, at)
     model = version.model
     lines: list[ChargeLine] = []
@@ -139,6 +144,15 @@ def rate(
         quantity = q.get(meter)
         if quantity:
             lines.append(_line(meter, quantity, _price(prices, meter, model)))
+
+    for meter in TOOL_METERS:
+        quantity = q.get(meter)
+        if quantity:
+            tool_price = prices.get(meter) or (tools.get(meter) if tools is not None else None)
+            if tool_price is None:
+                raise PriceNotFound(f"{model} has no price for {meter.value} (nor has its "
+                                    "provider's tools entry)", model=model, meter=meter.value)
+            lines.append(_line(meter, quantity, tool_price))
 
     if Meter.REQUESTS in prices:
         requests = q.get(Meter.REQUESTS) or Decimal(1)

@@ -33,6 +33,10 @@ class Meter(StrEnum):
     IMAGES = "images"
     SECONDS = "seconds"
     REQUESTS = "requests"
+    # Built-in tools a provider runs for the model and bills per use (docs/providers.md).
+    WEB_SEARCH_CALLS = "web_search_calls"
+    FILE_SEARCH_CALLS = "file_search_calls"
+    CODE_INTERPRETER_SESSIONS = "code_interpreter_sessions"
 
 
 class BillingType(StrEnum):
@@ -57,6 +61,9 @@ BILLING_TYPE: Final[Mapping[Meter, BillingType]] = MappingProxyType({
     Meter.IMAGES: BillingType.COUNT,
     Meter.SECONDS: BillingType.SECOND,
     Meter.REQUESTS: BillingType.COUNT,
+    Meter.WEB_SEARCH_CALLS: BillingType.COUNT,
+    Meter.FILE_SEARCH_CALLS: BillingType.COUNT,
+    Meter.CODE_INTERPRETER_SESSIONS: BillingType.COUNT,
 })
 
 #: What one unit of each meter is called.
@@ -71,7 +78,15 @@ METER_UNIT: Final[Mapping[Meter, str]] = MappingProxyType({
     Meter.IMAGES: "images",
     Meter.SECONDS: "seconds",
     Meter.REQUESTS: "requests",
+    Meter.WEB_SEARCH_CALLS: "calls",
+    Meter.FILE_SEARCH_CALLS: "calls",
+    Meter.CODE_INTERPRETER_SESSIONS: "sessions",
 })
+
+#: The meters of built-in tools: priced by the model's version where it prices them, else by
+#: its provider's tool prices (the catalog's ``<provider>/tools`` entry, see pricebook.py).
+TOOL_METERS: Final = (Meter.WEB_SEARCH_CALLS, Meter.FILE_SEARCH_CALLS,
+                      Meter.CODE_INTERPRETER_SESSIONS)
 
 #: Meters that may be fractional (video and audio seconds); all others are whole counts.
 FRACTIONAL_METERS: Final = frozenset({Meter.SECONDS})
@@ -171,6 +186,15 @@ class Usage:
 
     def get(self, meter: Meter) -> Decimal:
         return self.quantities.get(meter, _ZERO)
+
+    def plus(self, counts: Mapping[str, int]) -> Usage:
+        """This usage with ``counts`` (meter name: quantity, checked as :meth:`parse`) added."""
+        if not counts:
+            return self
+        merged = dict(self.quantities)
+        for meter, quantity in Usage.parse(counts).quantities.items():
+            merged[meter] = merged.get(meter, _ZERO) + quantity
+        return Usage(MappingProxyType(merged))
 
     def to_json(self) -> dict[str, int | str]:
         """Whole counts as ints, fractional seconds as strings."""

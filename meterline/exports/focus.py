@@ -61,7 +61,8 @@ _UNITS: Final = {
     "cache_write_1h_tokens": "Tokens",
     "output_tokens": "Tokens", "reasoning_tokens": "Tokens", "characters": "Characters",
     "images": "Images", "seconds": "Seconds", "requests": "Requests",
-    "minimum_charge": "Requests",
+    "minimum_charge": "Requests", "web_search_calls": "Calls", "file_search_calls": "Calls",
+    "code_interpreter_sessions": "Sessions",
 }
 
 

@@ -43,6 +43,8 @@ METERS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({
         "cache_write_1h_tokens": "1-hour cache write tokens", "output_tokens": "output tokens",
         "reasoning_tokens": "reasoning tokens", "characters": "characters", "images": "images",
         "seconds": "seconds", "requests": "requests", "minimum_charge": "minimum charge",
+        "web_search_calls": "web searches", "file_search_calls": "file searches",
+        "code_interpreter_sessions": "code interpreter sessions",
     }),
     "zh": MappingProxyType({
         "input_tokens": "输入 Token", "cached_input_tokens": "缓存命中输入 Token",
@@ -50,6 +52,8 @@ METERS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({
         "output_tokens": "输出 Token",
         "reasoning_tokens": "推理 Token", "characters": "字符", "images": "图片",
         "seconds": "秒", "requests": "请求", "minimum_charge": "最低消费",
+        "web_search_calls": "联网搜索", "file_search_calls": "文件检索",
+        "code_interpreter_sessions": "代码解释器会话",
     }),
 })
 TYPES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({
@@ -67,7 +71,7 @@ STATUSES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({
 _UNIT_NAMES_ZH: Final[Mapping[str, str]] = MappingProxyType({
     "token": "Token", "tokens": "Token", "character": "字符", "characters": "字符",
     "image": "张", "images": "张", "second": "秒", "seconds": "秒", "request": "次",
-    "requests": "次", "call": "次", "calls": "次",
+    "requests": "次", "call": "次", "calls": "次", "session": "次", "sessions": "次",
 })
 _UNIT_SIZES_ZH: Final[Mapping[str, str]] = MappingProxyType({"1K": "千", "10K": "万", "1M": "百万"})
 

@@ -39,7 +39,6 @@ from meterline.domain.fx import FxTable
 from meterline.domain.money import MONEY_CONTEXT, format_decimal
 from meterline.domain.pricebook import PriceBook
 from meterline.domain.prices import PriceVersion
-from meterline.domain.rating import rate
 from meterline.domain.usage import Meter, Usage
 from meterline.errors import (
     BudgetExceeded,
@@ -49,6 +48,7 @@ from meterline.errors import (
     StoreError,
 )
 from meterline.gateway.leases import Amount, GiveBack, LeaseBook, LeaseKey
+from meterline.providers.tools import declared_tool_uses
 from meterline.providers.usage import service_tier
 from meterline.store import budgets as store
 from meterline.store import quotas as quota_store
@@ -109,7 +109,8 @@ def worst_case(incoming: Incoming, endpoint: str, version: PriceVersion | None,
     if version is not None and _prices_hour_writes(version):
         usages.append(Usage.of(input_tokens=prompt, cache_write_tokens=prompt,
                                cache_write_1h_tokens=prompt, output_tokens=output))
-    return usages, service_tier(body)
+    tools = declared_tool_uses(body)
+    return [usage.plus(tools) for usage in usages] if tools else usages, service_tier(body)
 
 
 def _prices_hour_writes(version: PriceVersion) -> bool:
@@ -206,7 +207,7 @@ class Admission:
             version = None
         usages, attributes = worst_case(incoming, endpoint, version, self.limits)
         needs = {t: n for t, n in quota_units(usages[0]).items() if t in quota_types}
-        holds = self._budget_holds(call, covering, version, usages, attributes, fx)
+        holds = self._budget_holds(call, covering, book, version, usages, attributes, fx)
         if not holds and not needs:
             return
         if self.leases.take(call.request_id, _wants(call, holds, needs)):
@@ -214,17 +215,23 @@ class Admission:
             return
         refusal = await run_in_threadpool(self._reserve, call, holds, needs)
         if isinstance(refusal, store.Refusal):
-            raise _exceeded(refusal)
+            raise budget_refusal(refusal)
         if isinstance(refusal, quota_store.Shortage):
-            raise _short(refusal)
+            raise quota_refusal(refusal)
         call.held = True
 
-    def _budget_holds(self, call: Call, covering: Sequence[Budget],
+    def _budget_holds(self, call: Call, covering: Sequence[Budget], book: PriceBook,
                       version: PriceVersion | None, usages: Sequence[Usage],
                       attributes: Mapping[str, str], fx: FxTable) -> list[Hold]:
         if not covering or version is None:
             return []
-        ratings = [rate(usage, version, call.started_at, attributes) for usage in usages]
+        try:
+            ratings = [book.rate(usage, version, call.started_at, attributes)
+                       for usage in usages]
+        except NotFound as exc:  # a built-in tool the catalog does not price
+            raise BudgetExceeded(
+                f"budget {covering[0].describe()} ({covering[0].id}) blocks calls it cannot "
+                f"bound: {exc.message}", budget=covering[0].id) from exc
         dearest = max(ratings, key=lambda r: r.total.number)
         cost, currency = dearest.total.number, dearest.currency
         holds = []
@@ -365,7 +372,7 @@ def _wants(call: Call, holds: Sequence[Hold], needs: Mapping[str, int]
     return wants
 
 
-def _short(shortage: quota_store.Shortage) -> QuotaExceeded:
+def quota_refusal(shortage: quota_store.Shortage) -> QuotaExceeded:
     resets = (f"; the plan allowance resets at {shortage.resets_at.isoformat()}"
               if shortage.resets_at is not None else "")
     return QuotaExceeded(
@@ -380,7 +387,7 @@ def _shown(value: Decimal) -> str:
                           if value.as_tuple().exponent < -6 else value)  # type: ignore[operator]
 
 
-def _exceeded(refusal: store.Refusal) -> BudgetExceeded:
+def budget_refusal(refusal: store.Refusal) -> BudgetExceeded:
     hold, budget = refusal.hold, refusal.hold.budget
     left = remaining(budget.limit, refusal.spent, refusal.reserved)
     resets = (f"; it resets at {hold.period_end.astimezone(budget.zone).isoformat()}"

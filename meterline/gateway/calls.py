@@ -169,14 +169,14 @@ async def read_body(request: Request, endpoint: str
     return body, None
 
 
-def _tags(request: Request) -> list[str] | None:
+def request_tags(request: Request) -> list[str] | None:
     raw = request.headers.get("x-meterline-tags")
     if not raw:
         return None
     return [t.strip() for t in raw.split(",") if t.strip()] or None
 
 
-def _metadata(request: Request) -> dict[str, Any] | None:
+def request_metadata(request: Request) -> dict[str, Any] | None:
     raw = request.headers.get("x-meterline-metadata")
     if not raw:
         return None
@@ -192,7 +192,7 @@ def _metadata(request: Request) -> dict[str, Any] | None:
     return metadata_object(value, "x-meterline-metadata")
 
 
-def _user(request: Request, key: ApiKey) -> str | None:
+def bound_user(request: Request, key: ApiKey) -> str | None:
     """The call's user: the key's own if it is bound to one (a header naming another is
     refused, or a user's budget could be bypassed), else the ``x-meterline-user`` header."""
     named = request.headers.get("x-meterline-user") or None
@@ -209,7 +209,7 @@ def _user(request: Request, key: ApiKey) -> str | None:
     return named
 
 
-def _allowed(key: ApiKey, requested: str, target: Target) -> bool:
+def key_allows(key: ApiKey, requested: str, target: Target) -> bool:
     if not key.models:
         return True
     names = {requested, target.model, f"{target.provider.name}/{target.upstream_model}"}
@@ -237,14 +237,14 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
     target = state.router.resolve(model, book)
     if len(target.model) > MAX_MODEL:
         raise InvalidInput(f"model: longer than {MAX_MODEL} characters", field="model")
-    if not _allowed(key, model, target):
+    if not key_allows(key, model, target):
         raise Forbidden(f"this key may not use {model!r}", model=model)
     if target.provider.wire not in SERVES[endpoint]:
         raise InvalidInput(f"model: {model!r} is served by a {target.provider.wire}-format "
                            f"provider, which does not serve this endpoint", field="model")
-    user = _user(request, key)
+    user = bound_user(request, key)
     tenant = await state.tenant(key.tenant_id)
-    metadata = _metadata(request)
+    metadata = request_metadata(request)
     stream = (bool(body.get("stream")) and endpoint in ("chat", "messages", "responses")) \
         or request.path_params.get("action") == "streamGenerateContent"
     options = body.get("stream_options")
@@ -253,7 +253,7 @@ async def prepare(state: GatewayState, request: Request, endpoint: str) -> Incom
         request_id=request_id(), tenant_id=key.tenant_id, tenant_currency=tenant.currency,
         key_id=key.id, user_id=user, requested_model=model,
         model=target.model, provider=target.provider.name, endpoint=endpoint,
-        started_at=started, tags=_tags(request), metadata=metadata,
+        started_at=started, tags=request_tags(request), metadata=metadata,
         event_id=idempotency_key, tenant_timezone=tenant.timezone,
     )
     headers = {k: v for k, v in request.headers.items()}

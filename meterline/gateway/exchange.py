@@ -15,6 +15,7 @@ import orjson
 from meterline.domain.usage import Meter, Usage
 from meterline.errors import MeterlineError
 from meterline.gateway.calls import ENDPOINTS, Incoming
+from meterline.providers import vertex
 from meterline.providers.estimate import estimate_prompt_tokens, estimate_tokens
 from meterline.providers.gemini import (
     gemini_chunk_to_openai,
@@ -27,6 +28,7 @@ from meterline.providers.streams import (
     is_usage_only_chunk,
     stream_accumulator,
 )
+from meterline.providers.tools import response_tool_uses, responses_tool_uses
 from meterline.providers.upstream_errors import provider_error_message
 from meterline.providers.usage import read_response_usage, service_tier, upstream_cost_at
 
@@ -71,13 +73,20 @@ def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Out
     if endpoint == "gemini":
         # Gemini's own API: the body as it came (the model is in the path); streams as SSE.
         action = "streamGenerateContent" if incoming.stream else "generateContent"
-        return Outgoing(f"/v1beta/models/{model}:{action}", orjson.dumps(incoming.body),
+        return Outgoing(_gemini_path(incoming, action), orjson.dumps(incoming.body),
                         "application/json", {"alt": "sse"} if incoming.stream else None)
     if kind == "gemini":
         _, body = openai_chat_to_gemini(incoming.body)
         action = "streamGenerateContent" if incoming.stream else "generateContent"
-        return Outgoing(f"/v1beta/models/{model}:{action}", orjson.dumps(body),
+        return Outgoing(_gemini_path(incoming, action), orjson.dumps(body),
                         "application/json", {"alt": "sse"} if incoming.stream else None)
+    account = incoming.provider.vertex
+    if account is not None:
+        # Claude on Vertex AI: the model and the action in the path, the version in the body.
+        verb = vertex.action(vertex.ANTHROPIC, incoming.stream)
+        return Outgoing(vertex.model_path(account.project, account.location, vertex.ANTHROPIC,
+                                          model, verb),
+                        orjson.dumps(vertex.anthropic_body(incoming.body)), "application/json")
     path, params = openai_path, None
     if incoming.provider.kind == "azure":
         # Azure OpenAI: a deployment's path and api-version, or the v1 API (model in the body).
@@ -94,6 +103,14 @@ def upstream_request(incoming: Incoming, endpoint: str, openai_path: str) -> Out
         body["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                   "include_usage": True}
     return Outgoing(path, orjson.dumps(body), "application/json", params)
+
+
+def _gemini_path(incoming: Incoming, action: str) -> str:
+    """Where a Gemini model's action is: the Gemini API's path, or Vertex AI's."""
+    model, account = incoming.target.upstream_model, incoming.provider.vertex
+    if account is None:
+        return f"/v1beta/models/{model}:{action}"
+    return vertex.model_path(account.project, account.location, vertex.GOOGLE, model, action)
 
 
 def error_message(status: int, raw: bytes) -> str:
@@ -202,11 +219,14 @@ def complete(incoming: Incoming, endpoint: str, body: Any, raw: bytes) -> Outcom
         _unreadable(incoming, reading.problem)
     attributes = (service_tier(body) or service_tier(incoming.body)) if kind == "openai" else {}
     media_type = "application/json" if kind == "gemini" and not native else None
+    # The Responses API lists its built-in tool calls among the output, beside the usage.
+    tools = response_tool_uses(incoming.body, body) if endpoint == "responses" else {}
     if reading.usage is not None:
-        return Outcome(content, reading.usage, upstream_cost=cost, attributes=attributes,
-                       media_type=media_type)
-    return Outcome(content, _estimate(incoming, answer_text(kind, body)), estimated=True,
-                   upstream_cost=cost, attributes=attributes, media_type=media_type)
+        return Outcome(content, reading.usage.plus(tools), upstream_cost=cost,
+                       attributes=attributes, media_type=media_type)
+    return Outcome(content, _estimate(incoming, answer_text(kind, body)).plus(tools),
+                   estimated=True, upstream_cost=cost, attributes=attributes,
+                   media_type=media_type)
 
 
 def _background_running(incoming: Incoming, body: Mapping[str, Any]) -> bool:
@@ -342,6 +362,9 @@ class Relay:
         problem = self.accumulator.usage_reading().problem
         if problem is not None:
             _unreadable(self.incoming, problem)
+        if isinstance(self.accumulator, ResponsesStream):
+            tools = responses_tool_uses(self.incoming.body, self.accumulator.items)
+            return billable.usage.plus(tools), billable.estimated
         return billable.usage, billable.estimated
 
     def upstream_cost(self) -> Decimal | None:

@@ -40,6 +40,7 @@ from meterline.gateway.calls import Incoming, authenticate
 from meterline.gateway.recorder import Call
 from meterline.gateway.state import GatewayState
 from meterline.providers.estimate import estimate_prompt_tokens
+from meterline.providers.tools import response_tool_uses
 from meterline.providers.usage import read_responses_usage, service_tier, upstream_cost_at
 from meterline.store import responses as store
 from meterline.store.responses import StoredResponse
@@ -169,6 +170,8 @@ def _bill(state: GatewayState, stored: StoredResponse, pending: Mapping[str, Any
     if usage is None:
         # The provider read the prompt at least; nothing says what it generated.
         usage, estimated = Usage.of(input_tokens=int(pending["input_estimate"])), True
+    # The response echoes its tools: whether the code interpreter made its own container.
+    usage = usage.plus(response_tool_uses(body, body))
     final = str(body.get("status"))
     error = body.get("error")
     message = error.get("message") if isinstance(error, Mapping) else None

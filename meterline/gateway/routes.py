@@ -18,7 +18,7 @@ from starlette.routing import Route
 from meterline.asgi.errors import ANTHROPIC_PATHS, answer
 from meterline.asgi.responses import JsonResponse
 from meterline.errors import InvalidInput, MeterlineError, NotFound, UpstreamError
-from meterline.gateway import proxy
+from meterline.gateway import batches_anthropic, batches_openai, proxy, vertex_paths
 from meterline.gateway import responses as stored_responses
 from meterline.gateway.calls import authenticate
 from meterline.gateway.state import GatewayState
@@ -42,7 +42,8 @@ async def _answered(request: Request, handler: Callable[[], Awaitable[Response]]
     try:
         response = await handler()
     except MeterlineError as exc:
-        response = answer(exc, anthropic=request.url.path in ANTHROPIC_PATHS)
+        response = answer(exc, anthropic=request.url.path in ANTHROPIC_PATHS
+                          or vertex_paths.is_anthropic(request.url.path))
         response.headers["x-meterline-request-id"] = str(
             exc.context.get("request_id") or request_id())
         if isinstance(exc, UpstreamError):
@@ -118,6 +119,85 @@ async def _stored_response(request: Request, action: str) -> Response:
         request, lambda: stored_responses.handle(gateway(request), request, action))
 
 
+# Batch APIs (gateway/batches.py): files and batches reachable by their tenant only; a batch's
+# results billed once, at the batch price, when a poll first sees it ended.
+
+@router.post("/v1/files", summary="Upload a batch input file (purpose=batch)")
+async def upload_file(request: Request) -> Response:
+    return await _answered(request, lambda: batches_openai.upload(gateway(request), request))
+
+
+@router.get("/v1/files/{file_id}", summary="A file of this tenant's batches")
+async def retrieve_file(request: Request, file_id: str) -> Response:
+    return await _answered(
+        request, lambda: batches_openai.file(gateway(request), request, content=False))
+
+
+@router.get("/v1/files/{file_id}/content", summary="The content of a file of this tenant")
+async def file_content(request: Request, file_id: str) -> Response:
+    return await _answered(
+        request, lambda: batches_openai.file(gateway(request), request, content=True))
+
+
+@router.post("/v1/batches", summary="Create an OpenAI batch (checked against budgets)")
+async def create_batch(request: Request) -> Response:
+    return await _answered(request, lambda: batches_openai.create(gateway(request), request))
+
+
+@router.get("/v1/batches", summary="This tenant's OpenAI batches")
+async def list_batches(request: Request) -> Response:
+    return await _answered(request, lambda: batches_openai.listing(gateway(request), request))
+
+
+@router.get("/v1/batches/{batch_id}", summary="A batch of this tenant (billed once when ended)")
+async def retrieve_batch(request: Request, batch_id: str) -> Response:
+    return await _answered(
+        request, lambda: batches_openai.one(gateway(request), request, cancel=False))
+
+
+@router.post("/v1/batches/{batch_id}/cancel", summary="Cancel a batch of this tenant")
+async def cancel_batch(request: Request, batch_id: str) -> Response:
+    return await _answered(
+        request, lambda: batches_openai.one(gateway(request), request, cancel=True))
+
+
+def _message_batches(request: Request, handler: Callable[[], Awaitable[Response]]
+                     ) -> Awaitable[Response]:
+    return _answered(request, lambda: batches_anthropic.anthropic_errors(handler))
+
+
+@router.post("/v1/messages/batches", summary="Create an Anthropic Message Batch")
+async def create_message_batch(request: Request) -> Response:
+    return await _message_batches(
+        request, lambda: batches_anthropic.create(gateway(request), request))
+
+
+@router.get("/v1/messages/batches", summary="This tenant's Message Batches")
+async def list_message_batches(request: Request) -> Response:
+    return await _message_batches(
+        request, lambda: batches_anthropic.listing(gateway(request), request))
+
+
+@router.get("/v1/messages/batches/{batch_id}",
+            summary="A Message Batch of this tenant (billed once when ended)")
+async def retrieve_message_batch(request: Request, batch_id: str) -> Response:
+    return await _message_batches(
+        request, lambda: batches_anthropic.one(gateway(request), request, "retrieve"))
+
+
+@router.get("/v1/messages/batches/{batch_id}/results",
+            summary="A Message Batch's results (JSONL)")
+async def message_batch_results(request: Request, batch_id: str) -> Response:
+    return await _message_batches(
+        request, lambda: batches_anthropic.one(gateway(request), request, "results"))
+
+
+@router.post("/v1/messages/batches/{batch_id}/cancel", summary="Cancel a Message Batch")
+async def cancel_message_batch(request: Request, batch_id: str) -> Response:
+    return await _message_batches(
+        request, lambda: batches_anthropic.one(gateway(request), request, "cancel"))
+
+
 @router.post("/v1beta/models/{model:path}:{action}",
              summary="Gemini's own API: generateContent and streamGenerateContent (?alt=sse)")
 async def gemini_native(request: Request) -> Response:
@@ -137,6 +217,21 @@ async def _not_served(action: object) -> Response:
 async def _sse_only() -> Response:
     raise InvalidInput("alt: the gateway streams Gemini's answers as server-sent events: "
                        "call streamGenerateContent with ?alt=sse", field="alt")
+
+
+@router.post(vertex_paths.PATHS[0], summary="Vertex AI's model actions: Google's "
+             "generateContent, streamGenerateContent (?alt=sse); Anthropic's rawPredict, "
+             "streamRawPredict (docs/providers.md)")
+@router.post(vertex_paths.PATHS[1], include_in_schema=False)
+@router.post(vertex_paths.PATHS[2], include_in_schema=False)
+@router.post(vertex_paths.PATHS[3], include_in_schema=False)
+async def vertex_model(request: Request) -> Response:
+    async def call() -> Response:
+        state = gateway(request)
+        rewritten, endpoint = await vertex_paths.vertex_request(state, request)
+        return await proxy.handle(state, rewritten, endpoint)
+
+    return await _answered(request, call)
 
 
 @router.get("/v1/models", summary="The models this key may use")
@@ -159,7 +254,8 @@ async def models(request: Request) -> Response:
 PROXIED = {"/v1/chat/completions": chat_completions, "/v1/embeddings": embeddings,
            "/v1/images/generations": images, "/v1/audio/speech": speech, "/v1/videos": videos,
            "/v1/messages": messages, "/v1/responses": responses,
-           "/v1beta/models/{model:path}:{action}": gemini_native}
+           "/v1beta/models/{model:path}:{action}": gemini_native,
+           **dict.fromkeys(vertex_paths.PATHS, vertex_model)}
 
 
 def install(app: FastAPI) -> None:

@@ -1,5 +1,6 @@
-"""HTTP to the providers: one pooled aiohttp session per provider, auth headers per wire format,
-and the translation of aiohttp's errors into meterline's at this boundary.
+"""HTTP to the providers: one pooled aiohttp session per provider, auth headers per wire format
+(or an OAuth bearer token: Vertex AI, Azure with Entra ID; cloud_auth.py), and the translation
+of aiohttp's errors into meterline's at this boundary.
 
 A request is retried once only when nothing reached the provider (the connection could not be
 made); once bytes were sent, a retry could run the call twice and charge twice.
@@ -23,6 +24,7 @@ from yarl import URL
 
 from meterline.config import ProviderConfig
 from meterline.errors import UpstreamError, UpstreamTimeout
+from meterline.gateway.cloud_auth import CloudTokens
 
 ANTHROPIC_VERSION = "2023-06-01"
 #: Client headers passed on to the provider (everything else is the gateway's business).
@@ -116,6 +118,8 @@ class Upstreams:
     def __init__(self, providers: Mapping[str, ProviderConfig]) -> None:
         self.providers = providers
         self._sessions: dict[str, tuple[aiohttp.ClientSession, str | None]] = {}
+        #: Bearer tokens of the providers that take no API key (Vertex AI, Entra ID).
+        self.tokens = CloudTokens()
 
     def _session(self, provider: ProviderConfig) -> tuple[aiohttp.ClientSession, str | None]:
         found = self._sessions.get(provider.name)
@@ -142,6 +146,7 @@ class Upstreams:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session, _ in sessions:
             await session.close()
+        await self.tokens.aclose()
 
     def headers(self, provider: ProviderConfig, incoming: Mapping[str, str],
                 content_type: str | None) -> dict[str, str]:
@@ -161,6 +166,10 @@ class Upstreams:
         """Send a request and yield the response with its body still unread."""
         session, proxy = self._session(provider)
         url = _url(provider.base_url, path)
+        # Fetched (or renewed) here, after admission: a token failure is an UpstreamError.
+        token = await self.tokens.token(provider)
+        if token is not None:
+            headers = {**headers, "authorization": f"Bearer {token}"}
         skip = () if "content-type" in headers else _NO_CONTENT_TYPE
         response: aiohttp.ClientResponse | None = None
         for attempt in range(CONNECT_ATTEMPTS):

@@ -10,6 +10,7 @@ makes the calls and feeds this package what arrives.
     streams.py          stream accumulators: usage, text and cost of a streamed response
     estimate.py         token estimates for calls whose usage never came
     gemini.py           OpenAI chat <-> Gemini generateContent translation
+    vertex.py           Vertex AI: a publisher's model paths, Claude's body, where prices are
     upstream_errors.py  the message inside an upstream's error body
 """
 

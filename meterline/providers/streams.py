@@ -197,6 +197,10 @@ class ResponsesStream(StreamAccumulator):
     def __init__(self) -> None:
         super().__init__()
         self._usage: object = None
+        #: The output items finished so far (the terminal event's list replaces them): the
+        #: built-in tool calls among them are billed (providers/tools.py), even when the
+        #: client leaves before the end.
+        self.items: list[object] = []
 
     def feed(self, event_data: Mapping[str, Any]) -> None:
         if not isinstance(event_data, Mapping):
@@ -204,12 +208,17 @@ class ResponsesStream(StreamAccumulator):
         kind = event_data.get("type")
         if kind in self.TEXT:
             self._add(event_data.get("delta"))
+        elif kind == "response.output_item.done":
+            self.items.append(event_data.get("item"))
         elif kind == "error":
             self._error = _error_message(event_data) or self._error
         elif kind in self.TERMINAL:
             response = event_data.get("response")
             if isinstance(response, Mapping):
                 self._usage = response.get("usage")
+                output = response.get("output")
+                if isinstance(output, list):
+                    self.items = output
                 if kind == "response.failed":
                     self._error = _error_message(response.get("error")) or self._error
             self._final = self._usage is not None

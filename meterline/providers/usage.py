@@ -20,6 +20,7 @@ included; ``output_tokens`` counts every generated token, reasoning included.
   Writes with a 1-hour TTL (``cache_creation.ephemeral_1h_input_tokens``) cost more than 5-minute
   ones: they are counted in ``cache_write_tokens`` and again, as the part kept an hour, in
   ``cache_write_1h_tokens`` (priced apart where the price version has a price for it).
+  Its server tools' uses (``server_tool_use.web_search_requests``) are ``web_search_calls``.
 * Gemini: ``promptTokenCount`` includes cached tokens; tool-use prompt tokens are added to input;
   ``thoughtsTokenCount`` is billed as output, so output = candidates + thoughts.
 
@@ -258,9 +259,12 @@ def _anthropic(raw: object) -> UsageReading:
     output = _count(usage, "output_tokens", where, required=True)
     by_ttl = _details(usage, "cache_creation", where)
     hour = _count(by_ttl, "ephemeral_1h_input_tokens", f"{where}.cache_creation")
+    # Server tools Anthropic runs and bills per use (web fetches are free: not metered).
+    searches = _count(_details(usage, "server_tool_use", where), "web_search_requests",
+                      f"{where}.server_tool_use")
     return UsageReading(_usage(input_tokens=plain + written + read, cached_input_tokens=read,
                                cache_write_tokens=written, cache_write_1h_tokens=hour,
-                               output_tokens=output))
+                               output_tokens=output, web_search_calls=searches))
 
 
 def read_anthropic_usage(usage: object) -> UsageReading:

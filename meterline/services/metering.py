@@ -23,7 +23,7 @@ from meterline.domain.events import CallStatus, UsageEvent, parse_event
 from meterline.domain.fx import FxTable
 from meterline.domain.money import convert_lines, format_decimal
 from meterline.domain.pricebook import PriceBook
-from meterline.domain.rating import Rating, rate
+from meterline.domain.rating import Rating
 from meterline.domain.usage import Meter, Usage
 from meterline.errors import FxRateMissing, InvalidInput, NotFound, StoreError
 from meterline.store import horizon, ledger, pricing
@@ -201,7 +201,8 @@ class Metering:
         if currency is None and tenant_id is not None:
             with self.engine.connect() as conn:
                 currency = self._tenant(conn, tenant_id).currency
-        return rate(usage, book.version_at(canonical, when, currency), when, attributes or {})
+        return book.rate(usage, book.version_at(canonical, when, currency), when,
+                         attributes or {})
 
     def price(self, model: str, usage: Usage, at: datetime, attributes: Mapping[str, str],
               tenant_currency: str) -> Pricing:
@@ -214,7 +215,8 @@ class Metering:
             return Pricing(model, provider, None, exc.message, None, None, None, False)
         provider = canonical.split("/", 1)[0]
         try:
-            rating = rate(usage, book.version_at(canonical, at, tenant_currency), at, attributes)
+            rating = book.rate(usage, book.version_at(canonical, at, tenant_currency), at,
+                               attributes)
         except NotFound as exc:
             return Pricing(canonical, provider, None, exc.message, None, None, None, False)
         if rating.currency == tenant_currency:

@@ -16,7 +16,7 @@ any tenant has reached.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -176,23 +176,63 @@ def stats(engine: Engine, tenant: str | None, reporting_currency: str, *,
 def breakdowns(engine: Engine, tenant: str | None, reporting_currency: str, *,
                start: str | None = None, end: str | None = None,
                group_by: Sequence[str] = ("model",),
-               now: datetime | None = None) -> list[Breakdown]:
+               now: datetime | None = None, latency: bool = True) -> list[Breakdown]:
     """:func:`stats` for each of ``group_by`` over the same range: the range's totals are read
-    once (the overview shows four breakdowns)."""
-    for name in group_by:
-        if name not in GROUP_BY:
-            raise InvalidInput(f"group_by: {name!r} is not one of {', '.join(GROUP_BY)}",
-                               field="group_by")
+    once, users and keys together (the overview shows four breakdowns). Without ``latency``
+    the groups' latencies are left unread (the overview does not show them)."""
+    _check_groups(group_by)
     with engine.connect() as conn:
         view = load_view(conn, tenant, reporting_currency, now)
         last = parse_day(end, "end", view, end=True) if end else view.today
         first = parse_day(start, "start", view) if start else last.replace(day=1)
         if last < first:
             raise InvalidInput(f"end: {last} is before start {first}", field="end")
-        per_day = view.converts
-        totals = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group=None,
-                             per_day=per_day, convert_to=view.currency)
-        grouped = [_grouped(conn, view, name, first, last) for name in group_by]
+        return _breakdowns(conn, view, first, last, group_by, latency)
+
+
+def overview(engine: Engine, tenant: str | None, reporting_currency: str, days: object = None,
+             *, start: str | None = None, end: str | None = None,
+             group_by: Sequence[str] = ("provider", "model", "user", "key"),
+             now: datetime | None = None) -> tuple[Trend, list[Breakdown]]:
+    """:func:`trend` (``days``, or ``start`` to ``end``) and the breakdowns of its days by
+    ``group_by`` (latencies left out), from one read per grouping: the trend is the breakdown
+    by day, whose rows are the range's totals too (figures equal to :func:`trend` and
+    :func:`breakdowns`: both convert per tenant and day)."""
+    _check_groups(group_by)
+    with engine.connect() as conn:
+        view = load_view(conn, tenant, reporting_currency, now)
+        first, count = _window(view, days, start, end)
+        last = first + timedelta(days=count - 1)
+        by_day, *found = _breakdowns(conn, view, first, last, ("day", *group_by), False)
+    costs = {date.fromisoformat(g.key): g.cost for g in by_day.groups}
+    calls = {date.fromisoformat(g.key): g.calls for g in by_day.groups}
+    return _trend(view, first, count, costs, calls, by_day.total_cost, by_day.unpriced_calls,
+                  by_day.unconverted), found
+
+
+def _check_groups(group_by: Sequence[str]) -> None:
+    for name in group_by:
+        if name not in GROUP_BY:
+            raise InvalidInput(f"group_by: {name!r} is not one of {', '.join(GROUP_BY)}",
+                               field="group_by")
+
+
+def _breakdowns(conn: Connection, view: View, first: date, last: date,
+                group_by: Sequence[str], latency: bool) -> list[Breakdown]:
+    per_day = view.converts
+    # The rows by day are the totals' rows too: both keep the tenant and day of every row
+    # that is converted, and the others are exact.
+    by_day = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group="day",
+                         per_day=per_day, convert_to=view.currency, latency=latency) \
+        if "day" in group_by else None
+    totals = by_day if by_day is not None else store.daily(
+        conn, tenant=view.tenant_id, first=first, last=last, group=None, per_day=per_day,
+        convert_to=view.currency, latency=False)
+    by_person = _by_user_and_key(conn, view, first, last, latency) \
+        if {"user", "key"} <= set(group_by) else {}
+    grouped = [by_person[name] if name in by_person
+               else _groups(view, by_day, "calls") if name == "day" and by_day is not None
+               else _grouped(conn, view, name, first, last, latency) for name in group_by]
     tally = Tally(view)
     calls = 0
     for row in totals:
@@ -205,8 +245,19 @@ def breakdowns(engine: Engine, tenant: str | None, reporting_currency: str, *,
             for name, groups in zip(group_by, grouped, strict=True)]
 
 
+def _by_user_and_key(conn: Connection, view: View, first: date, last: date,
+                     latency: bool) -> dict[str, dict[Any, Group]]:
+    """The user and the key breakdowns from one read of the rollup grouped by both (a key
+    seldom serves many users, so the pairs are hardly more than the users)."""
+    rows = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group="user_id",
+                       also="key_id", per_day=view.converts, convert_to=view.currency,
+                       latency=latency)
+    return {"user": _groups(view, rows, "calls"),
+            "key": _groups(view, rows, "calls", key=lambda row: row.also)}
+
+
 def _grouped(conn: Connection, view: View, group_by: str, first: date,
-             last: date) -> dict[Any, Group]:
+             last: date, latency: bool = True) -> dict[Any, Group]:
     per_day = view.converts
     if group_by in store.RAW_GROUPS:
         since, until = view.bounds(first, last)
@@ -217,15 +268,21 @@ def _grouped(conn: Connection, view: View, group_by: str, first: date,
                                           per_day=per_day, convert_to=view.currency), "lines")
     return _groups(view, store.daily(conn, tenant=view.tenant_id, first=first, last=last,
                                      group=store.DAILY_GROUPS[group_by], per_day=per_day,
-                                     convert_to=view.currency), "calls")
+                                     convert_to=view.currency, latency=latency), "calls")
 
 
-def _groups(view: View, rows: Iterable[Any], count: str) -> dict[Any, Group]:
+def _group_of(row: Any) -> Any:
+    return row.group
+
+
+def _groups(view: View, rows: Iterable[Any], count: str,
+            key: Callable[[Any], Any] = _group_of) -> dict[Any, Group]:
     tally = Tally(view)
     groups: dict[Any, Group] = {}
     for row in rows:
-        key = row.group.isoformat() if isinstance(row.group, date) else (row.group or None)
-        group = groups.get(key) or groups.setdefault(key, Group(key))
+        value = key(row)
+        name = value.isoformat() if isinstance(value, date) else (value or None)
+        group = groups.get(name) or groups.setdefault(name, Group(name))
         group.add_rollup(row, tally.add(row, getattr(row, count)))
     return groups
 
@@ -257,19 +314,11 @@ def trend(engine: Engine, tenant: str | None, reporting_currency: str,
           end: str | None = None) -> Trend:
     """Cost and calls of each of the last ``days`` days (today included), zero-filled; or,
     with ``start``, of each day from ``start`` to ``end`` (default today), both included."""
-    count = None if start else parse_days(days if days is not None else DEFAULT_TREND_DAYS)
     with engine.connect() as conn:
         view = load_view(conn, tenant, reporting_currency, now)
-        if count is None:
-            last = parse_day(end, "end", view, end=True) if end else view.today
-            first = parse_day(start or "", "start", view)
-            if last < first:
-                raise InvalidInput(f"end: {last} is before start {first}", field="end")
-            count = parse_days((last - first).days + 1)
-        else:
-            last = view.today
-            first = last - timedelta(days=count - 1)
-        rows = store.daily(conn, tenant=view.tenant_id, first=first, last=last, group="day",
+        first, count = _window(view, days, start, end)
+        rows = store.daily(conn, tenant=view.tenant_id, first=first,
+                           last=first + timedelta(days=count - 1), group="day",
                            per_day=view.converts, convert_to=view.currency)
     tally = Tally(view)
     costs: dict[date, Decimal] = {}
@@ -278,11 +327,32 @@ def trend(engine: Engine, tenant: str | None, reporting_currency: str,
         amount = tally.add(row, row.calls)
         costs[row.group] = SUM_CONTEXT.add(costs.get(row.group, ZERO), amount)
         calls[row.group] = calls.get(row.group, 0) + row.calls
+    return _trend(view, first, count, costs, calls, tally.total, tally.unpriced,
+                  tally.unconverted())
+
+
+def _window(view: View, days: object, start: str | None, end: str | None) -> tuple[date, int]:
+    """The first day and the number of days of a trend: the last ``days`` (today included),
+    or ``start`` to ``end`` (default today)."""
+    if not start:
+        count = parse_days(days if days is not None else DEFAULT_TREND_DAYS)
+        return view.today - timedelta(days=count - 1), count
+    last = parse_day(end, "end", view, end=True) if end else view.today
+    first = parse_day(start, "start", view)
+    if last < first:
+        raise InvalidInput(f"end: {last} is before start {first}", field="end")
+    return first, parse_days((last - first).days + 1)
+
+
+def _trend(view: View, first: date, count: int, costs: dict[date, Decimal],
+           calls: dict[date, int], total: Decimal, unpriced: int,
+           unconverted: list[Unconverted]) -> Trend:
+    """The zero-filled days of the window with their total, average, dearest and cheapest."""
     series = [(first + timedelta(days=n)) for n in range(count)]
     values = [costs.get(day, ZERO) for day in series]
     highest, lowest = max(values), min(values)
     return Trend(view.tenant_id, view.currency,
                  [Day(day, costs.get(day, ZERO), calls.get(day, 0)) for day in series],
-                 tally.total, rounded_average(tally.total, count), highest, lowest,
-                 series[values.index(highest)], series[values.index(lowest)], tally.unpriced,
-                 tally.unconverted())
+                 total, rounded_average(total, count), highest, lowest,
+                 series[values.index(highest)], series[values.index(lowest)], unpriced,
+                 unconverted)

@@ -65,6 +65,10 @@ or several blocks); they pass unchanged through a gateway that forwards bodies:
   ``cost_in=PATH`` puts it at that dotted path of the answer (and of a stream's usage chunk)
   instead.
 - ``polls=N``: a background response is finished at its N-th retrieval (default 1).
+- ``searches=N``, ``file_searches=N``, ``code_sessions=N``: built-in tool uses — in a Responses
+  answer, N ``web_search_call`` / ``file_search_call`` output items and N code interpreter
+  containers with two ``code_interpreter_call`` items each; in an Anthropic answer, ``searches``
+  as ``usage.server_tool_use.web_search_requests``.
 
 An unknown or malformed directive gets a 400 in the provider's shape.
 

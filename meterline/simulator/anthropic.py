@@ -52,6 +52,8 @@ def anthropic_usage(p: Plan) -> dict[str, Any]:
             "ephemeral_1h_input_tokens": p.cache_write_1h,
         },
         "output_tokens": p.output + p.reasoning,
+        "server_tool_use": {"web_search_requests": p.directives.searches,
+                            "web_fetch_requests": 0},
         "service_tier": "standard",
     }
 
@@ -127,7 +129,8 @@ def _stream(sim: SimState, mid: str, model: str, p: Plan) -> EventStream:
         "delta": {"stop_reason": stop, "stop_sequence": None},
     }
     if with_usage:
-        final["usage"] = {"output_tokens": p.output + p.reasoning}
+        final["usage"] = {"output_tokens": p.output + p.reasoning,
+                          "server_tool_use": anthropic_usage(p)["server_tool_use"]}
     tail = [_BLOCK_STOP, _event("message_delta", final), _MESSAGE_STOP]
     return EventStream(head, content, tail, p.directives, sim)
 

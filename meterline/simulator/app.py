@@ -8,11 +8,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from meterline.simulator.anthropic import anthropic_error, anthropic_routes
+from meterline.simulator.batches import batches_routes
 from meterline.simulator.common import SimState, begin, json_response
 from meterline.simulator.gemini import gemini_routes
 from meterline.simulator.openai import chat_routes, openai_error
 from meterline.simulator.openai_media import media_routes
 from meterline.simulator.responses import responses_routes
+from meterline.simulator.tokens import TokenIssuer, token_routes
+from meterline.simulator.vertex import vertex_routes
 
 OPENAI_MODELS = (
     "gpt-5-mini",
@@ -78,9 +81,13 @@ def create_simulator(require_key: str | None = None, record: int = 64) -> Starle
 
     ``app.state.requests`` counts requests per path (every request, answered or refused);
     ``app.state.received`` holds the last ones as ``Received`` (method, path, query, headers,
-    parsed body); ``app.state.sim`` is the whole ``SimState``.
+    parsed body); ``app.state.sim`` is the whole ``SimState``; ``app.state.tokens`` the
+    ``TokenIssuer`` of the fake OAuth endpoints (register service accounts and Entra ID
+    applications there).
     """
     sim = SimState(require_key=require_key, record=record)
+    # Vertex AI takes a token from the fake token endpoints, never the key (simulator/tokens.py).
+    issuer = TokenIssuer()
     routes = [
         *chat_routes(sim),
         *responses_routes(sim),
@@ -88,9 +95,13 @@ def create_simulator(require_key: str | None = None, record: int = 64) -> Starle
         *media_routes(sim),
         *_model_routes(sim),
         *gemini_routes(sim),
+        *batches_routes(sim),
+        *vertex_routes(sim, issuer),
+        *token_routes(issuer),
     ]
     app = Starlette(routes=routes)
     app.state.sim = sim
+    app.state.tokens = issuer
     app.state.requests = sim.requests
     app.state.received = sim.received
     return app

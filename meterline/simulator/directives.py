@@ -30,6 +30,9 @@ _INT_KEYS = frozenset(
         "reasoning",
         "retry_after",
         "polls",
+        "searches",
+        "file_searches",
+        "code_sessions",
     }
 )
 
@@ -67,6 +70,11 @@ class Directives:
     retry_after: int | None = None
     #: A background response is finished at the N-th retrieval (1: the first).
     polls: int = 1
+    #: Built-in tool uses: web searches (Responses items, Anthropic's server_tool_use), file
+    #: searches, and code interpreter containers (two code calls in each).
+    searches: int = 0
+    file_searches: int = 0
+    code_sessions: int = 0
 
 
 NO_DIRECTIVES = Directives()
@@ -125,6 +133,9 @@ def parse_directives(text: str) -> tuple[Directives, str]:
         cost_in=texts.get("cost_in"),
         retry_after=ints.get("retry_after"),
         polls=ints.get("polls", 1),
+        searches=ints.get("searches", 0),
+        file_searches=ints.get("file_searches", 0),
+        code_sessions=ints.get("code_sessions", 0),
     )
     return directives, _DIRECTIVE.sub(" ", text)
 

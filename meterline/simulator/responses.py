@@ -60,13 +60,28 @@ def _input_texts(body: dict[str, Any]) -> list[str]:
     return texts
 
 
+def tool_items(rid: str, p: Plan) -> list[dict[str, Any]]:
+    """The built-in tool calls the directives ask for, as Responses output items."""
+    d = p.directives
+    items: list[dict[str, Any]] = [
+        {"id": f"ws_{rid[5:]}_{n}", "type": "web_search_call", "status": "completed",
+         "action": {"type": "search", "query": "meterline"}} for n in range(d.searches)]
+    items += [{"id": f"fs_{rid[5:]}_{n}", "type": "file_search_call", "status": "completed",
+               "queries": ["meterline"], "results": None} for n in range(d.file_searches)]
+    items += [{"id": f"ci_{rid[5:]}_{n}_{call}", "type": "code_interpreter_call",
+               "status": "completed", "code": "print(1)", "container_id": f"cntr_{rid[5:]}_{n}",
+               "outputs": None} for n in range(d.code_sessions) for call in range(2)]
+    return items
+
+
 def _response(rid: str, model: str, p: Plan, status: str, text: str) -> dict[str, Any]:
     message = {"id": f"msg_{rid[5:]}", "type": "message", "status": "completed",
                "role": "assistant",
                "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    output = [*tool_items(rid, p), message] if text else []
     answer: dict[str, Any] = {
         "id": rid, "object": "response", "created_at": int(time.time()), "status": status,
-        "model": model, "output": [message] if text else [], "usage": None,
+        "model": model, "output": output, "usage": None,
         "incomplete_details": {"reason": "max_output_tokens"} if p.truncated else None,
         "error": None, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
     }
@@ -84,17 +99,23 @@ def _stream(sim: SimState, rid: str, model: str, p: Plan) -> EventStream:
 
     item = {"id": f"msg_{rid[5:]}", "type": "message", "status": "in_progress",
             "role": "assistant", "content": []}
+    tools = tool_items(rid, p)
+    at = len(tools)  # the message follows the tool calls
     head = [event("response.created", response=_response(rid, model, p, "in_progress", "")),
             event("response.in_progress", response=_response(rid, model, p, "in_progress", "")),
-            event("response.output_item.added", output_index=0, item=item),
-            event("response.content_part.added", item_id=item["id"], output_index=0,
+            *(piece for index, tool in enumerate(tools) for piece in (
+                event("response.output_item.added", output_index=index,
+                      item={**tool, "status": "in_progress"}),
+                event("response.output_item.done", output_index=index, item=tool))),
+            event("response.output_item.added", output_index=at, item=item),
+            event("response.content_part.added", item_id=item["id"], output_index=at,
                   content_index=0, part={"type": "output_text", "text": "", "annotations": []})]
-    content = [event("response.output_text.delta", item_id=item["id"], output_index=0,
+    content = [event("response.output_text.delta", item_id=item["id"], output_index=at,
                      content_index=0, delta=text)
                for text, _ in content_pieces(p.output)]
     text = generated_text(p.output)
     final = "incomplete" if p.truncated else "completed"
-    tail = [event("response.output_text.done", item_id=item["id"], output_index=0,
+    tail = [event("response.output_text.done", item_id=item["id"], output_index=at,
                   content_index=0, text=text),
             event(f"response.{final}", response=_response(rid, model, p, final, text))]
     return EventStream(head, content, tail, p.directives, sim)
@@ -118,7 +139,8 @@ def responses_routes(sim: SimState) -> list[Route]:
         final = "incomplete" if p.truncated else "completed"
         stored[rid] = {**_response(rid, stored[rid]["model"], p, final,
                                    generated_text(p.output)),
-                       "background": True, "service_tier": stored[rid]["service_tier"]}
+                       "background": True, "service_tier": stored[rid]["service_tier"],
+                       "tools": stored[rid]["tools"]}
 
     async def create(request: Request) -> Response:
         body = await begin(request, sim, openai_error)
@@ -139,14 +161,16 @@ def responses_routes(sim: SimState) -> list[Route]:
         rid = sim.next_id("resp_")
         status = "incomplete" if p.truncated else "completed"
         background = body.get("background") is True
+        declared = body.get("tools") if isinstance(body.get("tools"), list) else []
         if background and body.get("stream") is not True:
             stored[rid] = {**_response(rid, model, p, "queued", ""), "background": True,
-                           "service_tier": served_tier(body)}
+                           "service_tier": served_tier(body), "tools": declared}
             running[rid] = (p, max(1, p.directives.polls))
             return json_response(stored[rid])
         stored[rid] = _response(rid, model, p, status, generated_text(p.output))
         stored[rid]["service_tier"] = served_tier(body)
         stored[rid]["background"] = background
+        stored[rid]["tools"] = declared
         if body.get("stream") is True:
             return _stream(sim, rid, model, p)
         return json_response(stored[rid])

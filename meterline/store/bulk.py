@@ -137,7 +137,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_charge_lines
   (LIKE charge_lines INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 
-_DAILY, _METERS = staged_postgresql("new_records", "moved")
+_DAILY, _MODELS, _PEOPLE, _METERS = staged_postgresql("new_records", "moved")
 _MOVE = f"""
 WITH inserted AS (
   INSERT INTO usage_records ({", ".join(RECORD_COLUMNS)})
@@ -154,6 +154,8 @@ WITH inserted AS (
   SELECT {", ".join("s." + c for c in STAGED_RECORD_COLUMNS)}
   FROM stage_usage_records s JOIN inserted USING (request_id)
 ), daily AS ({_DAILY}
+), models AS ({_MODELS}
+), people AS ({_PEOPLE}
 ), meters AS ({_METERS}
 )
 SELECT event_id FROM inserted

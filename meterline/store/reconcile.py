@@ -1,30 +1,25 @@
 """What reconciliation reads from the ledger: metered cost per provider, model and day (the
-daily rollups), and the evidence that explains a difference (unpriced and estimated calls per
-day from the rollups; calls reported to ``/v1/usage`` instead of passing the gateway, from the
-records; the tenants' time zones).
+daily rollups), and the evidence that explains a difference (unpriced, estimated and reported
+calls — to ``/v1/usage`` instead of passing the gateway — per day, from the rollups; the
+tenants' time zones).
 
-Rollup days are each tenant's local days. Amounts are summed with ``money_sum`` (exact on both
+Rollup days are each tenant's local days; the rollup read is the one without users and keys
+(``usage_daily_models``). Amounts are summed with ``money_sum`` (exact on both
 databases) and never across currencies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, date, datetime, time
+from datetime import date
 from decimal import Decimal
-from typing import Final, NamedTuple
-from zoneinfo import ZoneInfo
+from typing import NamedTuple
 
 from sqlalchemy import Connection, func, select
 
 from meterline.domain.reconcile import DayKey, MeteredDay
-from meterline.store.schema import tenants, usage_daily, usage_records
-from meterline.store.spend import as_date, local_day
+from meterline.store.schema import tenants, usage_daily_models
 from meterline.store.types import money_sum
-
-#: Records of calls that passed the gateway, and refunds (which net out a gateway call): every
-#: other source (``/v1/usage``, ``usage ingest`` files, the demo) was reported from elsewhere.
-GATEWAY_SOURCES: Final = ("gateway", "refund")
 
 
 class MeteredCost(NamedTuple):
@@ -50,7 +45,7 @@ class MeteredCost(NamedTuple):
 def metered(conn: Connection, first: date, until: date,
             provider: str | None) -> list[MeteredCost]:
     """Cost per provider, model, day and currencies (unpriced calls cost nothing here)."""
-    c = usage_daily.c
+    c = usage_daily_models.c
     query = (select(c.provider, c.model, c.day, c.currency, c.billed_currency,
                     money_sum(c.cost).label("cost"), money_sum(c.billed_cost).label("billed"))
              .where(c.day >= first, c.day < until, c.currency != "")
@@ -75,7 +70,7 @@ def day_counts(conn: Connection, first: date, until: date,
     provider/model ``pairs`` only."""
     if not pairs:
         return {}
-    c = usage_daily.c
+    c = usage_daily_models.c
     providers = sorted({provider for provider, _ in pairs})
     query = (select(c.provider, c.model, c.day,
                     func.sum(c.unpriced_calls).label("unpriced"),
@@ -92,27 +87,18 @@ def day_counts(conn: Connection, first: date, until: date,
 
 def reported_calls(conn: Connection, first: date, until: date,
                    pairs: Collection[tuple[str, str]]) -> dict[DayKey, int]:
-    """Calls per provider, model and UTC day that were reported to meterline rather than
-    passing the gateway, for the provider/model ``pairs`` only.
-
-    Read from the records (the rollups do not keep a call's source), bounded by the period and
-    the pairs' providers; reconciliation asks only for the pairs whose rows differ."""
+    """Calls per provider, model and (tenant-local) day that were reported to meterline rather
+    than passing the gateway, for the provider/model ``pairs`` only (the rollups count them)."""
     if not pairs:
         return {}
-    c = usage_records.c
-    start = datetime.combine(first, time(), UTC)
-    end = datetime.combine(until, time(), UTC)
-    day = local_day(conn, ZoneInfo("UTC"), start, end).label("day")
+    c = usage_daily_models.c
     providers = sorted({provider for provider, _ in pairs})
-    query = (select(c.provider, c.model, day, func.count().label("calls"))
-             .where(c.occurred_at >= start, c.occurred_at < end,
-                    c.provider.in_(providers), c.source.not_in(GATEWAY_SOURCES))
-             .group_by(c.provider, c.model, day))
-    found = {}
-    for row in conn.execute(query):
-        if (row.provider, row.model) in pairs:
-            found[DayKey(row.provider, row.model, as_date(row.day))] = int(row.calls)
-    return found
+    query = (select(c.provider, c.model, c.day, func.sum(c.reported_calls).label("calls"))
+             .where(c.day >= first, c.day < until, c.provider.in_(providers),
+                    c.reported_calls > 0)
+             .group_by(c.provider, c.model, c.day))
+    return {DayKey(row.provider, row.model, row.day): int(row.calls)
+            for row in conn.execute(query) if (row.provider, row.model) in pairs}
 
 
 def tenant_zones(conn: Connection) -> set[str]:

@@ -24,7 +24,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
 )
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from sqlalchemy import Boolean, Connection, Date, String, Table, delete, tuple_
@@ -37,6 +37,8 @@ from meterline.store.schema import (
     LATENCY_BUCKETS,
     usage_daily,
     usage_daily_meters,
+    usage_daily_models,
+    usage_daily_people,
 )
 from meterline.store.types import Money
 
@@ -48,10 +50,21 @@ ZERO = Decimal(0)
 
 DAILY_KEY = ("tenant_id", "day", "user_id", "key_id", "provider", "model", "status", "currency",
              "billed_currency")
+#: ``usage_daily_models``: the daily key without the user and key (their positions in it).
+MODEL_KEY = tuple(n for n in DAILY_KEY if n not in ("user_id", "key_id"))
+_MODEL_POSITIONS = tuple(DAILY_KEY.index(n) for n in MODEL_KEY)
+#: ``usage_daily_people``: who spent, per day and currency pair (docs/stats.md).
+PEOPLE_KEY = ("tenant_id", "day", "user_id", "key_id", "currency", "billed_currency")
+_PEOPLE_POSITIONS = tuple(DAILY_KEY.index(n) for n in PEOPLE_KEY)
+_STATUS = DAILY_KEY.index("status")
+PEOPLE_COUNTS = ("records", "calls", "successes", "input_tokens", "output_tokens",
+                 "unpriced_calls")
+PEOPLE_MONEY = ("cost", "billed_cost")
 QUANTITIES = ("input_tokens", "cached_input_tokens", "cache_write_tokens",
               "cache_write_1h_tokens", "output_tokens",
               "reasoning_tokens", "characters", "images", "requests")
-DAILY_COUNTS = ("calls", *QUANTITIES, "unpriced_calls", "estimated_calls", "latency_count",
+DAILY_COUNTS = ("calls", *QUANTITIES, "unpriced_calls", "estimated_calls", "reported_calls",
+                "latency_count",
                 "latency_ms_total", *LATENCY_BUCKETS)
 DAILY_MONEY = ("seconds", "cost", "billed_cost")
 METER_KEY = ("tenant_id", "day", "user_id", "model", "currency", "billed_currency", "meter",
@@ -61,6 +74,9 @@ METER_MONEY = ("quantity", "amount", "billed_amount")
 
 #: The ``source`` of refund records (services/refunds.py): their lines are rolled up apart.
 REFUND_SOURCE = "refund"
+#: Records of calls that passed the gateway, and refunds (which net out a gateway call): every
+#: other source (``/v1/usage``, ``usage ingest`` files, the demo) was reported from elsewhere.
+GATEWAY_SOURCES: Final = ("gateway", REFUND_SOURCE)
 
 Key = tuple[Any, ...]
 #: Per key: integer sums, then money sums (in the column order above).
@@ -111,16 +127,58 @@ class _Shape:
 
 
 DAILY = _Shape(usage_daily, DAILY_KEY, DAILY_COUNTS, DAILY_MONEY)
+MODELS = _Shape(usage_daily_models, MODEL_KEY, DAILY_COUNTS, DAILY_MONEY)
+PEOPLE = _Shape(usage_daily_people, PEOPLE_KEY, PEOPLE_COUNTS, PEOPLE_MONEY)
 METERS = _Shape(usage_daily_meters, METER_KEY, METER_COUNTS, METER_MONEY)
 _READ_CHUNK = 300
 
 
+def by_model(daily: Mapping[Key, Values]) -> dict[Key, Values]:
+    """``usage_daily_models`` deltas: the daily deltas summed over users and keys."""
+    out: dict[Key, Values] = {}
+    counts = len(DAILY_COUNTS)
+    for key, values in daily.items():
+        coarse = tuple(key[i] for i in _MODEL_POSITIONS)
+        found = out.get(coarse)
+        if found is None:
+            out[coarse] = list(values)
+        else:
+            out[coarse] = [a + b if i < counts else SUM_CONTEXT.add(a, b)
+                           for i, (a, b) in enumerate(zip(found, values, strict=True))]
+    return out
+
+
+_DAILY_AT = {name: i for i, name in enumerate((*DAILY_COUNTS, *DAILY_MONEY))}
+
+
+def by_person(daily: Mapping[Key, Values]) -> dict[Key, Values]:
+    """``usage_daily_people`` deltas from the daily deltas (a refund is a record, not a
+    call)."""
+    out: dict[Key, Values] = {}
+    at = _DAILY_AT
+    for key, v in daily.items():
+        status = key[_STATUS]
+        records = v[at["calls"]]
+        values = [records, 0 if status == "refunded" else records,
+                  records if status == "success" else 0, v[at["input_tokens"]],
+                  v[at["output_tokens"]], v[at["unpriced_calls"]], v[at["cost"]],
+                  v[at["billed_cost"]]]
+        coarse = tuple(key[i] for i in _PEOPLE_POSITIONS)
+        found = out.get(coarse)
+        out[coarse] = values if found is None else [
+            a + b if i < len(PEOPLE_COUNTS) else SUM_CONTEXT.add(a, b)
+            for i, (a, b) in enumerate(zip(found, values, strict=True))]
+    return out
+
+
 def write(conn: Connection, daily: Mapping[Key, Values], meters: Mapping[Key, Values],
           removed: bool = False) -> None:
-    """Add the deltas to the stored rollups (in this transaction). ``removed``: some deltas
-    take records out, so keys may be left empty."""
+    """Add the deltas to the stored rollups (in this transaction; ``usage_daily_models`` and
+    ``usage_daily_people`` from the daily deltas). ``removed``: some deltas take records out,
+    so keys may be left empty."""
     try:
-        for shape, deltas in ((DAILY, daily), (METERS, meters)):
+        for shape, deltas in ((DAILY, daily), (MODELS, by_model(daily)),
+                              (PEOPLE, by_person(daily)), (METERS, meters)):
             if not deltas:
                 continue
             ordered = sorted(deltas.items())
@@ -227,9 +285,10 @@ STAGED_RECORD_COLUMNS = ("request_id", "tenant_id", "rollup_day", "user_id", "ke
                          "cost", "billed_cost", "fx_rate", "estimated", "latency_ms", "source")
 
 
-def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
-    """The two statements (to run as CTEs of the ledger's insert) that add to the rollups the
-    records just written and their charge lines, summed by PostgreSQL itself (exact NUMERIC).
+def staged_postgresql(records: str, lines: str) -> tuple[str, str, str, str]:
+    """The four statements (to run as CTEs of the ledger's insert) that add to the rollups
+    (daily, by model, by person, meters) the records just written and their charge lines,
+    summed by PostgreSQL itself (exact NUMERIC).
 
     ``records`` names a relation of ``usage_records`` columns plus ``rollup_day`` (the record's
     day in its tenant's timezone, computed by the writer); ``lines`` one of ``charge_lines``
@@ -239,8 +298,10 @@ def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
     daily_key = ["tenant_id", "rollup_day", "coalesce(user_id, '')", "coalesce(key_id, '')",
                  "provider", "model", "status", "coalesce(currency, '')",
                  "coalesce(billed_currency, '')"]
+    reported = ", ".join(f"'{source}'" for source in GATEWAY_SOURCES)
     daily_values = ["count(*)", *quantities, "count(*) FILTER (WHERE cost IS NULL)",
-                    "count(*) FILTER (WHERE estimated)", "count(latency_ms)",
+                    "count(*) FILTER (WHERE estimated)",
+                    f"count(*) FILTER (WHERE source NOT IN ({reported}))", "count(latency_ms)",
                     "coalesce(sum(latency_ms), 0)", *_latency_buckets("latency_ms"),
                     "sum(seconds)", "coalesce(sum(cost), 0)", "coalesce(sum(billed_cost), 0)"]
     assert len(daily_key) + len(daily_values) == len(DAILY.columns)
@@ -248,6 +309,21 @@ def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
     positions = ", ".join(str(i) for i in range(1, len(daily_key) + 1))
     daily = DAILY.postgresql_upsert(
         f"SELECT {', '.join(daily_key + daily_values)} FROM {records} "
+        f"GROUP BY {positions} ORDER BY {positions}")
+    model_key = [daily_key[i] for i in _MODEL_POSITIONS]
+    positions = ", ".join(str(i) for i in range(1, len(model_key) + 1))
+    by_models = MODELS.postgresql_upsert(
+        f"SELECT {', '.join(model_key + daily_values)} FROM {records} "
+        f"GROUP BY {positions} ORDER BY {positions}")
+    person_key = [daily_key[i] for i in _PEOPLE_POSITIONS]
+    person_values = ["count(*)", "count(*) FILTER (WHERE status <> 'refunded')",
+                     "count(*) FILTER (WHERE status = 'success')", "sum(input_tokens)",
+                     "sum(output_tokens)", "count(*) FILTER (WHERE cost IS NULL)",
+                     "coalesce(sum(cost), 0)", "coalesce(sum(billed_cost), 0)"]
+    assert len(person_key) + len(person_values) == len(PEOPLE.columns)
+    positions = ", ".join(str(i) for i in range(1, len(person_key) + 1))
+    by_people = PEOPLE.postgresql_upsert(
+        f"SELECT {', '.join(person_key + person_values)} FROM {records} "
         f"GROUP BY {positions} ORDER BY {positions}")
     meter_key = ["r.tenant_id", "r.rollup_day", "coalesce(r.user_id, '')", "r.model",
                  "coalesce(r.currency, '')", "coalesce(r.billed_currency, '')", "l.meter",
@@ -261,4 +337,4 @@ def staged_postgresql(records: str, lines: str) -> tuple[str, str]:
     meters = METERS.postgresql_upsert(
         f"SELECT {', '.join(meter_key + meter_values)} FROM {lines} l "
         f"JOIN {records} r USING (request_id) GROUP BY {positions} ORDER BY {positions}")
-    return daily, meters
+    return daily, by_models, by_people, meters

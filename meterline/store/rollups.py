@@ -1,4 +1,5 @@
-"""Daily rollups of the ledger, kept in step with it: ``usage_daily`` and ``usage_daily_meters``.
+"""Daily rollups of the ledger, kept in step with it: ``usage_daily``, the same without users and
+keys (``usage_daily_models``), who spent (``usage_daily_people``) and ``usage_daily_meters``.
 
 A record counts on the calendar day of its ``occurred_at`` in its tenant's timezone. The rollups
 change exactly where the ledger does, in the same transaction:
@@ -31,7 +32,10 @@ from sqlalchemy import URL, Connection, Table, bindparam, delete, func, select, 
 from meterline.domain.money import convert_at
 from meterline.store.rollup_writes import (
     DAILY_KEY,
+    GATEWAY_SOURCES,
     METER_KEY,
+    MODEL_KEY,
+    PEOPLE_KEY,
     QUANTITIES,
     REFUND_SOURCE,
     SUM_CONTEXT,
@@ -48,6 +52,8 @@ from meterline.store.schema import (
     tenants,
     usage_daily,
     usage_daily_meters,
+    usage_daily_models,
+    usage_daily_people,
     usage_records,
     usage_records_archive,
 )
@@ -135,6 +141,7 @@ class Sums:
             _merge(self.daily, key, [
                 len(group), *(sum(map(get, group)) for get in _QUANTITY),
                 sum(r["cost"] is None for r in group), sum(bool(r["estimated"]) for r in group),
+                sum(r["source"] not in GATEWAY_SOURCES for r in group),
                 len(latencies), sum(latencies), *buckets,
                 _money_sum(Decimal(r["seconds"]) for r in group),
                 _money_sum(r["cost"] for r in group if r["cost"] is not None),
@@ -266,8 +273,9 @@ def rebuild(conn: Connection, tenant: str | None = None,
     lock. So every record is counted once, by the rebuild or by its writer after it.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(text("LOCK TABLE usage_daily, usage_daily_meters IN EXCLUSIVE MODE"))
-    for table in (usage_daily, usage_daily_meters):
+        conn.execute(text("LOCK TABLE usage_daily, usage_daily_models, usage_daily_people, "
+                          "usage_daily_meters IN EXCLUSIVE MODE"))
+    for table in (usage_daily, usage_daily_models, usage_daily_people, usage_daily_meters):
         clear = delete(table)
         if tenant is not None:
             clear = clear.where(table.c.tenant_id == tenant)
@@ -295,7 +303,8 @@ def rebuild(conn: Connection, tenant: str | None = None,
 
 def all_rows(conn: Connection, table: Table, tenant: str | None = None) -> list[dict[str, Any]]:
     """Every rollup row, in key order (for checks and tests)."""
-    key = DAILY_KEY if table is usage_daily else METER_KEY
+    key = {usage_daily: DAILY_KEY, usage_daily_models: MODEL_KEY,
+           usage_daily_people: PEOPLE_KEY}.get(table, METER_KEY)
     query = select(table).order_by(*(table.c[n] for n in key))
     if tenant is not None:
         query = query.where(table.c.tenant_id == tenant)

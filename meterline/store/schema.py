@@ -20,6 +20,7 @@ from meterline.store.tables.audit import (
     audit_log,
 )
 from meterline.store.tables.base import metadata
+from meterline.store.tables.batches import batch_files, batches
 from meterline.store.tables.billing import (
     provider_balances,
     provider_bill_lines,
@@ -68,6 +69,8 @@ from meterline.store.tables.rollups import (
     LATENCY_BUCKETS,
     usage_daily,
     usage_daily_meters,
+    usage_daily_models,
+    usage_daily_people,
 )
 
 __all__ = [
@@ -78,6 +81,8 @@ __all__ = [
     "api_keys",
     "archive_state",
     "audit_log",
+    "batch_files",
+    "batches",
     "bill_lines",
     "bills",
     "budget_holds",
@@ -111,6 +116,8 @@ __all__ = [
     "upstream_responses",
     "usage_daily",
     "usage_daily_meters",
+    "usage_daily_models",
+    "usage_daily_people",
     "usage_records",
     "usage_records_archive",
     "users",

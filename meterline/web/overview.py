@@ -92,13 +92,10 @@ def load(engine: Engine, reporting_currency: str, tenant: str | None, days: str 
          start: str | None, end: str | None) -> Overview:
     chosen_days = None if start else (days or str(DEFAULT_DAYS))
     summary = stats_service.summary(engine, tenant, reporting_currency)
-    trend = stats_service.trend(engine, tenant, reporting_currency, chosen_days,
-                                start=start or None, end=end or None)
+    # What /api/trend/daily and /api/stats answer, read once per grouping.
+    trend, (providers, models, users, keys) = stats_service.overview(
+        engine, tenant, reporting_currency, chosen_days, start=start or None, end=end or None)
     first, last = trend.days[0].day.isoformat(), trend.days[-1].day.isoformat()
-    # What /api/stats answers for each group_by; the range's totals read once for the four.
-    providers, models, users, keys = stats_service.breakdowns(
-        engine, tenant, reporting_currency, start=first, end=last,
-        group_by=("provider", "model", "user", "key"))
     with engine.connect() as conn:
         tenants = [t.id for t in list_tenants(conn)]
     return Overview(tenant, tenants, len(trend.days) if chosen_days else None, first, last,

@@ -13,7 +13,13 @@ from click.testing import Result
 from sqlalchemy import delete, select
 
 from meterline.store.engine import make_engine
-from meterline.store.schema import charge_lines, usage_daily, usage_daily_meters
+from meterline.store.schema import (
+    charge_lines,
+    usage_daily,
+    usage_daily_meters,
+    usage_daily_models,
+    usage_daily_people,
+)
 from meterline.store.types import money_sum
 
 NOW = datetime.now(UTC)
@@ -32,8 +38,9 @@ def wipe_rollups(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(delete(usage_daily))
-            conn.execute(delete(usage_daily_meters))
+            for table in (usage_daily, usage_daily_models, usage_daily_people,
+                          usage_daily_meters):
+                conn.execute(delete(table))
     finally:
         engine.dispose()
 

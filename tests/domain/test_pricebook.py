@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from meterline.domain.model_match import MatchRule
 from meterline.domain.pricebook import Layer, PriceBook
 from meterline.domain.prices import PriceVersion
+from meterline.domain.usage import Usage
 from meterline.errors import NotFound, PriceNotFound, UnknownModel
 
 D = Decimal
@@ -356,3 +357,47 @@ def test_name_rules_resolve_families_after_exact_names_and_aliases() -> None:
         ruled.resolve("openai/gpt-4")
     assert ruled.resolve("openai/gpt-4o-mini-2024-07-18") == "openai/gpt-4o-mini"  # remembered
     assert list(ruled.only(Layer.OPERATOR).rules()) == ["openai"]
+
+
+# --- the provider's built-in tool prices -------------------------------------------------------
+
+def tools_version(provider: str, currency: str = "USD", **prices: str) -> PriceVersion:
+    return PriceVersion.parse({"model": f"{provider}/tools", "currency": currency,
+                               "billing_type": "count", "effective_from": "2025-01-01",
+                               "unit": "1", "prices": prices})
+
+
+def test_tool_uses_are_priced_by_the_version_else_by_the_provider_tools_entry() -> None:
+    own = PriceVersion.parse({"model": "openai/gpt-x", "effective_from": "2025-01-01",
+                              "currency": "USD", "unit": "1M", "prices": {"input_tokens": "1"}})
+    with_own = PriceVersion.parse({"model": "openai/gpt-y", "effective_from": "2025-01-01",
+                                   "currency": "USD", "unit": "1M",
+                                   "units": {"web_search_calls": "1"},
+                                   "prices": {"input_tokens": "1", "web_search_calls": "0.025"}})
+    book = PriceBook([own, with_own, tools_version("openai", web_search_calls="0.01",
+                                                   file_search_calls="0.0025")])
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    usage = Usage.of(input_tokens=1_000_000, web_search_calls=3)
+    assert book.rate(usage, own, at).total.number == Decimal("1.03")
+    assert book.rate(usage, with_own, at).total.number == Decimal("1.075")
+    # Not a model: not resolved from a bare name, not known, but listed with the prices.
+    assert not book.knows("openai/tools") and "openai/tools" in book.models()
+    with pytest.raises(UnknownModel):
+        book.resolve("tools")
+    # No price for a used tool anywhere: the call cannot be priced, never priced at zero.
+    with pytest.raises(PriceNotFound, match="code_interpreter_sessions"):
+        book.rate(Usage.of(input_tokens=1, code_interpreter_sessions=1), own, at)
+
+
+def test_tool_prices_come_in_the_version_currency_only() -> None:
+    cny = PriceVersion.parse({"model": "qwen/qwen-max", "currency": "CNY", "unit": "1M",
+                              "effective_from": "2025-01-01", "prices": {"input_tokens": "2"}})
+    book = PriceBook([cny, tools_version("qwen", "USD", web_search_calls="0.01")])
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert book.tool_prices(cny, at) is None
+    with pytest.raises(PriceNotFound):
+        book.rate(Usage.of(input_tokens=5, web_search_calls=1), cny, at)
+    book.add(tools_version("qwen", "CNY", web_search_calls="0.04"))
+    assert book.rate(Usage.of(web_search_calls=2), cny, at).total.number == Decimal("0.08")
+    # A call that used no tools never looks the tools up.
+    assert book.rate(Usage.of(input_tokens=1_000_000), cny, at).total.number == Decimal("2")

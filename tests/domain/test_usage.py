@@ -26,11 +26,12 @@ prop = settings(deadline=None, max_examples=300)
 
 def test_meters_are_the_spec_list() -> None:
     # SPEC §1's meters, plus the part of cache writes kept an hour (REFERENCE: Anthropic prices
-    # cache writes by TTL; docs/decisions.md)
+    # cache writes by TTL) and the built-in tools providers bill per use (docs/decisions.md)
     assert set(METERS) == {
         "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
         "reasoning_tokens", "characters", "images", "seconds", "requests",
-        "cache_write_1h_tokens",
+        "cache_write_1h_tokens", "web_search_calls", "file_search_calls",
+        "code_interpreter_sessions",
     }
     assert {b.value for b in BillingType} == {"token", "character", "count", "second"}
     assert {Meter.SECONDS} == FRACTIONAL_METERS

@@ -13,6 +13,8 @@ from sqlalchemy import Engine
 from meterline.domain.fx import FxRate
 from meterline.domain.money import convert_at
 from meterline.domain.prices import PriceVersion
+from meterline.domain.usage import Meter
+from meterline.errors import InvalidInput
 from meterline.services import stats
 from meterline.services.metering import Metering
 from meterline.services.reporting import Group
@@ -117,6 +119,7 @@ def test_rerated_and_converted_records_reach_the_statistics(engine: Engine) -> N
 
 def record(request_id: str, latency: int | None, tags: list[str] | None) -> NewRecord:
     row: dict[str, Any] = {c.name: None for c in usage_records.columns}
+    row.update({meter.value: 0 for meter in Meter})
     row.update({
         "request_id": request_id, "tenant_id": "acme", "event_id": request_id,
         "provider": "acme", "model": "acme/chat-1", "source": "gateway", "status": "success",
@@ -195,3 +198,33 @@ def test_only_the_rows_converted_are_read_per_tenant_and_day(engine: Engine) -> 
     # shop-cn's month is already March (Asia/Shanghai): its February is not this month's
     assert (everyone.total, everyone.month, everyone.calls) == (by_model.total_cost,
                                                                 D("0.006"), 6)
+
+
+def test_the_overview_reads_once_what_trend_and_breakdowns_answer(engine: Engine) -> None:
+    """The dashboard's overview takes its trend from the breakdown by day and its users and
+    keys from one read: every figure equals the trend's and the breakdowns' own, converted
+    rows (a CNY tenant in a USD view, each day at its rate) included."""
+    with engine.begin() as conn:
+        pricing.add_versions(conn, [PriceVersion.parse({
+            "model": "acme/chat-2", "currency": "CNY", "effective_from": "2026-01-01",
+            "unit": "1M", "prices": {"input_tokens": "3", "output_tokens": "4"}})], "test")
+    add_rate(engine, "USD", "CNY", "7")
+    metering = Metering(engine, refresh_seconds=0)
+    metering.ingest("acme", [event(f"a{d}", f"2026-02-{d}T10:00:00Z") for d in (10, 11, 20)])
+    metering.ingest("shop-cn", [event(f"c{d}", f"2026-02-{d}T10:00:00Z", model="acme/chat-2")
+                                for d in (10, 12, 13)])
+    groups = ("provider", "model", "user", "key")
+    for view in (None, "shop-cn"):
+        trend, found = stats.overview(engine, view, "USD", start="2026-02-09",
+                                      end="2026-02-21", group_by=groups, now=NOW)
+        assert trend == stats.trend(engine, view, "USD", start="2026-02-09", end="2026-02-21",
+                                    now=NOW)
+        expected = stats.breakdowns(engine, view, "USD", start="2026-02-09", end="2026-02-21",
+                                    group_by=groups, now=NOW)
+        assert [(b.total_cost, b.calls, b.unpriced_calls, b.unconverted) for b in found] == [
+            (b.total_cost, b.calls, b.unpriced_calls, b.unconverted) for b in expected]
+        assert [[(g.key, g.cost, g.calls) for g in b.groups] for b in found] == [
+            [(g.key, g.cost, g.calls) for g in b.groups] for b in expected]
+        assert trend.total == found[0].total_cost > 0
+    with pytest.raises(InvalidInput):
+        stats.overview(engine, None, "USD", group_by=("colour",))

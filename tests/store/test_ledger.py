@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select, text
 
 from meterline.domain.prices import PriceVersion
 from meterline.domain.rating import ChargeLine
+from meterline.domain.usage import Meter
 from meterline.errors import StoreError
 from meterline.services.metering import Metering
 from meterline.store import accounts, bulk, ledger, pricing
@@ -30,6 +31,7 @@ def row(event_id: str, *, tenant: str = "acme", request_id: str | None = None,
         **overrides: Any) -> dict[str, Any]:
     """A complete usage_records row (every column present, as the metering service writes)."""
     out: dict[str, Any] = {c.name: None for c in usage_records.columns}
+    out.update({meter.value: 0 for meter in Meter})
     out.update({
         "request_id": request_id or f"req_{tenant}_{event_id}", "tenant_id": tenant,
         "event_id": event_id, "provider": "acme", "model": "acme/chat-1", "source": "ingest",

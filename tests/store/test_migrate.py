@@ -38,11 +38,12 @@ def test_upgrade_creates_every_table_and_column(engine: Engine) -> None:
             "model_aliases", "price_versions", "fx_rates", "usage_records", "charge_lines",
             "budgets", "budget_periods", "budget_holds", "alerts", "plans", "tenant_plans",
             "quota_grants", "quota_entries", "quota_counters", "quota_holds", "rate_windows",
-            "usage_daily", "usage_daily_meters", "bills", "bill_lines",
+            "usage_daily", "usage_daily_meters", "usage_daily_models", "usage_daily_people",
+            "bills", "bill_lines",
             "usage_records_archive", "charge_lines_archive", "archive_state",
             "idempotency_claims", "provider_bill_lines", "model_rules", "catalog_syncs",
             "sessions", "server_secrets", "calls_started", "audit_log", "sync_runs",
-            "provider_balances", "upstream_responses",
+            "provider_balances", "upstream_responses", "batch_files", "batches",
         }
         for table in metadata.sorted_tables:
             columns = {c["name"] for c in inspector.get_columns(table.name)}

@@ -16,10 +16,11 @@ from sqlalchemy import Engine, func, select
 
 from meterline.domain.money import convert_at, convert_lines
 from meterline.domain.rating import ChargeLine
+from meterline.domain.usage import Meter
 from meterline.errors import StoreError
 from meterline.store import accounts, ledger, rollups
 from meterline.store.ledger import NewRecord
-from meterline.store.rollup_writes import REFUND_SOURCE, converted_sql
+from meterline.store.rollup_writes import MODEL_KEY, PEOPLE_KEY, REFUND_SOURCE, converted_sql
 from meterline.store.rollups import SUM_CONTEXT
 from meterline.store.schema import (
     LATENCY_BOUNDS_MS,
@@ -27,6 +28,8 @@ from meterline.store.schema import (
     charge_lines,
     usage_daily,
     usage_daily_meters,
+    usage_daily_models,
+    usage_daily_people,
     usage_records,
 )
 from tests.conftest import PG_SERVER
@@ -59,6 +62,7 @@ def priced_values(lines: Sequence[ChargeLine], kind: str, rate: Decimal,
 
 def make(tenant: str, event_id: str, spec: dict[str, Any]) -> NewRecord:
     row: dict[str, Any] = {c.name: None for c in usage_records.columns}
+    row.update({meter.value: 0 for meter in Meter})
     row.update({
         "request_id": f"req_{tenant}_{event_id}_{spec['delivery']}", "tenant_id": tenant,
         "event_id": event_id, "user_id": spec["user"], "key_id": spec["key"],
@@ -85,7 +89,7 @@ specs = st.fixed_dictionaries({
     "user": st.sampled_from([None, "alice", "bob"]),
     "key": st.sampled_from([None, "key_1"]),
     "model": st.sampled_from(["acme/chat-1", "acme/chat-2"]),
-    "status": st.sampled_from(["success", "error"]),
+    "status": st.sampled_from(["success", "error", "refunded"]),
     "minutes": st.integers(0, 2 * 24 * 60),
     "input": st.integers(0, 10**9),
     "output": st.integers(0, 10**6),
@@ -108,9 +112,44 @@ def add_tenant(engine: Engine, zone: str) -> str:
 
 
 def rows_of(engine: Engine, tenant: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tenant's usage_daily and usage_daily_meters rows, having checked that its
+    usage_daily_models rows are the same sums without users and keys."""
     with engine.connect() as conn:
-        return (rollups.all_rows(conn, usage_daily, tenant),
-                rollups.all_rows(conn, usage_daily_meters, tenant))
+        daily = rollups.all_rows(conn, usage_daily, tenant)
+        assert rollups.all_rows(conn, usage_daily_models, tenant) == by_model(daily)
+        assert rollups.all_rows(conn, usage_daily_people, tenant) == by_person(daily)
+        return daily, rollups.all_rows(conn, usage_daily_meters, tenant)
+
+
+def by_model(daily: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """usage_daily rows summed over users and keys, in usage_daily_models' key order."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in daily:
+        coarse = {k: v for k, v in row.items() if k not in ("user_id", "key_id")}
+        key = tuple(coarse[k] for k in MODEL_KEY)
+        found = out.get(key)
+        out[key] = coarse if found is None else {
+            k: v if k in MODEL_KEY else SUM_CONTEXT.add(found[k], v) if isinstance(v, Decimal)
+            else found[k] + v for k, v in coarse.items()}
+    return [out[key] for key in sorted(out)]
+
+
+def by_person(daily: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """usage_daily rows as usage_daily_people's: per user, key and currency pair, refunds
+    records but not calls."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in daily:
+        calls = row["calls"]
+        values = {"records": calls, "calls": 0 if row["status"] == "refunded" else calls,
+                  "successes": calls if row["status"] == "success" else 0,
+                  **{k: row[k] for k in ("input_tokens", "output_tokens", "unpriced_calls",
+                                         "cost", "billed_cost")}}
+        key = tuple(row[k] for k in PEOPLE_KEY)
+        found = out.get(key)
+        out[key] = {**dict(zip(PEOPLE_KEY, key, strict=True)), **(values if found is None else {
+            k: SUM_CONTEXT.add(found[k], v) if isinstance(v, Decimal) else found[k] + v
+            for k, v in values.items()})}
+    return [out[key] for key in sorted(out)]
 
 
 def assert_rollups_equal_rebuild(engine: Engine, tenant: str) -> None:
@@ -306,7 +345,8 @@ def test_rebuild_of_one_tenant_leaves_the_others(engine: Engine) -> None:
     write(engine, [make(first, "e1", spec())])
     write(engine, [make(second, "e1", spec())])
     with engine.begin() as conn:
-        conn.execute(usage_daily.delete().where(usage_daily.c.tenant_id == second))
+        for table in (usage_daily, usage_daily_models, usage_daily_people):
+            conn.execute(table.delete().where(table.c.tenant_id == second))
         assert rollups.rebuild(conn, first) == 1
     assert rows_of(engine, second)[0] == []
     with engine.begin() as conn:

@@ -48,7 +48,8 @@ PRESEEDED = {"archive_state"}
 #: A row's optional ``NEEDS``: the columns of its table it only makes sense with.
 NEEDS = "_needs"
 #: Tables whose fixture rows are derived on the scratch database.
-DERIVED = ("usage_daily", "usage_daily_meters", "bills", "bill_lines")
+DERIVED = ("usage_daily", "usage_daily_models", "usage_daily_people", "usage_daily_meters",
+           "bills", "bill_lines")
 #: Where archived records and lines live at head, and where they were before the archive.
 ARCHIVE = {"usage_records_archive": "usage_records", "charge_lines_archive": "charge_lines"}
 
@@ -129,8 +130,10 @@ RECORDS = [
     record("req-s1", "shop", "2026-10-10T02:00:00+00:00", "deepseek/deepseek-chat", user="li",
            key="key_shop", currency="CNY",
            lines=[("input_tokens", 1_000_000, "2", "2"), ("output_tokens", 50_000, "2", "0.1")]),
+    # Reported (POST /v1/usage), not through the gateway: the rollup's reported calls of its
+    # local day, which migration 0017 counts from the records.
     record("req-s2", "shop", "2026-10-31T20:00:00+00:00", "deepseek/deepseek-chat", user="li",
-           key="key_shop", currency="CNY",
+           key="key_shop", currency="CNY", source="ingest",
            lines=[("input_tokens", 500_000, "2", "1"), ("output_tokens", 25_000, "2", "0.05")]),
     record("req-s3", "shop", "2026-11-10T01:00:00+00:00", "openai/gpt-5-nano", user=None,
            key="key_shop", currency="USD", billed_currency="CNY", fx_rate="7.1",
@@ -459,11 +462,15 @@ def test_an_upgrade_keeps_every_record_bill_and_total(
             same_rows(conn, name, rows)
         if not had_rollups:  # the migration that made them left them empty (docs/stats.md)
             assert read(conn, "usage_daily") == []
+        else:  # the rollups without models or without people, summed by their migration
+            for name in ("usage_daily_models", "usage_daily_people"):
+                same_rows(conn, name, derived[name])
     with fresh_engine.begin() as conn:
         rollups.rebuild(conn)
     with fresh_engine.connect() as conn:
         # Rebuilt from the upgraded records, the rollups are what the product made at head.
-        for name in ("usage_daily", "usage_daily_meters"):
+        for name in ("usage_daily", "usage_daily_models", "usage_daily_people",
+                     "usage_daily_meters"):
             same_rows(conn, name, derived[name])
     check_totals(fresh_engine, inserted)
 

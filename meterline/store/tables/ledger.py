@@ -43,6 +43,10 @@ usage_records = Table(
     Column("images", BigInteger, nullable=False, default=0),
     Column("seconds", Money, nullable=False, default=0),
     Column("requests", BigInteger, nullable=False, default=0),
+    # Built-in tool uses (migration 0017); their charge lines roll up in usage_daily_meters.
+    Column("web_search_calls", BigInteger, nullable=False, default=0),
+    Column("file_search_calls", BigInteger, nullable=False, default=0),
+    Column("code_interpreter_sessions", BigInteger, nullable=False, default=0),
     Column("attributes", Json, nullable=True),
     Column("cost", Money, nullable=True),
     Column("currency", String(3), nullable=True),

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Index,
     Integer,
     String,
     Table,
@@ -53,9 +54,48 @@ usage_daily = Table(
     Column("billed_cost", Money, nullable=False),
     Column("unpriced_calls", BigInteger, nullable=False),
     Column("estimated_calls", BigInteger, nullable=False),
+    # Calls reported (POST /v1/usage, `usage ingest`) rather than passing the gateway: what
+    # reconciliation names as a cause (migration 0017).
+    Column("reported_calls", BigInteger, nullable=False),
     Column("latency_count", BigInteger, nullable=False),
     Column("latency_ms_total", BigInteger, nullable=False),
     *(Column(name, BigInteger, nullable=False) for name in LATENCY_BUCKETS),
+)
+
+# The same sums without the user and key (migration 0017): a few rows per tenant, day and model
+# where ``usage_daily`` has one per user and key too. Every statistic that neither groups nor
+# filters by user or key reads this (the overview, statistics by provider, model, day, status
+# or tenant, reconciliation); it is derived from the same deltas in the same transaction, so the
+# two never disagree.
+usage_daily_models = Table(
+    "usage_daily_models", metadata,
+    *(column._copy() for column in usage_daily.columns
+      if column.name not in ("user_id", "key_id")),
+)
+
+# Who spent: per tenant, day, user, key and currency pair, only what the dashboard's top users
+# and keys show (migration 0017). A sixth of usage_daily's width and fewer rows (no model or
+# status): the overview's 90-day ranking reads it in half the time. ``records`` counts every
+# record (a row is empty when it reaches 0), ``calls`` the calls (refunds are not calls).
+usage_daily_people = Table(
+    "usage_daily_people", metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("user_id", String(128), primary_key=True),
+    Column("key_id", String(32), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("billed_currency", String(3), primary_key=True),
+    Column("records", BigInteger, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    Column("successes", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("unpriced_calls", BigInteger, nullable=False),
+    Column("cost", Money, nullable=False),
+    Column("billed_cost", Money, nullable=False),
+    # Every tenant's rows of a range of days: a new row adds an entry, a sum added to one
+    # does not (the column is not indexed), so the update stays in place.
+    Index("ix_usage_daily_people_day", "day"),
 )
 
 # Charge lines summed per tenant-local day, user, model, meter, unit price and refund: a bill (of a
