@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import orjson
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -157,21 +158,40 @@ async def owner(state: GatewayState, request: Request) -> Owner:
     return Owner(key, bound_user(request, key), request_tags(request), request_metadata(request))
 
 
-async def find_batch(state: GatewayState, who: Owner, batch_id: str) -> StoredBatch:
+class _Owned(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def provider(self) -> str: ...
+
+
+Found = TypeVar("Found", bound=_Owned)
+
+
+async def owned(state: GatewayState, who: Owner, find: Callable[[Connection], Found | None],
+                what: str, field: str) -> Found:
+    """What ``find`` reads, if ``who`` may reach it (another tenant's, or another user's for a
+    key bound to one, is as unknown: 404) and its provider is still configured."""
     engine = state.metering.engine
 
-    def load() -> StoredBatch | None:
+    def load() -> Found | None:
         with engine.connect() as conn:
-            return store.find_batch(conn, batch_id)
+            return find(conn)
 
     found = await run_in_threadpool(load)
     if found is None or not who.reaches(found.tenant_id, found.user_id):
-        raise NotFound(f"no batch {batch_id!r} was created with this tenant's keys",
-                       field="batch_id")
+        raise NotFound(f"no {what} was made with this tenant's keys", field=field)
     if found.provider not in state.router.providers:
-        raise NotFound(f"batch {batch_id!r} was created at provider {found.provider!r}, which "
-                       "is no longer configured")
+        raise NotFound(f"{what} is at provider {found.provider!r}, which is no longer "
+                       "configured")
     return found
+
+
+async def find_batch(state: GatewayState, who: Owner, batch_id: str) -> StoredBatch:
+    return await owned(state, who, lambda conn: store.find_batch(conn, batch_id),
+                       f"batch {batch_id!r}", "batch_id")
 
 
 async def pending(state: GatewayState, who: Owner, lines: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from meterline.asgi.responses import JsonResponse
-from meterline.errors import InvalidInput, NotFound
+from meterline.errors import InvalidInput
 from meterline.gateway import batches as common
 from meterline.gateway.batch_bills import Result, bill_once, jsonl_objects
 from meterline.gateway.calls import Form, parse_form
@@ -135,20 +135,8 @@ async def _keep_file(state: GatewayState, file: StoredFile) -> None:
 
 
 async def _file(state: GatewayState, who: common.Owner, file_id: str) -> StoredFile:
-    engine = state.metering.engine
-
-    def load() -> StoredFile | None:
-        with engine.connect() as conn:
-            return store.find_file(conn, file_id)
-
-    found = await run_in_threadpool(load)
-    if found is None or not who.reaches(found.tenant_id, found.user_id):
-        raise NotFound(f"no file {file_id!r} was uploaded or made with this tenant's keys",
-                       field="file_id")
-    if found.provider not in state.router.providers:
-        raise NotFound(f"file {file_id!r} is at provider {found.provider!r}, which is no "
-                       "longer configured")
-    return found
+    return await common.owned(state, who, lambda conn: store.find_file(conn, file_id),
+                              f"file {file_id!r}", "file_id")
 
 
 async def file(state: GatewayState, request: Request, content: bool) -> Response:

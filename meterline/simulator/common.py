@@ -81,13 +81,19 @@ def authorized(request: Request, key: str) -> bool:
     )
 
 
-async def begin(request: Request, sim: SimState, error: ErrorFn) -> dict[str, Any] | Response:
-    """Count the request, check the key and read the JSON body; a Response means "answer that"."""
+async def begin(request: Request, sim: SimState, error: ErrorFn,
+                refusal: Callable[[Request], str | None] | None = None
+                ) -> dict[str, Any] | Response:
+    """Count the request, check its credentials (the key, or ``refusal``: why they are not
+    good enough, None when they are) and read the JSON body; a Response means "answer that"."""
     path = request.scope["path"]
     sim.requests[path] = sim.requests.get(path, 0) + 1
-    if sim.require_key is not None and not authorized(request, sim.require_key):
+    why = refusal(request) if refusal is not None else (
+        "Incorrect or missing API key." if sim.require_key is not None
+        and not authorized(request, sim.require_key) else None)
+    if why is not None:
         sim.remember(request, None)
-        return error(401, "Incorrect or missing API key.")
+        return error(401, why)
     raw = await request.body()
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):

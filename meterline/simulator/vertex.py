@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from meterline.simulator.anthropic import anthropic_error, anthropic_routes
-from meterline.simulator.common import SimState
+from meterline.simulator.common import SimState, begin
 from meterline.simulator.gemini import gemini_error, gemini_routes
 from meterline.simulator.tokens import TokenIssuer
 
@@ -57,25 +57,19 @@ def vertex_routes(sim: SimState, issuer: TokenIssuer) -> list[Route]:
     gemini = _endpoint(gemini_routes(inner), "/v1beta/models/{target}")
     anthropic = _endpoint(anthropic_routes(inner), "/v1/messages")
 
+    def refusal(request: Request) -> str | None:
+        if issuer.identity(request.headers.get("authorization"), "google") is not None:
+            return None
+        return ("Request had invalid authentication credentials. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential.")
+
     async def model_action(request: Request) -> Response:
-        path = request.scope["path"]
-        sim.requests[path] = sim.requests.get(path, 0) + 1
         publisher = request.path_params["publisher"]
         error = anthropic_error if publisher == "anthropic" else gemini_error
-        if issuer.identity(request.headers.get("authorization"), "google") is None:
-            sim.remember(request, None)
-            return error(401, "Request had invalid authentication credentials. Expected OAuth "
-                              "2 access token, login cookie or other valid authentication "
-                              "credential.")
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            sim.remember(request, raw)
-            return error(400, "The request body is not valid JSON.")
-        sim.remember(request, body)
-        if not isinstance(body, dict):
-            return error(400, "The request body must be a JSON object.")
+        body = await begin(request, sim, error, refusal)
+        if isinstance(body, Response):
+            return body
+        raw = await request.body()  # read once by begin, kept by the request
         model, _, action = request.path_params["target"].rpartition(":")
         if publisher == "google":
             return await gemini(_handing(request, {"target": f"{model}:{action}"}, raw))

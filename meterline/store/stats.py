@@ -120,9 +120,7 @@ def daily(conn: Connection, *, tenant: str | None, first: date | None, last: dat
     :func:`_tenant_day`). Read from ``usage_daily_models`` unless a group is the user or the
     key; then, without ``latency`` (its sums left out), from ``usage_daily_people`` where the
     groups are only users and keys."""
-    by_person = bool({group, also} & BY_PERSON)
-    table = usage_daily_models if not by_person else usage_daily_people \
-        if not latency and {group, also} <= PEOPLE_GROUPS else usage_daily
+    table = _rollup_for({group, also}, latency)
     c = table.c
     group_column = c[group].label("group") if group else literal(None).label("group")
     keys: list[Any] = [group_column, c.currency, c.billed_currency]
@@ -149,6 +147,15 @@ def daily(conn: Connection, *, tenant: str | None, first: date | None, last: dat
     return list(conn.execute(select(*keys, *sums)
                              .where(*_range(table, tenant, first, last))
                              .group_by(*group_keys)))
+
+
+def _rollup_for(groups: set[str | None], latency: bool) -> Any:
+    """The smallest rollup that holds ``groups`` (and the latencies, if asked for)."""
+    if not groups & BY_PERSON:
+        return usage_daily_models
+    if not latency and groups <= PEOPLE_GROUPS:
+        return usage_daily_people
+    return usage_daily
 
 
 def meters(conn: Connection, *, tenant: str | None, first: date | None, last: date | None,
